@@ -1,0 +1,88 @@
+"""The scenario catalog (``scenarios/catalog.toml``): names, locustfiles, defaults, expected symptoms.
+
+``bench scenarios`` lists it; the runner resolves a scenario name to a ``Scenario`` here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.errors import UsageError
+
+# Built-in defaults, the last step of the precedence: flag > BENCH_* env > catalog > these.
+DEFAULTS: dict[str, Any] = {
+    "users": 50,
+    "spawn_rate": 50.0,
+    "duration_s": 20.0,
+    "pool_size": 5,
+    "max_overflow": 0,
+    "pool_timeout_s": 30.0,
+    "upstream_latency_ms": 100.0,
+    "cooldown_s": 3.0,
+}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    locustfile: Path
+    description: str
+    symptom: str
+    write_routes: tuple[str, ...]
+    defaults: dict[str, Any]
+    checks: tuple[str, ...]
+
+
+def scenarios_dir() -> Path:
+    """``BENCH_SCENARIOS`` or the ``scenarios/`` folder next to the package (a source checkout)."""
+    env = os.environ.get("BENCH_SCENARIOS")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "scenarios"
+
+
+def load_catalog(path: Path | None = None) -> dict[str, Scenario]:
+    path = path or scenarios_dir() / "catalog.toml"
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"no scenario catalog at {path}; set BENCH_SCENARIOS to the scenarios folder") from None
+    except tomllib.TOMLDecodeError as err:
+        raise UsageError(f"scenario catalog {path} is not valid TOML: {err}") from None
+    return {name: _scenario(name, entry, path.parent) for name, entry in data.items()}
+
+
+def _scenario(name: str, entry: Any, folder: Path) -> Scenario:
+    if not isinstance(entry, dict) or not isinstance(entry.get("locustfile"), str):
+        raise UsageError(f"catalog entry '{name}' needs a locustfile = \"...\" line")
+    unknown = set(entry) - set(DEFAULTS) - {"locustfile", "description", "symptom", "write_routes", "checks"}
+    if unknown:
+        raise UsageError(f"catalog entry '{name}' has unknown keys: {', '.join(sorted(unknown))}")
+    defaults = {key: entry.get(key, value) for key, value in DEFAULTS.items()}
+    for key, value in defaults.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+            raise UsageError(f"catalog entry '{name}': {key} must be a non-negative number, got {value!r}")
+    return Scenario(
+        name=name,
+        locustfile=folder / entry["locustfile"],
+        description=str(entry.get("description", "")),
+        symptom=str(entry.get("symptom", "")),
+        write_routes=tuple(entry.get("write_routes", ())),
+        defaults=defaults,
+        checks=tuple(entry.get("checks", ())),
+    )
+
+
+def get_scenario(name: str, catalog: dict[str, Scenario] | None = None) -> Scenario:
+    catalog = load_catalog() if catalog is None else catalog
+    scenario = catalog.get(name)
+    if scenario is None:
+        close = difflib.get_close_matches(name, list(catalog), n=1)
+        hint = f"did you mean '{close[0]}'? " if close else f"known: {', '.join(sorted(catalog))}; "
+        raise UsageError(f"no scenario '{name}'; {hint}see: bench scenarios")
+    if not scenario.locustfile.is_file():
+        raise UsageError(f"scenario '{name}': locustfile {scenario.locustfile} is missing; fix catalog.toml")
+    return scenario

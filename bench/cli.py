@@ -1,0 +1,110 @@
+"""The ``bench`` command line: thin commands that parse, call a plain function and print.
+
+Exit codes: 0 ok · 1 a gate or check failed · 2 bad usage or input · 3 the harness or its infrastructure failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from bench.catalog import get_scenario, load_catalog
+from bench.errors import EXIT_INFRA, BenchError, Interrupted
+from bench.postgres import redact
+from bench.settings import resolve_config
+from bench.terminal import Console
+
+app = typer.Typer(
+    help="Show, measure and gate what wrong database-session scoping costs an async Python service.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.command()
+def scenarios() -> None:
+    """List the scenario catalog: name, what it does, the symptom it shows."""
+    catalog = load_catalog()
+    width = max(len(name) for name in catalog)
+    for name, scenario in catalog.items():
+        typer.echo(f"{name:<{width}}  {scenario.description}")
+        typer.echo(f"{'':<{width}}  symptom: {scenario.symptom}")
+
+
+@app.command()
+def run(
+    scenario: Annotated[str, typer.Argument(help="Scenario name; see: bench scenarios.")],
+    app_: Annotated[Optional[str], typer.Option("--app", help="good, bad or both (good then bad).", envvar="BENCH_APP")] = None,
+    users: Annotated[Optional[int], typer.Option(help="Concurrent Locust users.")] = None,
+    spawn_rate: Annotated[Optional[float], typer.Option(help="Users started per second.")] = None,
+    duration: Annotated[Optional[str], typer.Option(help="Load duration per app: 20s, 2m or seconds.")] = None,
+    pool_size: Annotated[Optional[int], typer.Option(help="SQLAlchemy pool_size of the target app.")] = None,
+    max_overflow: Annotated[Optional[int], typer.Option(help="SQLAlchemy max_overflow.")] = None,
+    pool_timeout: Annotated[Optional[float], typer.Option(help="Seconds a checkout waits before TimeoutError.")] = None,
+    upstream_ms: Annotated[Optional[float], typer.Option(help="Latency of the simulated slow upstream call.")] = None,
+    cooldown: Annotated[Optional[str], typer.Option(help="Keep sampling this long after the load stops.")] = None,
+    idle_threshold: Annotated[Optional[float], typer.Option(help="Idle-in-transaction age (ms) counted as long.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Write the run folder exactly here.")] = None,
+    dsn: Annotated[Optional[str], typer.Option(help="Use this PostgreSQL instead of the embedded one.", envvar="BENCH_DSN", show_envvar=True)] = None,
+    keep: Annotated[bool, typer.Option(help="Keep the per-run databases instead of dropping them.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress line.")] = False,
+) -> None:
+    """Run SCENARIO against the paired apps under Locust load and write a run folder."""
+    flags = {
+        "app": app_, "users": users, "spawn_rate": spawn_rate, "duration_s": duration, "pool_size": pool_size,
+        "max_overflow": max_overflow, "pool_timeout_s": pool_timeout, "upstream_latency_ms": upstream_ms,
+        "cooldown_s": cooldown, "idle_threshold_ms": idle_threshold, "out": out, "dsn": dsn, "keep": keep,
+    }
+    chosen = get_scenario(scenario)
+    config = resolve_config(chosen, flags)
+    from bench.runner import run_scenario  # heavy imports only once the input is known good
+
+    command = ["bench", *[redact(arg) for arg in sys.argv[1:]]]
+    result = _run_until_signal(run_scenario(config, chosen, Console(quiet=quiet), command))
+    raise typer.Exit(result)
+
+
+def _run_until_signal(coro: "asyncio.Future[object] | object") -> int:
+    """Run the coroutine; SIGINT and SIGTERM cancel it so it can stop children and save what it has."""
+
+    async def main() -> int:
+        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        result = await task
+        return int(getattr(result, "exit_code", 0))
+
+    return asyncio.run(main())
+
+
+def main() -> None:
+    try:
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except BenchError as err:
+        typer.echo(f"error: {redact(str(err))}", err=True)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(Interrupted.exit_code)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except Exception as err:  # click usage errors carry their own exit code (2)
+        code = getattr(err, "exit_code", None)
+        show = getattr(err, "show", None)
+        if code is not None and callable(show):
+            show()
+            sys.exit(code)
+        typer.echo(f"error: internal failure: {type(err).__name__}: {redact(str(err))}", err=True)
+        sys.exit(EXIT_INFRA)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""A run's folder on disk: where it goes, and atomic JSON writes so a crash never leaves half a file.
+
+The runner writes run.json first and updates it as the run goes; summary.json comes last.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bench.errors import UsageError
+
+
+def default_results_dir() -> Path:
+    return Path(os.environ.get("BENCH_RESULTS", "results"))
+
+
+def new_run_dir(scenario: str, out: Path | None) -> Path:
+    """``out`` exactly, or ``results/<UTC timestamp>_<scenario>/``; must be creatable and writable."""
+    if out is None:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        out = default_results_dir() / f"{stamp}_{scenario}"
+        suffix = 1
+        while out.exists():
+            suffix += 1
+            out = default_results_dir() / f"{stamp}_{scenario}-{suffix}"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise UsageError(f"cannot write the run folder {out}: {err.strerror}; pick another --out") from None
+    return out
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically: a temporary file in the same folder, fsync, then rename over the target."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, sort_keys=False, default=str)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path} does not exist; pass a run folder written by bench run") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UsageError(f"{path} is not valid JSON ({err}); the run folder is damaged") from None

@@ -1,0 +1,276 @@
+"""Runs one scenario end to end: database, target app(s), collector, Locust, cool-down, integrity, summary.
+
+``bench run`` calls ``run_scenario``; tests call it directly. Every child is stopped on every exit path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import psutil
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from bench import postgres
+from bench.catalog import Scenario
+from bench.collector import Collector
+from bench.environment import describe
+from bench.errors import BenchError, InfraError, Interrupted
+from bench.instrument import ENDPOINT_PATH
+from bench.loadgen import LoadPlan, RequestTail, go_file, locust_child, read_requests
+from bench.processes import Child, free_port, stop_all, wait_for_http
+from bench.runfolder import new_run_dir, write_json
+from bench.settings import RunConfig
+from bench.summary import SCHEMA_VERSION, Check, Integrity, evaluate, summarize_app
+from bench.terminal import Console
+
+_LOCUST_GRACE_S = 30.0  # Locust stops itself at --run-time; past this much longer it is killed
+
+
+@dataclass
+class RunResult:
+    folder: Path
+    summary: dict[str, Any] | None
+    exit_code: int
+    error: str | None = None
+
+
+@dataclass
+class _Run:
+    config: RunConfig
+    scenario: Scenario
+    console: Console
+    command: list[str]
+    folder: Path
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    server: postgres.Server | None = None
+    embedded: postgres.EmbeddedPostgres | None = None
+    apps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    started_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+
+    def note(self, message: str) -> None:
+        self.events.append({"t": time.time(), "message": message})
+        self.console.info(message)
+
+    def run_json(self, status: str, error: str | None = None) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "status": status,
+            "error": error,
+            "scenario": self.config.scenario,
+            "run_id": self.run_id,
+            "started_at": self.started_at,
+            "updated_at": datetime.now(timezone.utc).isoformat(),
+            "command": self.command,
+            "config": self.config.to_json(),
+            "database": self.server.safe_dsn("<per-app database>") if self.server else None,
+            "environment": describe(self.server.version if self.server else None),
+            "timings": self.timings,
+            "events": self.events,
+            "apps_completed": list(self.apps),
+        }
+
+
+def process_started_at() -> float:
+    """When this process was created (the user pressed enter), for the start-up figure."""
+    try:
+        return float(psutil.Process().create_time())
+    except psutil.Error:
+        return time.time()
+
+
+async def run_scenario(config: RunConfig, scenario: Scenario, console: Console, command: list[str]) -> RunResult:
+    folder = new_run_dir(config.scenario, config.out)
+    run = _Run(config=config, scenario=scenario, console=console, command=command, folder=folder)
+    write_json(folder / "run.json", run.run_json("running"))
+    console.header(config, scenario, folder)
+    status, error, exit_code = "completed", None, 0
+    try:
+        await _start_database(run)
+        for app in config.apps:
+            run.apps[app] = await _run_app(run, app)
+            write_json(folder / "run.json", run.run_json("running"))
+    except asyncio.CancelledError:
+        status, error, exit_code = "interrupted", "interrupted by a signal", Interrupted.exit_code
+    except BenchError as err:
+        status, error, exit_code = "failed", postgres.redact(str(err)), err.exit_code
+    finally:
+        stop_all()
+        if run.embedded is not None:
+            await asyncio.shield(asyncio.to_thread(run.embedded.stop))
+    summary = _write_summary(run, status, error)
+    write_json(folder / "run.json", run.run_json(status, error))
+    if status == "completed" and any(not c["passed"] for c in summary["checks"]):
+        exit_code = 1
+    console.final(summary, folder, error)
+    return RunResult(folder=folder, summary=summary, exit_code=exit_code, error=error)
+
+
+async def _start_database(run: _Run) -> None:
+    if run.config.dsn:
+        run.server = await postgres.connect_external(run.config.dsn)
+        run.note(f"database: {run.server.safe_dsn('postgres')} ({run.server.version})")
+        return
+    started = time.monotonic()
+    run.embedded = postgres.EmbeddedPostgres(notify=run.note)
+    run.server = run.embedded.start()
+    run.timings["database_start_s"] = round(time.monotonic() - started, 3)
+    run.console.info(f"embedded {run.server.version} on 127.0.0.1:{run.server.port} "
+                     f"(started in {run.timings['database_start_s']:.2f}s)")
+
+
+async def _prepare_database(server: postgres.Server, name: str) -> None:
+    from target_apps.common.models import create_schema  # the schema belongs to the paired apps
+
+    await postgres.create_database(server, name)
+    engine = create_async_engine(_sqlalchemy_url(server.dsn(name)), poolclass=NullPool)
+    try:
+        async with engine.begin() as conn:
+            await create_schema(conn)
+    finally:
+        await engine.dispose()
+
+
+def _sqlalchemy_url(dsn: str) -> str:
+    return "postgresql+asyncpg://" + dsn.split("://", 1)[1]
+
+
+def _app_child(run: _Run, app: str, database: str, port: int, folder: Path) -> Child:
+    assert run.server is not None
+    cfg = run.config
+    env = {
+        "BENCH_APP_DSN": _sqlalchemy_url(run.server.dsn(database)),
+        "BENCH_APP_POOL_SIZE": str(cfg.pool_size),
+        "BENCH_APP_MAX_OVERFLOW": str(cfg.max_overflow),
+        "BENCH_APP_POOL_TIMEOUT": str(cfg.pool_timeout_s),
+        "BENCH_APP_UPSTREAM_MS": str(cfg.upstream_latency_ms),
+    }
+    argv = [sys.executable, "-m", "uvicorn", "--factory", f"target_apps.{app}.app:create",
+            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]
+    return Child(name=f"{app} app", argv=argv, log_path=folder / "app.log", env=env)
+
+
+async def _run_app(run: _Run, app: str) -> dict[str, Any]:
+    assert run.server is not None
+    cfg, folder = run.config, run.folder / app
+    folder.mkdir(parents=True, exist_ok=True)
+    database = f"scopebench_{run.run_id}_{app}"
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    # The app and Locust start while the database is prepared: their imports overlap. Locust holds
+    # its users until the go file exists, so no request is sent before the app is ready.
+    app_child = _app_child(run, app, database, port, folder).start()
+    plan = LoadPlan(locustfile=run.scenario.locustfile, host=base, users=cfg.users,
+                    spawn_rate=cfg.spawn_rate, duration_s=cfg.duration_s)
+    locust = locust_child(plan, folder).start()
+    try:
+        await _prepare_database(run.server, database)
+        await asyncio.to_thread(wait_for_http, base + "/healthz", app_child)
+        collector = Collector(
+            admin_dsn=run.server.dsn("postgres"), database=database,
+            application_name=f"scopebench-{app}", pool_url=base + ENDPOINT_PATH,
+            samples_path=folder / "samples.jsonl", interval_s=cfg.sample_interval_s,
+            idle_threshold_s=cfg.idle_threshold_ms / 1000,
+        )
+        await collector.open()
+        try:
+            await _drive_load(run, app, locust, collector, folder)
+            app_child.stop(timeout=10)  # its backends exit and flush their pg_stat_database counters
+            figures = await collector.finish()
+            integrity = await _integrity(run, database, folder)
+        finally:
+            await collector.close()
+    finally:
+        locust.stop(timeout=5)
+        app_child.stop(timeout=10)
+        await _drop_database(run, database)
+    return summarize_app(requests=read_requests(folder), pool=collector.last_pool, db=figures,
+                         integrity=integrity, pool_capacity=cfg.pool_size + cfg.max_overflow)
+
+
+async def _drop_database(run: _Run, database: str) -> None:
+    if run.config.keep or run.server is None:
+        return
+    try:
+        await postgres.drop_database(run.server, database)
+    except BenchError as err:  # never mask the error that brought us here
+        run.note(f"could not drop database {database}: {err}")
+
+
+async def _drive_load(run: _Run, app: str, locust: Child, collector: Collector, folder: Path) -> None:
+    cfg = run.config
+    stop = asyncio.Event()
+    collector.phase = "load"
+    sampling = asyncio.create_task(collector.run(stop))
+    tail = RequestTail(folder / "requests.csv")
+    go_file(folder).touch()
+    load_started = time.monotonic()
+    try:
+        while locust.exit_code() is None:
+            await asyncio.sleep(0.25)
+            tail.poll()
+            elapsed = time.monotonic() - load_started
+            if tail.first_start is not None and "startup_s" not in run.timings:
+                run.timings["startup_s"] = round(tail.first_start - process_started_at(), 3)
+            run.console.progress(app, "load", elapsed, cfg.duration_s, tail, collector)
+            if elapsed > cfg.duration_s + _LOCUST_GRACE_S:
+                run.note(f"{app}: Locust overran its run time by {_LOCUST_GRACE_S:.0f}s; stopped it")
+                break
+        locust.stop(timeout=5)
+        tail.poll()
+        if tail.requests == 0:
+            raise InfraError(f"Locust sent no request (exit code {locust.exit_code()}): {locust.log_tail()}")
+        collector.phase = "cooldown"
+        cooldown_end = time.monotonic() + cfg.cooldown_s
+        while time.monotonic() < cooldown_end:
+            await asyncio.sleep(0.25)
+            run.console.progress(app, "cool-down", cfg.cooldown_s - (cooldown_end - time.monotonic()),
+                                 cfg.cooldown_s, tail, collector)
+    finally:
+        stop.set()
+        await sampling
+        run.console.end_progress()
+
+
+async def _integrity(run: _Run, database: str, folder: Path) -> Integrity | None:
+    assert run.server is not None
+    write_routes = set(run.scenario.write_routes)
+    if not write_routes:
+        return None
+    requests = read_requests(folder)
+    acknowledged = int(((requests["failed"] == 0) & requests["name"].isin(write_routes)).sum())
+    conn = await asyncpg.connect(run.server.dsn(database), timeout=10)
+    try:
+        rows = int(await conn.fetchval("SELECT count(*) FROM orders"))
+    finally:
+        await conn.close()
+    return Integrity(acknowledged_writes=acknowledged, rows_written=rows)
+
+
+def _write_summary(run: _Run, status: str, error: str | None) -> dict[str, Any]:
+    checks = evaluate([Check.parse(c) for c in run.scenario.checks], run.apps) if status == "completed" else []
+    summary = {
+        "schema_version": SCHEMA_VERSION,
+        "scenario": run.config.scenario,
+        "status": status,
+        "error": error,
+        "started_at": run.started_at,
+        "command": run.command,
+        "environment": describe(run.server.version if run.server else None),
+        "config": run.config.to_json(),
+        "timings": run.timings,
+        "apps": run.apps,
+        "checks": checks,
+    }
+    write_json(run.folder / "summary.json", summary)
+    return summary

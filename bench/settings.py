@@ -1,0 +1,129 @@
+"""One run's validated configuration, with a fixed precedence: CLI flag > BENCH_* env > catalog > default.
+
+The CLI builds a ``RunConfig`` with ``resolve_config``; the runner and the summary read it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.catalog import Scenario
+from bench.errors import UsageError
+
+APPS = ("good", "bad")
+MAX_DURATION_S = 6 * 3600.0  # load is always bounded; nobody means to run a scenario for days
+
+_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m(?!s))?\s*(?:(\d+(?:\.\d+)?)s?)?\s*$")
+
+
+def parse_duration(text: str | float, flag: str = "--duration") -> float:
+    """'20s', '2m', '1h30m', '90' or 1.5 -> seconds; anything else is a UsageError."""
+    if isinstance(text, (int, float)):
+        seconds = float(text)
+    else:
+        match = _DURATION.match(text) if text.strip() else None
+        if match is None or not any(match.groups()):
+            raise UsageError(f"{flag} {text!r} is not a duration; use e.g. 20s, 2m, 1h30m or plain seconds")
+        h, m, s = (float(g) if g else 0.0 for g in match.groups())
+        seconds = h * 3600 + m * 60 + s
+    if not math.isfinite(seconds) or seconds < 0:
+        raise UsageError(f"{flag} must be a non-negative duration, got {text!r}")
+    return seconds
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunConfig:
+    scenario: str
+    apps: tuple[str, ...]
+    users: int
+    spawn_rate: float
+    duration_s: float
+    pool_size: int
+    max_overflow: int
+    pool_timeout_s: float
+    upstream_latency_ms: float
+    cooldown_s: float
+    idle_threshold_ms: float = 50.0
+    sample_interval_s: float = 0.1
+    dsn: str | None = field(default=None, repr=False)
+    out: Path | None = None
+    keep: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """The config as written to run.json and summary.json: never the DSN itself."""
+        data = asdict(self)
+        data.pop("dsn")
+        data["out"] = str(self.out) if self.out else None
+        data["apps"] = list(self.apps)
+        data["database"] = "external" if self.dsn else "embedded"
+        return data
+
+
+# name -> (env var, type, minimum)
+_NUMERIC: dict[str, tuple[str, type, float]] = {
+    "users": ("BENCH_USERS", int, 1),
+    "spawn_rate": ("BENCH_SPAWN_RATE", float, 0.01),
+    "duration_s": ("BENCH_DURATION", float, 1),
+    "pool_size": ("BENCH_POOL_SIZE", int, 1),
+    "max_overflow": ("BENCH_MAX_OVERFLOW", int, 0),
+    "pool_timeout_s": ("BENCH_POOL_TIMEOUT", float, 0.01),
+    "upstream_latency_ms": ("BENCH_UPSTREAM_MS", float, 0),
+    "cooldown_s": ("BENCH_COOLDOWN", float, 0),
+    "idle_threshold_ms": ("BENCH_IDLE_THRESHOLD_MS", float, 0),
+}
+_FLAG = {
+    "duration_s": "--duration",
+    "pool_timeout_s": "--pool-timeout",
+    "upstream_latency_ms": "--upstream-ms",
+    "cooldown_s": "--cooldown",
+    "idle_threshold_ms": "--idle-threshold",
+}
+
+
+def resolve_config(
+    scenario: Scenario,
+    flags: dict[str, Any],
+    env: dict[str, str] | None = None,
+) -> RunConfig:
+    """Merge flags (None = not given), BENCH_* variables, catalog defaults and built-in defaults."""
+    env = dict(os.environ if env is None else env)
+    values: dict[str, Any] = {}
+    for name, (var, kind, minimum) in _NUMERIC.items():
+        flag = _FLAG.get(name, "--" + name.replace("_", "-"))
+        raw = flags.get(name)
+        source = flag
+        if raw is None and env.get(var):
+            raw, source = env[var], var
+        if raw is None:
+            raw = scenario.defaults.get(name, 50.0 if name == "idle_threshold_ms" else None)
+        values[name] = _number(raw, kind, minimum, source)
+    if values["duration_s"] > MAX_DURATION_S:
+        raise UsageError(f"--duration is capped at {MAX_DURATION_S / 3600:.0f}h; split longer soaks into runs")
+    app = flags.get("app") or env.get("BENCH_APP") or "both"
+    if app not in (*APPS, "both"):
+        raise UsageError(f"--app must be good, bad or both, got {app!r}")
+    return RunConfig(
+        scenario=scenario.name,
+        apps=APPS if app == "both" else (app,),
+        dsn=flags.get("dsn") or env.get("BENCH_DSN") or None,
+        out=flags.get("out"),
+        keep=bool(flags.get("keep")),
+        **values,
+    )
+
+
+def _number(raw: Any, kind: type, minimum: float, source: str) -> Any:
+    if isinstance(raw, str) and source in ("--duration", "--cooldown", "BENCH_DURATION", "BENCH_COOLDOWN"):
+        raw = parse_duration(raw, source)
+    try:
+        value = kind(float(raw)) if kind is int and float(raw).is_integer() else kind(raw)
+    except (TypeError, ValueError):
+        raise UsageError(f"{source} expects a number, got {raw!r}") from None
+    if not math.isfinite(float(value)) or value < minimum:
+        raise UsageError(f"{source} must be at least {minimum:g}, got {raw!r}")
+    return value

@@ -1,0 +1,208 @@
+"""Turns one app run's raw material (requests, pool snapshot, collector figures, row counts) into
+summary.json's schema-1 figures, and evaluates the scenario's checks over them.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pandas as pd
+
+from bench.collector import DbFigures
+from bench.errors import UsageError
+from bench.instrument import Histogram
+
+SCHEMA_VERSION = 1
+PERCENTILES = (50, 95, 99)
+
+
+@dataclass(frozen=True)
+class Integrity:
+    acknowledged_writes: int
+    rows_written: int
+
+    @property
+    def lost_writes(self) -> int:
+        return max(0, self.acknowledged_writes - self.rows_written)
+
+    def to_json(self) -> dict[str, int]:
+        return {**asdict(self), "lost_writes": self.lost_writes}
+
+
+def latency_ms(values: pd.Series) -> dict[str, float]:
+    if values.empty:
+        return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0}
+    # "higher": a percentile is a latency some request really had, as HDR and Locust report it.
+    quantiles = values.quantile([p / 100 for p in PERCENTILES], interpolation="higher")
+    out = {f"p{p}": round(float(q), 3) for p, q in zip(PERCENTILES, quantiles, strict=True)}
+    out["max"] = round(float(values.max()), 3)
+    return out
+
+
+def hist_ms(hist: Histogram) -> dict[str, float]:
+    out = {f"p{p}": round(hist.percentile(p) * 1000, 3) for p in PERCENTILES}
+    out["max"] = round(hist.max * 1000, 3)
+    out["mean"] = round(hist.mean * 1000, 3)
+    return out
+
+
+def load_window_s(requests: pd.DataFrame) -> float:
+    """From the first request's start to the last response: the span throughput is measured over."""
+    if requests.empty:
+        return 0.0
+    end = (requests["start_epoch_s"] + requests["response_time_ms"] / 1000).max()
+    return float(end - requests["start_epoch_s"].min())
+
+
+def summarize_app(
+    *,
+    requests: pd.DataFrame,
+    pool: dict[str, Any] | None,
+    db: DbFigures,
+    integrity: Integrity | None,
+    pool_capacity: int,
+) -> dict[str, Any]:
+    window = load_window_s(requests)
+    ok = requests[requests["failed"] == 0] if not requests.empty else requests
+    throughput = len(ok) / window if window > 0 else 0.0
+    summary: dict[str, Any] = {
+        "requests": int(len(requests)),
+        "failures": int(requests["failed"].sum()) if not requests.empty else 0,
+        "throughput_rps": round(throughput, 3),
+        "load_window_s": round(window, 3),
+        "latency_ms": latency_ms(ok["response_time_ms"] if not ok.empty else pd.Series(dtype=float)),
+        "pool": _pool_block(pool, pool_capacity, throughput),
+        "db": _db_block(db, len(ok)),
+        "integrity": integrity.to_json() if integrity else None,
+        "endpoints": _endpoints(requests, pool),
+    }
+    return summary
+
+
+def _pool_block(pool: dict[str, Any] | None, capacity: int, throughput: float) -> dict[str, Any] | None:
+    if pool is None:
+        return None
+    wait = Histogram.from_json(pool["wait_time"])
+    hold = Histogram.from_json(pool["use_time"])
+    counters = pool.get("counters", {})
+    # Little's law: at most `capacity` connections, each busy `mean hold` per request.
+    ceiling = capacity / hold.mean if hold.mean > 0 else None
+    return {
+        "wait_ms": hist_ms(wait),
+        "hold_ms": hist_ms(hold),
+        "connect_ms": hist_ms(Histogram.from_json(pool["create_time"])),
+        "checkouts": counters.get("checkouts", 0),
+        "timeouts": counters.get("timeouts", 0),
+        "checked_out_max": counters.get("checked_out_max", 0),
+        "pending_max": counters.get("pending_max", 0),
+        "connections_opened": counters.get("connections_opened", 0),
+        "invalidated": counters.get("invalidated", 0),
+        "capacity": capacity,
+        "littles_law_ceiling_rps": round(ceiling, 3) if ceiling else None,
+        "ceiling_utilisation": round(throughput / ceiling, 4) if ceiling else None,
+    }
+
+
+def _db_block(db: DbFigures, completed: int) -> dict[str, Any]:
+    server_idle = db.server.get("idle_in_transaction_time")
+    # The server counts every moment, the samples only what they caught: prefer the server's figure.
+    total = server_idle if server_idle is not None else db.idle_in_tx_seconds_sampled
+    return {
+        "idle_in_tx_max": db.idle_in_tx_max,
+        "idle_in_tx_mean": round(db.idle_in_tx_mean, 3),
+        "idle_in_tx_oldest_s": round(db.idle_in_tx_oldest_s, 4),
+        "idle_in_tx_seconds": round(total, 4),
+        "idle_in_tx_seconds_sampled": round(db.idle_in_tx_seconds_sampled, 4),
+        "idle_in_tx_sampled_share": round(db.idle_in_tx_seconds_sampled / total, 3) if total else None,
+        "idle_in_tx_long_seconds": round(db.idle_in_tx_long_seconds, 4),
+        "idle_in_tx_per_request_ms": round(total * 1000 / completed, 3) if completed else None,
+        "idle_in_tx_after_load": db.idle_in_tx_after_load,
+        "connections_max": db.connections_max,
+        "xact_oldest_s": round(db.xact_oldest_s, 4),
+        "samples": db.samples,
+        "server": {k: round(v, 4) for k, v in db.server.items()},
+    }
+
+
+def _endpoints(requests: pd.DataFrame, pool: dict[str, Any] | None) -> dict[str, Any]:
+    by_route = (pool or {}).get("use_time_by_route", {})
+    out: dict[str, Any] = {}
+    if requests.empty:
+        return out
+    for name, group in requests.groupby("name", sort=True):
+        ok = group[group["failed"] == 0]
+        hold = by_route.get(str(name))
+        out[str(name)] = {
+            "requests": int(len(group)),
+            "failures": int(group["failed"].sum()),
+            "latency_ms": latency_ms(ok["response_time_ms"]),
+            "pool_hold_ms": hist_ms(Histogram.from_json(hold)) if hold else None,
+        }
+    return out
+
+
+# --- checks -------------------------------------------------------------------------------------
+
+_OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq}
+_CHECK = re.compile(r"^\s*([a-z]+)(?:/([a-z]+))?\s*:\s*([A-Za-z0-9_.]+)\s*(>=|<=|==|>|<)\s*(-?[0-9.]+)\s*$")
+
+
+@dataclass(frozen=True)
+class Check:
+    app: str
+    other: str | None
+    metric: str
+    op: str
+    threshold: float
+
+    @classmethod
+    def parse(cls, text: str) -> Check:
+        match = _CHECK.match(text)
+        if match is None:
+            raise UsageError(f"check {text!r} is malformed; write e.g. 'bad/good: pool.wait_ms.p95 >= 10'")
+        app, other, metric, op, threshold = match.groups()
+        return cls(app, other, metric, op, float(threshold))
+
+    @property
+    def name(self) -> str:
+        who = f"{self.app}/{self.other}" if self.other else self.app
+        return f"{who}: {self.metric} {self.op} {self.threshold:g}"
+
+
+def metric_value(app: dict[str, Any], path: str) -> float | None:
+    node: Any = app
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return float(node) if isinstance(node, (int, float)) and not isinstance(node, bool) else None
+
+
+def evaluate(checks: list[Check], apps: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Checks whose apps all ran; a missing metric fails its check rather than passing silently."""
+    results = []
+    for check in checks:
+        if check.app not in apps or (check.other and check.other not in apps):
+            continue
+        value = metric_value(apps[check.app], check.metric)
+        if check.other and value is not None:
+            base = metric_value(apps[check.other], check.metric)
+            value = None if base is None else _ratio(value, base)
+        passed = value is not None and bool(_OPS[check.op](value, check.threshold))
+        results.append({
+            "name": check.name, "app": check.app if not check.other else f"{check.app}/{check.other}",
+            "metric": check.metric, "op": check.op, "threshold": check.threshold,
+            "value": None if value is None else (round(value, 4) if math.isfinite(value) else str(value)),
+            "passed": passed,
+        })
+    return results
+
+
+def _ratio(a: float, b: float) -> float:
+    if b == 0:
+        return 1.0 if a == 0 else math.inf
+    return a / b

@@ -1,0 +1,90 @@
+"""Builds a target app: engine, instrumented pool and sessionmaker made in the lifespan, shared routes.
+
+``good.app`` and ``bad.app`` pass their router of scenario routes; everything else is identical.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from bench.instrument import ENDPOINT_PATH, PoolEndpoint, PoolMetrics, RouteTagMiddleware, TimedAsyncPool, instrument
+from target_apps.common.models import Item
+from target_apps.common.settings import AppSettings
+
+
+@dataclass(frozen=True)
+class AppState:
+    settings: AppSettings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    metrics: PoolMetrics
+
+    @property
+    def upstream_latency_s(self) -> float:
+        return self.settings.upstream_latency_ms / 1000.0
+
+
+def build_engine(settings: AppSettings) -> AsyncEngine:
+    return create_async_engine(
+        settings.dsn,
+        poolclass=TimedAsyncPool,
+        pool_size=settings.pool_size,
+        max_overflow=settings.max_overflow,
+        pool_timeout=settings.pool_timeout_s,
+        connect_args={"server_settings": {"application_name": settings.application_name}},
+    )
+
+
+def state_of(request: Request) -> AppState:
+    state: AppState = request.app.state.bench
+    return state
+
+
+def create_app(variant: str, scenario_routes: APIRouter) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings = AppSettings.from_env(variant)
+        engine = build_engine(settings)
+        metrics = instrument(engine)
+        app.state.bench = AppState(
+            settings=settings,
+            engine=engine,
+            sessions=async_sessionmaker(engine, expire_on_commit=False),
+            metrics=metrics,
+        )
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(title=f"scopebench target app ({variant})", lifespan=lifespan)
+    app.include_router(_shared_routes(variant))
+    app.include_router(scenario_routes)
+    app.add_route(ENDPOINT_PATH, PoolEndpoint(lambda: getattr(app.state, "bench", None) and app.state.bench.metrics))
+    app.add_middleware(RouteTagMiddleware)
+    return app
+
+
+def _shared_routes(variant: str) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "variant": variant}
+
+    @router.get("/items/{item_id}")
+    async def read_item(item_id: int, request: Request) -> dict[str, object]:
+        # The innocent read route: one short session, identical in both apps.
+        async with state_of(request).sessions() as session:
+            item = await session.scalar(select(Item).where(Item.id == item_id))
+        if item is None:
+            raise HTTPException(404, "no such item")
+        return {"id": item.id, "name": item.name, "price_cents": item.price_cents}
+
+    return router
