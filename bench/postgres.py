@@ -58,7 +58,8 @@ _PG_HBA = "local all all trust\nhost all all 127.0.0.1/32 trust\n"
 _URL_PASSWORD = re.compile(r"(?P<head>\bpostgres(?:ql)?(?:\+\w+)?://[^\s:/?#@]*:)[^\s/?#]*(?=@)", re.IGNORECASE)
 _QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)[^&\s#]*", re.IGNORECASE)
 _MAY_CREATE_SQL = "SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user"
-_STALE_DBS_SQL = r"SELECT datname FROM pg_database WHERE datname LIKE 'scopebench\_%'"
+_STALE_DBS_SQL = "SELECT datname FROM pg_database WHERE datname LIKE $1"
+_INITDB_FLAGS = ("-U", "postgres", "--auth=trust", "--encoding=UTF8", "--no-sync", "--locale=C", "--no-instructions")
 
 
 class PostgresError(InfraError):
@@ -75,7 +76,7 @@ class DsnError(PostgresError):
 
     def __init__(self, dsn: str, why: str) -> None:
         # Malformed, so URL-shaped redaction may miss: mask all between "user:" and the last "@".
-        shown = redact(re.sub(r"^([^:/@\s]*://)?([^:@/\s]*):.*@", r"\1\2:***@", dsn.strip(), flags=re.DOTALL))
+        shown = redact(re.sub(r"^((?:[^:/@\s]*://)?[^:@\s]*):.*@", r"\1:***@", dsn.strip(), flags=re.DOTALL))
         super().__init__(f"invalid --dsn '{shown}': {why}")
         # Appended after redaction, which would otherwise mask the template's own "password".
         self.args = (f"{self.args[0]}; {_EXPECTED}",)
@@ -322,7 +323,7 @@ def _pg_os_user() -> _OsUser | None:
             entry = pwd.getpwnam(_PG_OS_USER)
             return _OsUser(entry.pw_name, entry.pw_uid, entry.pw_gid)
         except KeyError:
-            useradd = shutil.which("useradd")
+            useradd = shutil.which("useradd", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
             if attempt or useradd is None:
                 break
             args = [useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", _PG_OS_USER]
@@ -458,7 +459,7 @@ def _usable_install(
     if os_user is None or all(_world_readable(tree) for tree in trees):
         return install, version
     # Mirror site-packages' layout: the binaries find their libraries via RPATH $ORIGIN/../../../<pkg>.libs.
-    site, target = install.parents[1], home / f"pginstall-{version}"
+    site, target = install.parent.parent, home / f"pginstall-{version}"
     if not target.is_dir():
         _copy_open(trees, site, target)
         notify(f"copied the PostgreSQL binaries to {target}: user '{os_user.name}' cannot read {install}")
@@ -467,7 +468,7 @@ def _usable_install(
 
 def _install_trees(install: Path) -> list[Path]:
     """pginstall, plus the <pkg>.libs directory the wheel's repair tool moved libpq and friends into."""
-    libs = install.parents[1] / f"{install.parent.name}.libs"
+    libs = install.parent.parent / f"{install.parent.name}.libs"
     return [install, libs] if libs.is_dir() else [install]
 
 
@@ -525,18 +526,7 @@ def _ensure_cluster(bindir: Path, datadir: Path, major: str, os_user: _OsUser | 
     staging = datadir.with_name(datadir.name + ".init")  # renamed only when complete: no half-made cluster
     shutil.rmtree(staging, ignore_errors=True)
     _private_dir(staging, os_user)
-    args = [
-        str(bindir / "initdb"),
-        "-D",
-        str(staging),
-        "-U",
-        "postgres",
-        "--auth=trust",
-        "--encoding=UTF8",
-        "--no-sync",
-        "--locale=C",
-        "--no-instructions",
-    ]
+    args = [str(bindir / "initdb"), "-D", str(staging), *_INITDB_FLAGS]
     done = subprocess.run(
         args, check=False, capture_output=True, text=True, timeout=300, cwd="/", env=_child_env(), **_as_user(os_user)
     )
@@ -585,9 +575,11 @@ def _spawn_ready(
                 return proc, port
             timed_out = proc.poll() is None
             _shutdown_child(proc)
-            reason = "no sign of readiness after 15 s" if timed_out else _log_reason(log_path, offset)
-            if "already in use" not in reason or attempt == 2:
-                raise PostgresError(f"embedded PostgreSQL did not start: {reason}; see {log_path}")
+            output = _log_since(log_path, offset)
+            if "Address already in use" in output and attempt < 2:
+                continue  # someone took the port between our probe and postgres's bind
+            reason = "no sign of readiness after 15 s" if timed_out else _reason(output)
+            raise PostgresError(f"embedded PostgreSQL did not start: {reason}; see {log_path}")
     raise AssertionError("unreachable")
 
 
@@ -632,12 +624,17 @@ def _wait_ready(proc: subprocess.Popen[bytes], datadir: Path, timeout: float) ->
     return False
 
 
-def _log_reason(log_path: Path, offset: int) -> str:
+def _log_since(log_path: Path, offset: int) -> str:
     with open(log_path, "rb") as log:
         log.seek(offset)
-        lines = [line.strip() for line in log.read().decode(errors="replace").splitlines() if line.strip()]
+        return log.read().decode(errors="replace")
+
+
+def _reason(output: str) -> str:
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
     serious = [line for line in lines if "FATAL" in line or "ERROR" in line or "PANIC" in line]
-    return (serious or lines or ["it exited without a message"])[-1]
+    last = (serious or lines or ["it exited without a message"])[-1]
+    return re.sub(r"^.*? UTC \[\d+\] ", "", last)  # the timestamp and pid say nothing to the user
 
 
 def _shutdown_child(proc: subprocess.Popen[bytes]) -> None:
@@ -660,7 +657,7 @@ async def _inspect(server: Server) -> tuple[str, int]:
     conn = await asyncpg.connect(server.dsn("postgres"), timeout=10.0)
     try:
         version = await conn.fetchval("SHOW server_version")
-        stale = [row[0] for row in await conn.fetch(_STALE_DBS_SQL)]
+        stale = [row[0] for row in await conn.fetch(_STALE_DBS_SQL, RUN_DB_PREFIX.replace("_", "\\_") + "%")]
         for name in stale:
             await conn.execute('DROP DATABASE IF EXISTS "{}" WITH (FORCE)'.format(name.replace('"', '""')))
     finally:

@@ -25,7 +25,7 @@ from bench.collector import Collector
 from bench.environment import describe
 from bench.errors import BenchError, InfraError, Interrupted
 from bench.instrument import ENDPOINT_PATH
-from bench.loadgen import LoadPlan, RequestTail, go_file, locust_child, read_requests
+from bench.loadgen import LoadPlan, RequestTail, go_file, locust_child, read_locust_json, read_requests
 from bench.processes import Child, free_port, stop_all, wait_for_http
 from bench.runfolder import new_run_dir, write_json
 from bench.settings import RunConfig
@@ -195,7 +195,8 @@ async def _run_app(run: _Run, app: str) -> dict[str, Any]:
         app_child.stop(timeout=10)
         await _drop_database(run, database)
     return summarize_app(requests=read_requests(folder), pool=collector.last_pool, db=figures,
-                         integrity=integrity, pool_capacity=cfg.pool_size + cfg.max_overflow)
+                         integrity=integrity, pool_capacity=cfg.pool_size + cfg.max_overflow,
+                         locust_stats=read_locust_json(folder))
 
 
 async def _drop_database(run: _Run, database: str) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from bench.catalog import Scenario
 from bench.errors import UsageError
+from bench.postgres import parse_dsn
 
 APPS = ("good", "bad")
 MAX_DURATION_S = 6 * 3600.0  # load is always bounded; nobody means to run a scenario for days
@@ -107,10 +108,13 @@ def resolve_config(
     app = flags.get("app") or env.get("BENCH_APP") or "both"
     if app not in (*APPS, "both"):
         raise UsageError(f"--app must be good, bad or both, got {app!r}")
+    dsn = flags.get("dsn") or env.get("BENCH_DSN") or None
+    if dsn:
+        parse_dsn(dsn)  # malformed -> a usage error now, before any run folder exists
     return RunConfig(
         scenario=scenario.name,
         apps=APPS if app == "both" else (app,),
-        dsn=flags.get("dsn") or env.get("BENCH_DSN") or None,
+        dsn=dsn,
         out=flags.get("out"),
         keep=bool(flags.get("keep")),
         **values,
@@ -121,8 +125,12 @@ def _number(raw: Any, kind: type, minimum: float, source: str) -> Any:
     if isinstance(raw, str) and source in ("--duration", "--cooldown", "BENCH_DURATION", "BENCH_COOLDOWN"):
         raw = parse_duration(raw, source)
     try:
-        value = kind(float(raw)) if kind is int and float(raw).is_integer() else kind(raw)
-    except (TypeError, ValueError):
+        value = float(raw)
+        if kind is int:
+            if not value.is_integer():
+                raise ValueError(raw)
+            value = int(value)
+    except (TypeError, ValueError, OverflowError):
         raise UsageError(f"{source} expects a number, got {raw!r}") from None
     if not math.isfinite(float(value)) or value < minimum:
         raise UsageError(f"{source} must be at least {minimum:g}, got {raw!r}")

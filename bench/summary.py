@@ -10,6 +10,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from bench.collector import DbFigures
@@ -36,8 +37,8 @@ class Integrity:
 def latency_ms(values: pd.Series) -> dict[str, float]:
     if values.empty:
         return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0}
-    # "higher": a percentile is a latency some request really had, as HDR and Locust report it.
-    quantiles = values.quantile([p / 100 for p in PERCENTILES], interpolation="higher")
+    # Nearest rank: a percentile is a latency some request really had, as HDR histograms report it.
+    quantiles = np.percentile(values.to_numpy(dtype=float), PERCENTILES, method="inverted_cdf")
     out = {f"p{p}": round(float(q), 3) for p, q in zip(PERCENTILES, quantiles, strict=True)}
     out["max"] = round(float(values.max()), 3)
     return out
@@ -65,13 +66,19 @@ def summarize_app(
     db: DbFigures,
     integrity: Integrity | None,
     pool_capacity: int,
+    locust_stats: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     window = load_window_s(requests)
     ok = requests[requests["failed"] == 0] if not requests.empty else requests
     throughput = len(ok) / window if window > 0 else 0.0
+    recorded_failures = int(requests["failed"].sum()) if not requests.empty else 0
+    # Final counts come from Locust's own JSON; our per-request log gives the exact percentiles and
+    # must agree with it (requests_recorded shows any gap).
+    counted = bool(locust_stats)
     summary: dict[str, Any] = {
-        "requests": int(len(requests)),
-        "failures": int(requests["failed"].sum()) if not requests.empty else 0,
+        "requests": sum(int(e.get("num_requests", 0)) for e in locust_stats or []) if counted else len(requests),
+        "failures": sum(int(e.get("num_failures", 0)) for e in locust_stats or []) if counted else recorded_failures,
+        "requests_recorded": int(len(requests)),
         "throughput_rps": round(throughput, 3),
         "load_window_s": round(window, 3),
         "latency_ms": latency_ms(ok["response_time_ms"] if not ok.empty else pd.Series(dtype=float)),

@@ -98,10 +98,12 @@ class Console:
 
     def final(self, summary: dict[str, Any], folder: Path, error: str | None) -> None:
         self.end_progress()
-        print(render_summary(summary, folder, error), file=self.out, flush=True)
+        print(render_summary(summary, folder), file=self.out, flush=True)
+        if error:
+            print(f"error: {error}", file=self.err, flush=True)
 
 
-def render_summary(summary: dict[str, Any], folder: Path, error: str | None) -> str:
+def render_summary(summary: dict[str, Any], folder: Path) -> str:
     apps: dict[str, Any] = summary.get("apps", {})
     names = list(apps)
     lines = [""]
@@ -134,8 +136,6 @@ def render_summary(summary: dict[str, Any], folder: Path, error: str | None) -> 
         lines.append(f"\nstart-up: {startup:.2f}s from command to first request")
     status = summary.get("status", "?")
     lines.append(f"{status}: {folder / 'summary.json'}")
-    if error:
-        lines.append(f"error: {error}")
     return "\n".join(lines)
 
 

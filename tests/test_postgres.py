@@ -97,8 +97,10 @@ def start(home: Path) -> Iterator[Start]:
     """Start an EmbeddedPostgres (default home: the test's) and stop it at teardown, pass or fail."""
     started: list[EmbeddedPostgres] = []
 
-    def _start(**kwargs: object) -> EmbeddedPostgres:
-        pg = EmbeddedPostgres(**{"home": home, **kwargs})  # type: ignore[arg-type]
+    def _start(
+        home: Path = home, notify: Callable[[str], None] = lambda message: None, pginstall: Path | None = None
+    ) -> EmbeddedPostgres:
+        pg = EmbeddedPostgres(home, notify, pginstall=pginstall)
         started.append(pg)
         pg.start()
         return pg
@@ -374,3 +376,17 @@ def test_root_home_the_postgres_user_cannot_enter_is_explained(home: Path) -> No
     with pytest.raises(PostgresError, match=f"cannot enter {closed} .*set BENCH_HOME"):
         EmbeddedPostgres(home=closed / "home").start()
     assert stat.S_IMODE(closed.stat().st_mode) == 0o700
+
+
+def test_home_too_long_for_a_unix_socket_still_starts(start: Start, home: Path) -> None:
+    deep = home / ("d" * 100)  # a socket path past sun_path's 107 bytes would stop postgres
+    pg = start(home=deep)
+
+    async def socket_dirs() -> str:
+        conn = await asyncpg.connect(pg.server.dsn("postgres"))
+        try:
+            return str(await conn.fetchval("SHOW unix_socket_directories"))
+        finally:
+            await conn.close()
+
+    assert asyncio.run(socket_dirs()) == ""

@@ -1,0 +1,41 @@
+"""Shared fixtures: one real embedded PostgreSQL for the whole test session, in a private home."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bench import postgres
+
+
+@pytest.fixture(scope="session")
+def pg_home() -> Iterator[Path]:
+    # Short path: the server's unix socket lives under it and sun_path is 107 bytes.
+    # EmbeddedPostgres creates it with the modes it needs (0711 as root, 0700 otherwise).
+    home = Path(tempfile.gettempdir()) / f"sbt-{uuid.uuid4().hex[:8]}"
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server(pg_home: Path) -> Iterator[postgres.Server]:
+    server = postgres.EmbeddedPostgres(home=pg_home)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def database(pg_server: postgres.Server) -> Iterator[str]:
+    """A fresh, empty database for one test."""
+    name = f"scopebench_t{uuid.uuid4().hex[:10]}"
+    asyncio.run(postgres.create_database(pg_server, name))
+    yield name
+    asyncio.run(postgres.drop_database(pg_server, name))

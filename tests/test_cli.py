@@ -1,0 +1,123 @@
+"""The real `bench` command as a subprocess: exit codes, one-line errors, no secrets, run folders kept."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+PASSWORD = "s3cr3t-Pa55"
+
+
+def bench(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bench.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def _all_text(folder: Path) -> str:
+    return "\n".join(p.read_text(errors="replace") for p in folder.rglob("*") if p.is_file())
+
+
+def test_scenarios_lists_the_catalog() -> None:
+    result = bench("scenarios")
+    assert result.returncode == 0 and "long-session" in result.stdout and "symptom:" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "lng-session"], "did you mean 'long-session'"),
+        (["run", "long-session", "--duration", "soon"], "is not a duration"),
+        (["run", "long-session", "--users", "0"], "--users must be at least 1"),
+        (["run", "long-session", "--app", "ugly"], "--app must be good, bad or both"),
+        (["run", "long-session", "--dsn", "mysql://u:" + PASSWORD + "@h/db"], "invalid --dsn"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(args: list[str], message: str) -> None:
+    result = bench(*args)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and PASSWORD not in result.stderr
+
+
+def test_unreachable_dsn_exits_3_fast_and_keeps_run_json(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    start = time.monotonic()
+    result = bench("run", "long-session", "--dsn", f"postgresql://bench:{PASSWORD}@127.0.0.1:1/postgres",
+                   "--out", str(out))
+    assert time.monotonic() - start < 10
+    assert result.returncode == 3, result.stderr
+    assert "127.0.0.1:1" in result.stderr and "Traceback" not in result.stderr
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "failed" and "127.0.0.1:1" in run["error"]
+    assert PASSWORD not in result.stdout + result.stderr + _all_text(out)
+
+
+def test_broken_locustfile_fails_with_exit_3_and_a_readable_folder(tmp_path: Path, pg_home: Path) -> None:
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    (scenarios / "broken.py").write_text("this is not python\n")
+    (scenarios / "catalog.toml").write_text('[broken]\nlocustfile = "broken.py"\nduration_s = 3\n')
+    out = tmp_path / "run"
+    result = bench("run", "broken", "--out", str(out), "--app", "good",
+                   env={"BENCH_SCENARIOS": str(scenarios), "BENCH_HOME": str(pg_home)})
+    assert result.returncode == 3, result.stderr
+    assert "Locust sent no request" in result.stdout + result.stderr
+    assert json.loads((out / "run.json").read_text())["status"] == "failed"
+    assert json.loads((out / "summary.json").read_text())["status"] == "failed"
+    assert (out / "good" / "locust.log").read_text()
+
+
+def _children_of_run(out: Path) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        try:
+            if proc.info["status"] != psutil.STATUS_ZOMBIE and str(out) in " ".join(proc.info["cmdline"] or []):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_during_load_stops_everything_and_keeps_results(tmp_path: Path, pg_home: Path, sig: int) -> None:
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.cli", "run", "long-session", "--app", "bad", "--duration", "60s",
+         "--users", "10", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "BENCH_HOME": str(pg_home)},
+    )
+    requests = out / "bad" / "requests.csv"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (not requests.exists() or requests.stat().st_size < 2000):
+        time.sleep(0.2)
+    assert requests.exists(), "load never started"
+    assert _children_of_run(out), "expected Locust (whose command line names the run folder) to be running"
+    sent = time.monotonic()
+    proc.send_signal(sig)
+    output, _ = proc.communicate(timeout=20)
+    assert time.monotonic() - sent < 10
+    assert proc.returncode == 130, output
+    assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
+    assert json.loads((out / "summary.json").read_text())["status"] == "interrupted"
+    assert not _children_of_run(out)
+    assert "Traceback" not in output
+
+
+@pytest.mark.e2e
+def test_short_cli_run_of_one_app(tmp_path: Path, pg_home: Path) -> None:
+    out = tmp_path / "run"
+    result = bench("run", "long-session", "--app", "good", "--duration", "3s", "--cooldown", "0",
+                   "--users", "5", "--out", str(out), env={"BENCH_HOME": str(pg_home)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "throughput (req/s)" in result.stdout and "completed:" in result.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["apps"]) == ["good"] and summary["apps"]["good"]["failures"] == 0
