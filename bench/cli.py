@@ -8,8 +8,9 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -18,6 +19,9 @@ from bench.errors import EXIT_INFRA, BenchError, Interrupted
 from bench.postgres import redact
 from bench.settings import resolve_config
 from bench.terminal import Console
+
+if TYPE_CHECKING:
+    from bench.runner import RunResult
 
 app = typer.Typer(
     help="Show, measure and gate what wrong database-session scoping costs an async Python service.",
@@ -40,18 +44,18 @@ def scenarios() -> None:
 @app.command()
 def run(
     scenario: Annotated[str, typer.Argument(help="Scenario name; see: bench scenarios.")],
-    app_: Annotated[Optional[str], typer.Option("--app", help="good, bad or both (good then bad).", envvar="BENCH_APP")] = None,
-    users: Annotated[Optional[int], typer.Option(help="Concurrent Locust users.")] = None,
-    spawn_rate: Annotated[Optional[float], typer.Option(help="Users started per second.")] = None,
-    duration: Annotated[Optional[str], typer.Option(help="Load duration per app: 20s, 2m or seconds.")] = None,
-    pool_size: Annotated[Optional[int], typer.Option(help="SQLAlchemy pool_size of the target app.")] = None,
-    max_overflow: Annotated[Optional[int], typer.Option(help="SQLAlchemy max_overflow.")] = None,
-    pool_timeout: Annotated[Optional[float], typer.Option(help="Seconds a checkout waits before TimeoutError.")] = None,
-    upstream_ms: Annotated[Optional[float], typer.Option(help="Latency of the simulated slow upstream call.")] = None,
-    cooldown: Annotated[Optional[str], typer.Option(help="Keep sampling this long after the load stops.")] = None,
-    idle_threshold: Annotated[Optional[float], typer.Option(help="Idle-in-transaction age (ms) counted as long.")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Write the run folder exactly here.")] = None,
-    dsn: Annotated[Optional[str], typer.Option(help="Use this PostgreSQL instead of the embedded one.", envvar="BENCH_DSN", show_envvar=True)] = None,
+    app_: Annotated[str | None, typer.Option("--app", help="good, bad or both (good then bad).", envvar="BENCH_APP")] = None,
+    users: Annotated[int | None, typer.Option(help="Concurrent Locust users.")] = None,
+    spawn_rate: Annotated[float | None, typer.Option(help="Users started per second.")] = None,
+    duration: Annotated[str | None, typer.Option(help="Load duration per app: 20s, 2m or seconds.")] = None,
+    pool_size: Annotated[int | None, typer.Option(help="SQLAlchemy pool_size of the target app.")] = None,
+    max_overflow: Annotated[int | None, typer.Option(help="SQLAlchemy max_overflow.")] = None,
+    pool_timeout: Annotated[float | None, typer.Option(help="Seconds a checkout waits before TimeoutError.")] = None,
+    upstream_ms: Annotated[float | None, typer.Option(help="Latency of the simulated slow upstream call.")] = None,
+    cooldown: Annotated[str | None, typer.Option(help="Keep sampling this long after the load stops.")] = None,
+    idle_threshold: Annotated[float | None, typer.Option(help="Idle-in-transaction age (ms) counted as long.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the run folder exactly here.")] = None,
+    dsn: Annotated[str | None, typer.Option(help="Use this PostgreSQL instead of the embedded one.", envvar="BENCH_DSN", show_envvar=True)] = None,
     keep: Annotated[bool, typer.Option(help="Keep the per-run databases instead of dropping them.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress line.")] = False,
 ) -> None:
@@ -70,16 +74,16 @@ def run(
     raise typer.Exit(result)
 
 
-def _run_until_signal(coro: "asyncio.Future[object] | object") -> int:
+def _run_until_signal(coro: Coroutine[Any, Any, RunResult]) -> int:
     """Run the coroutine; SIGINT and SIGTERM cancel it so it can stop children and save what it has."""
 
     async def main() -> int:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        task = asyncio.ensure_future(coro)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)
         result = await task
-        return int(getattr(result, "exit_code", 0))
+        return result.exit_code
 
     return asyncio.run(main())
 
@@ -96,7 +100,7 @@ def main() -> None:
         sys.exit(Interrupted.exit_code)
     except typer.Exit as done:
         sys.exit(done.exit_code)
-    except Exception as err:  # click usage errors carry their own exit code (2)
+    except Exception as err:  # noqa: BLE001 - last resort: one line, never a traceback
         code = getattr(err, "exit_code", None)
         show = getattr(err, "show", None)
         if code is not None and callable(show):

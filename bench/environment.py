@@ -31,7 +31,7 @@ def package_versions() -> dict[str, str]:
 
 def git_state(where: Path) -> dict[str, Any]:
     def git(*args: str) -> str:
-        result = subprocess.run(["git", "-C", str(where), *args], capture_output=True, text=True, timeout=5)
+        result = subprocess.run(["git", "-C", str(where), *args], check=False, capture_output=True, text=True, timeout=5)
         return result.stdout.strip() if result.returncode == 0 else ""
 
     try:

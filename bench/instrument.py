@@ -38,7 +38,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 class Histogram:
     """Log-bucketed histogram of durations in seconds: mergeable, bounded memory, 0.5% accuracy."""
 
-    __slots__ = ("buckets", "count", "total", "max")
+    __slots__ = ("buckets", "count", "max", "total")
 
     def __init__(self) -> None:
         self.buckets: dict[int, int] = {}
@@ -51,8 +51,7 @@ class Histogram:
         self.buckets[index] = self.buckets.get(index, 0) + 1
         self.count += 1
         self.total += seconds
-        if seconds > self.max:
-            self.max = seconds
+        self.max = max(self.max, seconds)
 
     def to_json(self) -> dict[str, Any]:
         return {

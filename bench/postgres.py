@@ -1,7 +1,6 @@
 """The database the harness runs against: an embedded PostgreSQL 18 it starts itself, or the user's --dsn.
 
-Called by the runner: `EmbeddedPostgres().start()` or `connect_external(dsn)` give a Server, on which
-`create_database` / `drop_database` make one database per run.
+The runner calls it: a Server from EmbeddedPostgres.start() or connect_external(), then a database per run on it.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Self, TypeVar
 from urllib.parse import quote, unquote, urlsplit
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 
 from bench.errors import EXIT_USAGE, InfraError
 

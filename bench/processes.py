@@ -53,7 +53,7 @@ class Child:
                     stderr=subprocess.STDOUT,
                     env={**os.environ, **self.env},
                     start_new_session=True,
-                    preexec_fn=_die_with_parent,
+                    preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, async-signal-safe
                 )
             except OSError as err:
                 raise InfraError(f"cannot start {self.name} ({self.argv[0]}): {err.strerror}") from None

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ def default_results_dir() -> Path:
 def new_run_dir(scenario: str, out: Path | None) -> Path:
     """``out`` exactly, or ``results/<UTC timestamp>_<scenario>/``; must be creatable and writable."""
     if out is None:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         out = default_results_dir() / f"{stamp}_{scenario}"
         suffix = 1
         while out.exists():

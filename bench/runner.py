@@ -10,7 +10,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,7 @@ class _Run:
     apps: dict[str, dict[str, Any]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
-    started_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 
     def note(self, message: str) -> None:
         self.events.append({"t": time.time(), "message": message})
@@ -70,7 +70,7 @@ class _Run:
             "scenario": self.config.scenario,
             "run_id": self.run_id,
             "started_at": self.started_at,
-            "updated_at": datetime.now(timezone.utc).isoformat(),
+            "updated_at": datetime.now(UTC).isoformat(),
             "command": self.command,
             "config": self.config.to_json(),
             "database": self.server.safe_dsn("<per-app database>") if self.server else None,

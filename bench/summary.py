@@ -78,7 +78,7 @@ def summarize_app(
     summary: dict[str, Any] = {
         "requests": sum(int(e.get("num_requests", 0)) for e in locust_stats or []) if counted else len(requests),
         "failures": sum(int(e.get("num_failures", 0)) for e in locust_stats or []) if counted else recorded_failures,
-        "requests_recorded": int(len(requests)),
+        "requests_recorded": len(requests),
         "throughput_rps": round(throughput, 3),
         "load_window_s": round(window, 3),
         "latency_ms": latency_ms(ok["response_time_ms"] if not ok.empty else pd.Series(dtype=float)),
@@ -144,7 +144,7 @@ def _endpoints(requests: pd.DataFrame, pool: dict[str, Any] | None) -> dict[str,
         ok = group[group["failed"] == 0]
         hold = by_route.get(str(name))
         out[str(name)] = {
-            "requests": int(len(group)),
+            "requests": len(group),
             "failures": int(group["failed"].sum()),
             "latency_ms": latency_ms(ok["response_time_ms"]),
             "pool_hold_ms": hist_ms(Histogram.from_json(hold)) if hold else None,

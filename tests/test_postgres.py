@@ -180,6 +180,21 @@ def test_stale_server_of_a_killed_run_is_stopped(start: Start, home: Path) -> No
     assert pg.server.version.startswith("PostgreSQL 18")
 
 
+def test_leftover_pid_file_naming_another_live_process_is_cleared(start: Start) -> None:
+    pg = start()
+    assert pg.log_path is not None
+    pidfile = pg.log_path.with_suffix("") / "postmaster.pid"
+    pg.stop()
+    with subprocess.Popen(["sleep", "30"]) as bystander:  # postgres alone would refuse: "lock file already exists"
+        try:
+            pidfile.write_text(f"{bystander.pid}\n{pidfile.parent}\n")
+            messages: list[str] = []
+            assert start(notify=messages.append).server.version.startswith("PostgreSQL 18")
+            assert messages == [] and bystander.poll() is None
+        finally:
+            bystander.kill()
+
+
 def test_concurrent_instances_on_one_home_get_different_slots(start: Start) -> None:
     first, second = start(), start()
     assert first.server.port != second.server.port

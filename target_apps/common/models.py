@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, func, insert, literal_column, select
+from sqlalchemy import ForeignKey, String, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -40,12 +40,11 @@ class Order(Base):
 async def create_schema(conn: AsyncConnection) -> None:
     """Create the tables and seed ``SEED_ITEMS`` items (ids 1..SEED_ITEMS)."""
     await conn.run_sync(Base.metadata.create_all)
-    series = select(
-        literal_column("g"),
-        literal_column("'item ' || g"),
-        literal_column("100 + g % 900"),
-    ).select_from(func.generate_series(1, SEED_ITEMS).alias("g"))
-    await conn.execute(insert(Item).from_select(["id", "name", "price_cents"], series))
+    await conn.execute(
+        text("INSERT INTO items (id, name, price_cents) "
+             "SELECT g, 'item ' || g, 100 + g % 900 FROM generate_series(1, :n) AS g"),
+        {"n": SEED_ITEMS},
+    )
 
 
 async def count_orders(conn: AsyncConnection) -> dict[str, int]:
