@@ -33,9 +33,10 @@ class Scenario:
     locustfile: Path
     description: str
     symptom: str
-    write_routes: tuple[str, ...]
+    write_routes: dict[str, str]  # Locust request name -> orders.route tag the route writes
     defaults: dict[str, Any]
     checks: tuple[str, ...]
+    app_env: dict[str, str]  # extra BENCH_APP_* settings the scenario's routes read
 
 
 def scenarios_dir() -> Path:
@@ -58,7 +59,7 @@ def load_catalog(path: Path | None = None) -> dict[str, Scenario]:
 def _scenario(name: str, entry: Any, folder: Path) -> Scenario:
     if not isinstance(entry, dict) or not isinstance(entry.get("locustfile"), str):
         raise UsageError(f"catalog entry '{name}' needs a locustfile = \"...\" line")
-    unknown = set(entry) - set(DEFAULTS) - {"locustfile", "description", "symptom", "write_routes", "checks"}
+    unknown = set(entry) - set(DEFAULTS) - {"locustfile", "description", "symptom", "write_routes", "checks", "app_env"}
     if unknown:
         raise UsageError(f"catalog entry '{name}' has unknown keys: {', '.join(sorted(unknown))}")
     defaults = {key: entry.get(key, value) for key, value in DEFAULTS.items()}
@@ -70,10 +71,17 @@ def _scenario(name: str, entry: Any, folder: Path) -> Scenario:
         locustfile=folder / entry["locustfile"],
         description=str(entry.get("description", "")),
         symptom=str(entry.get("symptom", "")),
-        write_routes=tuple(entry.get("write_routes", ())),
+        write_routes=_str_table(name, "write_routes", entry.get("write_routes", {})),
         defaults=defaults,
         checks=tuple(entry.get("checks", ())),
+        app_env=_str_table(name, "app_env", entry.get("app_env", {})),
     )
+
+
+def _str_table(name: str, key: str, value: Any) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(isinstance(v, (str, int, float)) for v in value.values()):
+        raise UsageError(f"catalog entry '{name}': {key} must be a table of strings, e.g. {key}.\"X\" = \"y\"")
+    return {str(k): str(v) for k, v in value.items()}
 
 
 def get_scenario(name: str, catalog: dict[str, Scenario] | None = None) -> Scenario:

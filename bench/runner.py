@@ -154,6 +154,7 @@ def _app_child(run: _Run, app: str, database: str, port: int, folder: Path) -> C
         "BENCH_APP_MAX_OVERFLOW": str(cfg.max_overflow),
         "BENCH_APP_POOL_TIMEOUT": str(cfg.pool_timeout_s),
         "BENCH_APP_UPSTREAM_MS": str(cfg.upstream_latency_ms),
+        **run.scenario.app_env,
     }
     argv = [sys.executable, "-m", "uvicorn", "--factory", f"target_apps.{app}.app:create",
             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]
@@ -244,18 +245,22 @@ async def _drive_load(run: _Run, app: str, locust: Child, collector: Collector, 
 
 
 async def _integrity(run: _Run, database: str, folder: Path) -> Integrity | None:
+    """Successful responses of each write route vs the rows carrying that route's tag."""
     assert run.server is not None
-    write_routes = set(run.scenario.write_routes)
-    if not write_routes:
+    routes = run.scenario.write_routes
+    if not routes:
         return None
     requests = read_requests(folder)
-    acknowledged = int(((requests["failed"] == 0) & requests["name"].isin(write_routes)).sum())
+    ok = requests[requests["failed"] == 0]
+    acknowledged = {name: int((ok["name"] == name).sum()) for name in routes}
     conn = await asyncpg.connect(run.server.dsn(database), timeout=10)
     try:
-        rows = int(await conn.fetchval("SELECT count(*) FROM orders"))
+        rows = await conn.fetch("SELECT route, count(*) AS n FROM orders GROUP BY route")
     finally:
         await conn.close()
-    return Integrity(acknowledged_writes=acknowledged, rows_written=rows)
+    by_tag = {r["route"]: int(r["n"]) for r in rows}
+    written = {name: by_tag.get(tag, 0) for name, tag in routes.items()}
+    return Integrity(acknowledged=acknowledged, written=written)
 
 
 def _write_summary(run: _Run, status: str, error: str | None) -> dict[str, Any]:

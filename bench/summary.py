@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import operator
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,15 +23,26 @@ PERCENTILES = (50, 95, 99)
 
 @dataclass(frozen=True)
 class Integrity:
-    acknowledged_writes: int
-    rows_written: int
+    """Writes acknowledged to the client vs rows in the database, per write route."""
+
+    acknowledged: dict[str, int]
+    written: dict[str, int]
 
     @property
     def lost_writes(self) -> int:
-        return max(0, self.acknowledged_writes - self.rows_written)
+        return sum(max(0, n - self.written.get(route, 0)) for route, n in self.acknowledged.items())
 
-    def to_json(self) -> dict[str, int]:
-        return {**asdict(self), "lost_writes": self.lost_writes}
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "acknowledged_writes": sum(self.acknowledged.values()),
+            "rows_written": sum(self.written.values()),
+            "lost_writes": self.lost_writes,
+            "by_route": {
+                route: {"acknowledged_writes": n, "rows_written": self.written.get(route, 0),
+                        "lost_writes": max(0, n - self.written.get(route, 0))}
+                for route, n in sorted(self.acknowledged.items())
+            },
+        }
 
 
 def latency_ms(values: pd.Series) -> dict[str, float]:

@@ -32,14 +32,16 @@ def _pool(hold_s: float, n: int) -> dict[str, object]:
 def test_summary_figures_and_littles_law() -> None:
     db = DbFigures(idle_in_tx_seconds_sampled=9.0, server={"idle_in_transaction_time": 10.0})
     out = summarize_app(requests=_requests(1000, 100), pool=_pool(0.1, 1000), db=db,
-                        integrity=Integrity(acknowledged_writes=10, rows_written=7), pool_capacity=5)
+                        integrity=Integrity(acknowledged={"POST /a": 10, "POST /b": 2}, written={"POST /a": 7, "POST /b": 3}), pool_capacity=5)
     assert out["requests"] == 1000 and out["failures"] == 0
     assert out["latency_ms"]["p50"] == 104 and out["latency_ms"]["max"] == 109
     assert out["throughput_rps"] == pytest.approx(1000 / (9.99 + 0.109), rel=1e-3)
     assert out["pool"]["littles_law_ceiling_rps"] == pytest.approx(50, rel=0.01)
     assert out["db"]["idle_in_tx_seconds"] == 10.0 and out["db"]["idle_in_tx_sampled_share"] == 0.9
     assert out["db"]["idle_in_tx_per_request_ms"] == 10.0
-    assert out["integrity"] == {"acknowledged_writes": 10, "rows_written": 7, "lost_writes": 3}
+    integrity = out["integrity"]
+    assert (integrity["acknowledged_writes"], integrity["rows_written"], integrity["lost_writes"]) == (12, 10, 3)
+    assert integrity["by_route"]["POST /b"]["lost_writes"] == 0  # extra rows never offset losses elsewhere
     assert out["endpoints"]["GET /items/{item_id}"]["requests"] == 1000
 
 

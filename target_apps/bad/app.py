@@ -1,35 +1,15 @@
 """The target app with the session-scoping anti-patterns; same routes and responses as ``good``.
 
-Run with ``uvicorn --factory target_apps.bad.app:create``; each anti-pattern is marked in place.
+Run with ``uvicorn --factory target_apps.bad.app:create``. Every other module in this package is one
+scenario's routes (its ``router``); each anti-pattern is marked ``ANTI-PATTERN(<id>)`` in place.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI, HTTPException, Request
-from sqlalchemy import select
+from fastapi import FastAPI
 
-from target_apps.common.app import create_app, state_of
-from target_apps.common.models import Item, Order
-from target_apps.common.upstream import charge
-
-router = APIRouter()
-
-
-@router.post("/orders/{item_id}/checkout")
-async def checkout(item_id: int, request: Request) -> dict[str, object]:
-    state = state_of(request)
-    # ANTI-PATTERN(long-session): one session spans the slow upstream call, so its connection sits
-    # idle in transaction for the whole call and the pool caps throughput at pool/latency.
-    async with state.sessions() as session:
-        item = await session.scalar(select(Item).where(Item.id == item_id))
-        if item is None:
-            raise HTTPException(404, "no such item")
-        ref = await charge(item.price_cents, state.upstream_latency_s)
-        order = Order(item_id=item.id, amount_cents=item.price_cents, route="checkout", payment_ref=ref)
-        session.add(order)
-        await session.commit()
-    return {"order_id": order.id, "payment_ref": ref}
+from target_apps.common.app import create_app, scenario_routers
 
 
 def create() -> FastAPI:
-    return create_app("bad", router)
+    return create_app("bad", scenario_routers("target_apps.bad"))

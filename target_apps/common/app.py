@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import importlib
+import pkgutil
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -46,7 +48,17 @@ def state_of(request: Request) -> AppState:
     return state
 
 
-def create_app(variant: str, scenario_routes: APIRouter) -> FastAPI:
+def scenario_routers(package: str) -> list[APIRouter]:
+    """The ``router`` of every module in ``package`` but ``app``, in name order: one per scenario."""
+    pkg = importlib.import_module(package)
+    routers = []
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+        if info.name != "app":
+            routers.append(importlib.import_module(f"{package}.{info.name}").router)
+    return routers
+
+
+def create_app(variant: str, scenario_routes: Sequence[APIRouter]) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings = AppSettings.from_env(variant)
@@ -65,7 +77,8 @@ def create_app(variant: str, scenario_routes: APIRouter) -> FastAPI:
 
     app = FastAPI(title=f"scopebench target app ({variant})", lifespan=lifespan)
     app.include_router(_shared_routes(variant))
-    app.include_router(scenario_routes)
+    for router in scenario_routes:
+        app.include_router(router)
     app.add_route(ENDPOINT_PATH, PoolEndpoint(lambda: getattr(app.state, "bench", None) and app.state.bench.metrics))
     app.add_middleware(RouteTagMiddleware)
     return app
