@@ -19,7 +19,7 @@ import psutil
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from bench import postgres
+from bench import applog, postgres
 from bench.catalog import Scenario
 from bench.collector import Collector
 from bench.environment import describe
@@ -197,7 +197,7 @@ async def _run_app(run: _Run, app: str) -> dict[str, Any]:
         await _drop_database(run, database)
     return summarize_app(requests=read_requests(folder), pool=collector.last_pool, db=figures,
                          integrity=integrity, pool_capacity=cfg.pool_size + cfg.max_overflow,
-                         locust_stats=read_locust_json(folder))
+                         locust_stats=read_locust_json(folder), app_log=applog.scan(folder / "app.log"))
 
 
 async def _drop_database(run: _Run, database: str) -> None:

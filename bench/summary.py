@@ -78,6 +78,7 @@ def summarize_app(
     integrity: Integrity | None,
     pool_capacity: int,
     locust_stats: list[dict[str, Any]] | None = None,
+    app_log: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     window = load_window_s(requests)
     ok = requests[requests["failed"] == 0] if not requests.empty else requests
@@ -97,6 +98,7 @@ def summarize_app(
         "db": _db_block(db, len(ok)),
         "integrity": integrity.to_json() if integrity else None,
         "endpoints": _endpoints(requests, pool),
+        "app_log": app_log,
     }
     return summary
 

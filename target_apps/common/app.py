@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import AsyncIterator, Sequence
+from types import ModuleType
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -48,17 +49,21 @@ def state_of(request: Request) -> AppState:
     return state
 
 
-def scenario_routers(package: str) -> list[APIRouter]:
-    """The ``router`` of every module in ``package`` but ``app``, in name order: one per scenario."""
+def scenario_modules(package: str) -> list[ModuleType]:
+    """Every module in ``package`` but ``app``, in name order: one per scenario.
+
+    A module contributes its ``router``; one that needs more (a middleware, a mounted sub-app)
+    defines ``install(app: FastAPI) -> None`` instead.
+    """
     pkg = importlib.import_module(package)
-    routers = []
-    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
-        if info.name != "app":
-            routers.append(importlib.import_module(f"{package}.{info.name}").router)
-    return routers
+    return [
+        importlib.import_module(f"{package}.{info.name}")
+        for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name)
+        if info.name != "app"
+    ]
 
 
-def create_app(variant: str, scenario_routes: Sequence[APIRouter]) -> FastAPI:
+def create_app(variant: str, scenarios: Sequence[ModuleType]) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings = AppSettings.from_env(variant)
@@ -77,8 +82,12 @@ def create_app(variant: str, scenario_routes: Sequence[APIRouter]) -> FastAPI:
 
     app = FastAPI(title=f"scopebench target app ({variant})", lifespan=lifespan)
     app.include_router(_shared_routes(variant))
-    for router in scenario_routes:
-        app.include_router(router)
+    for module in scenarios:
+        install = getattr(module, "install", None)
+        if install is not None:
+            install(app)
+        else:
+            app.include_router(module.router)
     app.add_route(ENDPOINT_PATH, PoolEndpoint(lambda: getattr(app.state, "bench", None) and app.state.bench.metrics))
     app.add_middleware(RouteTagMiddleware)
     return app
