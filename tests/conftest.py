@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,3 +42,27 @@ def database(pg_server: postgres.Server) -> Iterator[str]:
     asyncio.run(postgres.create_database(pg_server, name))
     yield name
     asyncio.run(postgres.drop_database(pg_server, name))
+
+
+def run_bench(scenario_name: str, out: Path, pg_home: Path, **flags: object) -> tuple[Any, dict[str, Any]]:
+    """Run a scenario in-process the way `bench run` does, on the test session's PostgreSQL home.
+
+    Returns (RunResult, summary.json as read back from disk).
+    """
+    from bench.catalog import get_scenario
+    from bench.runner import run_scenario
+    from bench.settings import resolve_config
+    from bench.terminal import Console
+
+    scenario = get_scenario(scenario_name)
+    config = resolve_config(scenario, {**flags, "out": out}, env={})
+    previous = os.environ.get("BENCH_HOME")
+    os.environ["BENCH_HOME"] = str(pg_home)
+    try:
+        result = asyncio.run(run_scenario(config, scenario, Console(quiet=True), ["bench", "run", scenario_name]))
+    finally:
+        if previous is None:
+            os.environ.pop("BENCH_HOME", None)
+        else:
+            os.environ["BENCH_HOME"] = previous
+    return result, json.loads((out / "summary.json").read_text())

@@ -6,17 +6,13 @@ it and sits idle in transaction; the good app does none of that under the same l
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench.catalog import get_scenario
-from bench.runner import run_scenario
-from bench.settings import resolve_config
-from bench.terminal import Console
+from tests.conftest import run_bench
 
 pytestmark = pytest.mark.e2e
 
@@ -24,11 +20,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def both_run(tmp_path_factory: pytest.TempPathFactory, pg_home: Path) -> tuple[Any, Path]:
     out = tmp_path_factory.mktemp("run") / "long-session"
-    scenario = get_scenario("long-session")
-    config = resolve_config(scenario, {"duration_s": "10s", "cooldown_s": "1s", "out": out},
-                            env={"BENCH_HOME": str(pg_home)})
-    console = Console(quiet=True)
-    result = asyncio.run(run_scenario(config, scenario, console, ["bench", "run", "long-session"]))
+    result, _summary = run_bench("long-session", out, pg_home, duration_s="10s", cooldown_s="1s")
     return result, out
 
 
