@@ -56,6 +56,7 @@ def run(
     idle_threshold: Annotated[float | None, typer.Option(help="Idle-in-transaction age (ms) counted as long.")] = None,
     out: Annotated[Path | None, typer.Option(help="Write the run folder exactly here.")] = None,
     dsn: Annotated[str | None, typer.Option(help="Use this PostgreSQL instead of the embedded one.", envvar="BENCH_DSN", show_envvar=True)] = None,
+    repeat: Annotated[int | None, typer.Option(help="Run each app N times, interleaved (good bad good bad ...).")] = None,
     keep: Annotated[bool, typer.Option(help="Keep the per-run databases instead of dropping them.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress line.")] = False,
 ) -> None:
@@ -64,6 +65,7 @@ def run(
         "app": app_, "users": users, "spawn_rate": spawn_rate, "duration_s": duration, "pool_size": pool_size,
         "max_overflow": max_overflow, "pool_timeout_s": pool_timeout, "upstream_latency_ms": upstream_ms,
         "cooldown_s": cooldown, "idle_threshold_ms": idle_threshold, "out": out, "dsn": dsn, "keep": keep,
+        "repeat": repeat,
     }
     chosen = get_scenario(scenario)
     config = resolve_config(chosen, flags)
@@ -72,6 +74,48 @@ def run(
     command = ["bench", *[redact(arg) for arg in sys.argv[1:]]]
     result = _run_until_signal(run_scenario(config, chosen, Console(quiet=quiet), command))
     raise typer.Exit(result)
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="A run folder written by bench run.")],
+) -> None:
+    """Re-render a run folder's report.md and report.html."""
+    from bench.report import render_report
+
+    md, html = render_report(run_dir)
+    typer.echo(f"wrote {md} and {html}")
+
+
+@app.command()
+def compare(
+    base: Annotated[Path, typer.Argument(metavar="BASE", help="Baseline run folder or summary.json.")],
+    current: Annotated[Path, typer.Argument(metavar="CURRENT", help="Current run folder or summary.json.")],
+    fail_on: Annotated[list[str] | None, typer.Option("--fail-on", help="Gate METRIC:+N% / METRIC:-N% / METRIC:>N; replaces that metric's default. Repeatable.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="text, md (for $GITHUB_STEP_SUMMARY) or json.")] = "text",
+    junit: Annotated[Path | None, typer.Option(help="Also write the gates as JUnit XML test cases here.")] = None,
+    base_app: Annotated[str | None, typer.Option(help="App of BASE to compare (default: every app both ran).")] = None,
+    current_app: Annotated[str | None, typer.Option(help="App of CURRENT to compare.")] = None,
+    show_all: Annotated[bool, typer.Option("--all", help="List unchanged metrics too.")] = False,
+) -> None:
+    """Compare two runs metric by metric; exit 1 when a gate fails."""
+    from bench.compare import compare as compare_runs
+    from bench.compare import load_side
+    from bench.compare_render import render_json, render_junit, render_markdown, render_text
+    from bench.errors import UsageError
+    from bench.gates import merge_gates
+
+    renderers = {"text": lambda r: render_text(r, show_all), "md": render_markdown, "json": render_json}
+    if fmt not in renderers:
+        raise UsageError(f"--format must be text, md or json, got {fmt!r}")
+    gates = merge_gates(fail_on or [])
+    result = compare_runs(load_side(base), load_side(current), gates, base_app, current_app)
+    typer.echo(renderers[fmt](result))
+    if junit is not None:
+        from bench.runfolder import write_text
+
+        write_text(junit, render_junit(result))
+    raise typer.Exit(1 if result.failed_gates else 0)
 
 
 def _run_until_signal(coro: Coroutine[Any, Any, RunResult]) -> int:

@@ -29,7 +29,7 @@ from bench.loadgen import LoadPlan, RequestTail, go_file, locust_child, read_loc
 from bench.processes import Child, free_port, stop_all, wait_for_http
 from bench.runfolder import new_run_dir, write_json
 from bench.settings import RunConfig
-from bench.summary import SCHEMA_VERSION, Check, Integrity, evaluate, summarize_app
+from bench.summary import SCHEMA_VERSION, Check, Integrity, evaluate, median_summary, summarize_app
 from bench.terminal import Console
 
 _LOCUST_GRACE_S = 30.0  # Locust stops itself at --run-time; past this much longer it is killed
@@ -54,6 +54,7 @@ class _Run:
     server: postgres.Server | None = None
     embedded: postgres.EmbeddedPostgres | None = None
     apps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    repeats: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
@@ -97,9 +98,13 @@ async def run_scenario(config: RunConfig, scenario: Scenario, console: Console, 
     status, error, exit_code = "completed", None, 0
     try:
         await _start_database(run)
-        for app in config.apps:
-            run.apps[app] = await _run_app(run, app)
-            write_json(folder / "run.json", run.run_json("running"))
+        # Repeats interleave the apps (good bad good bad ...) so drift hits both alike.
+        for index in range(config.repeat):
+            for app in config.apps:
+                figures = await _run_app(run, app, index)
+                run.repeats.setdefault(app, []).append(figures)
+                run.apps[app] = median_summary(run.repeats[app])
+                write_json(folder / "run.json", run.run_json("running"))
     except asyncio.CancelledError:
         status, error, exit_code = "interrupted", "interrupted by a signal", Interrupted.exit_code
     except BenchError as err:
@@ -161,11 +166,12 @@ def _app_child(run: _Run, app: str, database: str, port: int, folder: Path) -> C
     return Child(name=f"{app} app", argv=argv, log_path=folder / "app.log", env=env)
 
 
-async def _run_app(run: _Run, app: str) -> dict[str, Any]:
+async def _run_app(run: _Run, app: str, index: int = 0) -> dict[str, Any]:
     assert run.server is not None
-    cfg, folder = run.config, run.folder / app
+    cfg = run.config
+    folder = run.folder / app if index == 0 else run.folder / app / f"repeat-{index + 1}"
     folder.mkdir(parents=True, exist_ok=True)
-    database = f"scopebench_{run.run_id}_{app}"
+    database = f"scopebench_{run.run_id}_{app}_{index + 1}"
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     # The app and Locust start while the database is prepared: their imports overlap. Locust holds
@@ -278,5 +284,7 @@ def _write_summary(run: _Run, status: str, error: str | None) -> dict[str, Any]:
         "apps": run.apps,
         "checks": checks,
     }
+    if run.config.repeat > 1:
+        summary["repeats"] = run.repeats
     write_json(run.folder / "summary.json", summary)
     return summary

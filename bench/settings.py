@@ -50,6 +50,7 @@ class RunConfig:
     upstream_latency_ms: float
     cooldown_s: float
     idle_threshold_ms: float = 50.0
+    repeat: int = 1
     sample_interval_s: float = 0.1
     dsn: str | None = field(default=None, repr=False)
     out: Path | None = None
@@ -76,7 +77,9 @@ _NUMERIC: dict[str, tuple[str, type, float]] = {
     "upstream_latency_ms": ("BENCH_UPSTREAM_MS", float, 0),
     "cooldown_s": ("BENCH_COOLDOWN", float, 0),
     "idle_threshold_ms": ("BENCH_IDLE_THRESHOLD_MS", float, 0),
+    "repeat": ("BENCH_REPEAT", int, 1),
 }
+_BUILTIN = {"idle_threshold_ms": 50.0, "repeat": 1}
 _FLAG = {
     "duration_s": "--duration",
     "pool_timeout_s": "--pool-timeout",
@@ -101,8 +104,10 @@ def resolve_config(
         if raw is None and env.get(var):
             raw, source = env[var], var
         if raw is None:
-            raw = scenario.defaults.get(name, 50.0 if name == "idle_threshold_ms" else None)
+            raw = scenario.defaults.get(name, _BUILTIN.get(name))
         values[name] = _number(raw, kind, minimum, source)
+    if values["repeat"] > 50:
+        raise UsageError("--repeat is capped at 50; more repeats of a short run beat many of a long one")
     if values["duration_s"] > MAX_DURATION_S:
         raise UsageError(f"--duration is capped at {MAX_DURATION_S / 3600:.0f}h; split longer soaks into runs")
     app = flags.get("app") or env.get("BENCH_APP") or "both"

@@ -139,6 +139,7 @@ def _db_block(db: DbFigures, completed: int) -> dict[str, Any]:
         "idle_in_tx_seconds_sampled": round(db.idle_in_tx_seconds_sampled, 4),
         "idle_in_tx_sampled_share": round(db.idle_in_tx_seconds_sampled / total, 3) if total else None,
         "idle_in_tx_long_seconds": round(db.idle_in_tx_long_seconds, 4),
+        "idle_in_tx_long_per_request_ms": round(db.idle_in_tx_long_seconds * 1000 / completed, 3) if completed else None,
         "idle_in_tx_per_request_ms": round(total * 1000 / completed, 3) if completed else None,
         "idle_in_tx_after_load": db.idle_in_tx_after_load,
         "connections_max": db.connections_max,
@@ -226,3 +227,19 @@ def _ratio(a: float, b: float) -> float:
     if b == 0:
         return 1.0 if a == 0 else math.inf
     return a / b
+
+
+def median_summary(repeats: list[dict[str, Any]]) -> dict[str, Any]:
+    """One app's figures over repeats: the median of every number, other values from the first."""
+    first = repeats[0]
+    out: dict[str, Any] = {}
+    for key, value in first.items():
+        values = [r.get(key) for r in repeats]
+        if isinstance(value, dict) and all(isinstance(v, dict) for v in values):
+            out[key] = median_summary(values)  # type: ignore[arg-type]
+        elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            mid = float(np.median(np.asarray(values, dtype=float)))
+            out[key] = int(mid) if all(isinstance(v, int) for v in values) and mid.is_integer() else round(mid, 4)
+        else:
+            out[key] = value
+    return out
