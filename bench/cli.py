@@ -54,6 +54,7 @@ def run(
     upstream_ms: Annotated[float | None, typer.Option(help="Latency of the simulated slow upstream call.")] = None,
     cooldown: Annotated[str | None, typer.Option(help="Keep sampling this long after the load stops.")] = None,
     idle_threshold: Annotated[float | None, typer.Option(help="Idle-in-transaction age (ms) counted as long.")] = None,
+    idle_tx_timeout: Annotated[str | None, typer.Option(help="Set PostgreSQL's idle_in_transaction_session_timeout for the apps (e.g. 1s): the server-side safety net.")] = None,
     out: Annotated[Path | None, typer.Option(help="Write the run folder exactly here.")] = None,
     dsn: Annotated[str | None, typer.Option(help="Use this PostgreSQL instead of the embedded one.", envvar="BENCH_DSN", show_envvar=True)] = None,
     repeat: Annotated[int | None, typer.Option(help="Run each app N times, interleaved (good bad good bad ...).")] = None,
@@ -65,7 +66,7 @@ def run(
         "app": app_, "users": users, "spawn_rate": spawn_rate, "duration_s": duration, "pool_size": pool_size,
         "max_overflow": max_overflow, "pool_timeout_s": pool_timeout, "upstream_latency_ms": upstream_ms,
         "cooldown_s": cooldown, "idle_threshold_ms": idle_threshold, "out": out, "dsn": dsn, "keep": keep,
-        "repeat": repeat,
+        "repeat": repeat, "idle_tx_timeout_s": idle_tx_timeout,
     }
     chosen = get_scenario(scenario)
     config = resolve_config(chosen, flags)

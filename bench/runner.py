@@ -159,6 +159,7 @@ def _app_child(run: _Run, app: str, database: str, port: int, folder: Path) -> C
         "BENCH_APP_MAX_OVERFLOW": str(cfg.max_overflow),
         "BENCH_APP_POOL_TIMEOUT": str(cfg.pool_timeout_s),
         "BENCH_APP_UPSTREAM_MS": str(cfg.upstream_latency_ms),
+        "BENCH_APP_IDLE_TX_TIMEOUT_MS": str(int(cfg.idle_tx_timeout_s * 1000)),
         **run.scenario.app_env,
     }
     argv = [sys.executable, "-m", "uvicorn", "--factory", f"target_apps.{app}.app:create",

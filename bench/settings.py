@@ -20,16 +20,19 @@ APPS = ("good", "bad")
 MAX_DURATION_S = 6 * 3600.0  # load is always bounded; nobody means to run a scenario for days
 
 _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m(?!s))?\s*(?:(\d+(?:\.\d+)?)s?)?\s*$")
+_MILLISECONDS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*ms\s*$")
 
 
 def parse_duration(text: str | float, flag: str = "--duration") -> float:
     """'20s', '2m', '1h30m', '90' or 1.5 -> seconds; anything else is a UsageError."""
     if isinstance(text, (int, float)):
         seconds = float(text)
+    elif _MILLISECONDS.match(text):
+        seconds = float(_MILLISECONDS.match(text).group(1)) / 1000  # type: ignore[union-attr]
     else:
         match = _DURATION.match(text) if text.strip() else None
         if match is None or not any(match.groups()):
-            raise UsageError(f"{flag} {text!r} is not a duration; use e.g. 20s, 2m, 1h30m or plain seconds")
+            raise UsageError(f"{flag} {text!r} is not a duration; use e.g. 20s, 2m, 1h30m, 500ms or plain seconds")
         h, m, s = (float(g) if g else 0.0 for g in match.groups())
         seconds = h * 3600 + m * 60 + s
     if not math.isfinite(seconds) or seconds < 0:
@@ -50,6 +53,7 @@ class RunConfig:
     upstream_latency_ms: float
     cooldown_s: float
     idle_threshold_ms: float = 50.0
+    idle_tx_timeout_s: float = 0.0  # PostgreSQL's idle_in_transaction_session_timeout for the apps; 0 = off
     repeat: int = 1
     sample_interval_s: float = 0.1
     dsn: str | None = field(default=None, repr=False)
@@ -77,15 +81,17 @@ _NUMERIC: dict[str, tuple[str, type, float]] = {
     "upstream_latency_ms": ("BENCH_UPSTREAM_MS", float, 0),
     "cooldown_s": ("BENCH_COOLDOWN", float, 0),
     "idle_threshold_ms": ("BENCH_IDLE_THRESHOLD_MS", float, 0),
+    "idle_tx_timeout_s": ("BENCH_IDLE_TX_TIMEOUT", float, 0),
     "repeat": ("BENCH_REPEAT", int, 1),
 }
-_BUILTIN = {"idle_threshold_ms": 50.0, "repeat": 1}
+_BUILTIN = {"idle_threshold_ms": 50.0, "repeat": 1, "idle_tx_timeout_s": 0.0}
 _FLAG = {
     "duration_s": "--duration",
     "pool_timeout_s": "--pool-timeout",
     "upstream_latency_ms": "--upstream-ms",
     "cooldown_s": "--cooldown",
     "idle_threshold_ms": "--idle-threshold",
+    "idle_tx_timeout_s": "--idle-tx-timeout",
 }
 
 
@@ -127,7 +133,9 @@ def resolve_config(
 
 
 def _number(raw: Any, kind: type, minimum: float, source: str) -> Any:
-    if isinstance(raw, str) and source in ("--duration", "--cooldown", "BENCH_DURATION", "BENCH_COOLDOWN"):
+    durations = ("--duration", "--cooldown", "--idle-tx-timeout", "BENCH_DURATION", "BENCH_COOLDOWN",
+                 "BENCH_IDLE_TX_TIMEOUT")
+    if isinstance(raw, str) and source in durations:
         raw = parse_duration(raw, source)
     try:
         value = float(raw)

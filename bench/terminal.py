@@ -32,6 +32,7 @@ ROWS: tuple[tuple[str, str, str, bool], ...] = (
     ("idle in tx oldest (s)", "db.idle_in_tx_oldest_s", "{:.3f}", True),
     ("idle in tx after load", "db.idle_in_tx_after_load", "{:.0f}", True),
     ("lost writes", "integrity.lost_writes", "{:.0f}", True),
+    ("backends ended by the server", "db.server.sessions_fatal", "{:.0f}", True),
     ("Little's-law ceiling (req/s)", "pool.littles_law_ceiling_rps", "{:.1f}", False),
 )
 

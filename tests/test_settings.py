@@ -13,13 +13,13 @@ from bench.settings import parse_duration, resolve_config
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("20s", 20), ("2m", 120), ("1h30m", 5400), ("90", 90), ("1.5", 1.5), ("1m30s", 90), (" 5s ", 5), (3, 3)],
+    [("20s", 20), ("2m", 120), ("1h30m", 5400), ("90", 90), ("1.5", 1.5), ("1m30s", 90), (" 5s ", 5), (3, 3), ("250ms", 0.25)],
 )
 def test_parse_duration(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "abc", "20ms", "-5", "5x", "s", "1h-2m", "nan"])
+@pytest.mark.parametrize("text", ["", "abc", "20 msec", "-5", "5x", "s", "1h-2m", "nan", "ms"])
 def test_parse_duration_rejects(text: str) -> None:
     with pytest.raises(UsageError, match="duration"):
         parse_duration(text)

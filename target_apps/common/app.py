@@ -34,13 +34,16 @@ class AppState:
 
 
 def build_engine(settings: AppSettings) -> AsyncEngine:
+    server_settings = {"application_name": settings.application_name}
+    if settings.idle_tx_timeout_ms:
+        server_settings["idle_in_transaction_session_timeout"] = str(settings.idle_tx_timeout_ms)
     return create_async_engine(
         settings.dsn,
         poolclass=TimedAsyncPool,
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
         pool_timeout=settings.pool_timeout_s,
-        connect_args={"server_settings": {"application_name": settings.application_name}},
+        connect_args={"server_settings": server_settings},
     )
 
 

@@ -21,6 +21,7 @@ class AppSettings:
     max_overflow: int = 0
     pool_timeout_s: float = 30.0
     upstream_latency_ms: float = 100.0
+    idle_tx_timeout_ms: int = 0  # server-side safety net; 0 leaves PostgreSQL's default (off)
 
     @property
     def application_name(self) -> str:
@@ -41,6 +42,7 @@ class AppSettings:
                 max_overflow=int(env.get("BENCH_APP_MAX_OVERFLOW", 0)),
                 pool_timeout_s=float(env.get("BENCH_APP_POOL_TIMEOUT", 30)),
                 upstream_latency_ms=float(env.get("BENCH_APP_UPSTREAM_MS", 100)),
+                idle_tx_timeout_ms=int(env.get("BENCH_APP_IDLE_TX_TIMEOUT_MS", 0)),
             )
         except ValueError as err:
             raise SettingsError(f"malformed BENCH_APP_* setting: {err}") from None
