@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import os
 import signal
 import subprocess
@@ -121,3 +122,44 @@ def test_short_cli_run_of_one_app(tmp_path: Path, pg_home: Path) -> None:
     assert "throughput (req/s)" in result.stdout and "completed:" in result.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert list(summary["apps"]) == ["good"] and summary["apps"]["good"]["failures"] == 0
+
+
+@pytest.mark.e2e
+def test_sigkill_leaves_nothing_running_and_the_next_run_cleans_up(tmp_path: Path) -> None:
+    # A home of its own, so the stale server found afterwards is this test's.
+    home = Path("/tmp") / f"sbk-{os.getpid()}"
+    env = {**os.environ, "BENCH_HOME": str(home)}
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.cli", "run", "long-session", "--app", "bad", "--duration", "60s",
+         "--users", "5", "--out", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+    )
+    try:
+        requests = out / "bad" / "requests.csv"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (not requests.exists() or requests.stat().st_size < 500):
+            time.sleep(0.2)
+        assert requests.exists(), "load never started"
+        children = _children_of_run(out)
+        assert children
+        proc.kill()
+        proc.wait(5)
+        # Locust and the app die with the harness (parent-death signal); only PostgreSQL stays.
+        gone_by = time.monotonic() + 10
+        while time.monotonic() < gone_by and _children_of_run(out):
+            time.sleep(0.2)
+        assert not _children_of_run(out)
+        second = bench("run", "long-session", "--app", "good", "--duration", "2s", "--cooldown", "0",
+                       "--users", "2", "--out", str(tmp_path / "next"), env={"BENCH_HOME": str(home)})
+        assert second.returncode == 0, second.stderr
+        assert "stopped a stale embedded PostgreSQL" in second.stderr
+        assert "stale run database" in second.stderr
+        assert json.loads((out / "run.json").read_text())["status"] == "running"  # what it had written
+    finally:
+        proc.kill()
+        # Starting and stopping on the same home stops any server a failed assertion left behind.
+        script = f"from pathlib import Path\nfrom bench.postgres import EmbeddedPostgres\n" \
+                 f"with EmbeddedPostgres(home=Path({str(home)!r})):\n    pass\n"
+        subprocess.run([sys.executable, "-c", script], check=False, env=env, capture_output=True, timeout=60)
+        shutil.rmtree(home, ignore_errors=True)
