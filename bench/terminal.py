@@ -37,6 +37,13 @@ ROWS: tuple[tuple[str, str, str, bool], ...] = (
 )
 
 
+# The terminal shows these five always, the rest of ROWS only where some app has a non-zero value
+# for the counts below; the report shows every row.
+HEADLINE = ("throughput_rps", "latency_ms.p95", "pool.wait_ms.p95", "db.idle_in_tx_long_seconds", "failures")
+SHOWN_WHEN_NONZERO = ("pool.timeouts", "db.idle_in_tx_after_load", "integrity.lost_writes",
+                      "db.server.sessions_fatal")
+
+
 def lookup(app: dict[str, Any], path: str) -> float | None:
     node: Any = app
     for part in path.split("."):
@@ -114,6 +121,8 @@ def render_summary(summary: dict[str, Any], folder: Path) -> str:
         lines.append(head)
         for label, path, fmt, _lower in ROWS:
             values = [lookup(apps[n], path) for n in names]
+            if path not in HEADLINE and not (path in SHOWN_WHEN_NONZERO and any(values)):
+                continue
             cells = "".join(f"{fmt.format(v) if v is not None else '-':>12}" for v in values)
             if ratio:
                 cells += f"{_ratio(values[0], values[1]):>12}"
