@@ -115,9 +115,10 @@ async def run_scenario(config: RunConfig, scenario: Scenario, console: Console, 
             await asyncio.shield(asyncio.to_thread(run.embedded.stop))
     summary = _write_summary(run, status, error)
     write_json(folder / "run.json", run.run_json(status, error))
+    report = _render_report(run)
     if status == "completed" and any(not c["passed"] for c in summary["checks"]):
         exit_code = 1
-    console.final(summary, folder, error)
+    console.final(summary, folder, error, report)
     return RunResult(folder=folder, summary=summary, exit_code=exit_code, error=error)
 
 
@@ -268,6 +269,17 @@ async def _integrity(run: _Run, database: str, folder: Path) -> Integrity | None
     by_tag = {r["route"]: int(r["n"]) for r in rows}
     written = {name: by_tag.get(tag, 0) for name, tag in routes.items()}
     return Integrity(acknowledged=acknowledged, written=written)
+
+
+def _render_report(run: _Run) -> Path | None:
+    from bench.report import render_report
+
+    try:
+        _md, html = render_report(run.folder)
+    except BenchError as err:  # the run's own results are safe on disk; say why there is no report
+        run.console.info(f"no report: {err}")
+        return None
+    return html
 
 
 def _write_summary(run: _Run, status: str, error: str | None) -> dict[str, Any]:

@@ -19,6 +19,9 @@ WIDTH, HEIGHT = 640, 320
 LEFT, RIGHT, TOP, BOTTOM = 64, 18, 58, 44
 MAX_POINTS = 1000
 AXIS, GRID, TEXT, MUTED, BAND = "#4a4a4a", "#e3e3e3", "#1f1f1f", "#6b6b6b", "#eef0f3"
+# A white outline behind labels drawn over data, so a line crossing them does not make them unreadable.
+HALO = 'paint-order="stroke" stroke="#ffffff" stroke-width="3" stroke-linejoin="round"'
+
 
 
 @dataclass(frozen=True)
@@ -74,25 +77,33 @@ class _Frame:
         return HEIGHT - BOTTOM - (HEIGHT - TOP - BOTTOM) * np.asarray(y) / self.y_max
 
 
-def decimate(x: FloatArray, y: FloatArray, max_points: int = MAX_POINTS) -> tuple[FloatArray, FloatArray]:
-    """At most ``max_points`` points: each bin keeps its minimum and maximum, so spikes stay visible."""
-    n = len(x)
-    if n <= max_points:
-        return x, y
-    size = math.ceil(n / (max_points // 2))
-    bins = math.ceil(n / size)
-    pad = bins * size - n
-    xx = np.concatenate([x, np.full(pad, x[-1])]).reshape(bins, size)
+@dataclass(frozen=True)
+class Binned:
+    """A long series reduced to equal-count bins: the mean per bin, and the range it spans."""
+
+    x: FloatArray
+    mean: FloatArray
+    low: FloatArray
+    high: FloatArray
+
+
+def binned(x: FloatArray, y: FloatArray, bins: int) -> Binned:
+    """Bins of consecutive points; a bin with nothing measured is NaN, so the line shows a gap."""
+    size = math.ceil(len(x) / bins)
+    bins = math.ceil(len(x) / size)
+    pad = bins * size - len(x)
+    xx = np.concatenate([x, np.full(pad, np.nan)]).reshape(bins, size)
     yy = np.concatenate([y, np.full(pad, np.nan)]).reshape(bins, size)
-    missing = np.isnan(yy)
-    low = np.where(missing, np.inf, yy).argmin(axis=1)
-    high = np.where(missing, -np.inf, yy).argmax(axis=1)
-    rows = np.arange(bins)
-    # Keep the two points in time order, so the line still runs left to right.
-    first, second = np.minimum(low, high), np.maximum(low, high)
-    xs = np.column_stack([xx[rows, first], xx[rows, second]]).ravel()
-    ys = np.column_stack([yy[rows, first], yy[rows, second]]).ravel()
-    return xs, ys
+    present = ~np.isnan(yy)
+    count = present.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(present, yy, 0.0).sum(axis=1) / count
+        centre = np.where(np.isnan(xx), 0.0, xx).sum(axis=1) / (~np.isnan(xx)).sum(axis=1)
+    low = np.where(present, yy, np.inf).min(axis=1)
+    high = np.where(present, yy, -np.inf).max(axis=1)
+    empty = count == 0
+    return Binned(x=centre, mean=np.where(empty, np.nan, mean), low=np.where(empty, np.nan, low),
+                  high=np.where(empty, np.nan, high))
 
 
 def nice_ticks(high: float, target: int = 5) -> list[float]:
@@ -119,8 +130,8 @@ def render(chart: Chart) -> str:
     frame = _frame(chart)
     title = html.escape(chart.title)
     parts = [
-        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{title}" '
-        f'font-family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif" font-size="12">',
+        (f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{title}" '
+        f'font-family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif" font-size="12">'),
         f"<title>{title}</title>",
         f'<text class="chart-title" x="{LEFT}" y="20" font-size="15" font-weight="600" fill="{TEXT}">{title}</text>',
         *_bands(chart, frame),
@@ -173,14 +184,18 @@ def _grid_and_axes(chart: Chart, frame: _Frame) -> list[str]:
 def _bands(chart: Chart, frame: _Frame) -> list[str]:
     out = []
     if chart.first_label:
-        out.append(f'<text x="{LEFT + 6}" y="{TOP + 14}" fill="{MUTED}">{html.escape(chart.first_label)}</text>')
+        out.append(f'<text x="{LEFT + 6}" y="{TOP + 14}" fill="{MUTED}" {HALO}>{html.escape(chart.first_label)}</text>')
     for band in chart.bands:
         x0, x1 = frame.px(band.x0), frame.px(band.x1)
         out.append(f'<rect class="band" x="{x0:.1f}" y="{TOP}" width="{max(0.0, float(x1 - x0)):.1f}" '
                    f'height="{HEIGHT - TOP - BOTTOM}" fill="{BAND}"/>')
         out.append(f'<line x1="{x0:.1f}" y1="{TOP}" x2="{x0:.1f}" y2="{HEIGHT - BOTTOM}" stroke="{MUTED}" '
                    f'stroke-dasharray="3 3"/>')
-        out.append(f'<text x="{x0 + 6:.1f}" y="{TOP + 14}" fill="{MUTED}">{html.escape(band.label)}</text>')
+        # A narrow band (a short cool-down after an hour of load) gets its label outside, on the left.
+        inside = float(x1 - x0) >= 8 * len(band.label) + 12
+        x, anchor = (float(x0) + 6, "start") if inside else (float(x0) - 6, "end")
+        out.append(f'<text x="{x:.1f}" y="{TOP + 14}" text-anchor="{anchor}" fill="{MUTED}" {HALO}>'
+                   f"{html.escape(band.label)}</text>")
     return out
 
 
@@ -190,28 +205,47 @@ def _references(chart: Chart, frame: _Frame) -> list[str]:
         y = frame.py(ref.y)
         out.append(f'<line class="reference" x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - RIGHT}" y2="{y:.1f}" '
                    f'stroke="{ref.color}" stroke-width="1.5" stroke-dasharray="6 4"/>')
-        out.append(f'<text x="{WIDTH - RIGHT - 4}" y="{y:.1f}" dy="-4" text-anchor="end" fill="{ref.color}">'
+        out.append(f'<text x="{WIDTH - RIGHT - 4}" y="{y:.1f}" dy="-4" text-anchor="end" fill="{ref.color}" {HALO}>'
                    f"{html.escape(ref.label)}</text>")
     return out
 
 
 def _series(series: Series, frame: _Frame) -> str:
-    x, y = decimate(series.x, series.y)
-    px, py = np.asarray(frame.px(x), dtype=float), np.asarray(frame.py(y), dtype=float)
-    finite = np.isfinite(py)
     name = html.escape(series.name)
-    parts = [f'<g class="series" data-name="{name}" stroke="{series.color}" fill="none" '
-             f'stroke-width="1.8" stroke-linejoin="round"><title>{name}</title>']
-    # Split at gaps: a NaN means "nothing measured", which a line must not bridge.
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], finite.astype(np.int8), [0]])))
-    for start, stop in zip(edges[::2], edges[1::2], strict=True):
+    parts = [f'<g class="series" data-name="{name}"><title>{name}</title>']
+    if len(series.x) > MAX_POINTS:
+        # Too many points for the page: draw the mean per bin, over a faint band of each bin's range,
+        # so both the typical level and the spikes stay visible.
+        reduced = binned(series.x, series.y, MAX_POINTS // 2)
+        x, y = reduced.x, reduced.mean
+        for start, stop in _runs(reduced.mean):
+            xs = np.concatenate([reduced.x[start:stop], reduced.x[start:stop][::-1]])
+            ys = np.concatenate([reduced.high[start:stop], reduced.low[start:stop][::-1]])
+            parts.append(f'<polygon class="range" points="{_points(frame, xs, ys)}" fill="{series.color}" '
+                         'fill-opacity="0.18" stroke="none"/>')
+    else:
+        x, y = series.x, series.y
+    for start, stop in _runs(y):
         if stop - start == 1:
-            parts.append(f'<circle cx="{px[start]:.1f}" cy="{py[start]:.1f}" r="1.8" fill="{series.color}"/>')
-            continue
-        points = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(px[start:stop], py[start:stop], strict=True))
-        parts.append(f'<polyline points="{points}"/>')
+            cx, cy = frame.px(float(x[start])), frame.py(float(y[start]))
+            parts.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="1.8" fill="{series.color}"/>')
+        else:
+            parts.append(f'<polyline points="{_points(frame, x[start:stop], y[start:stop])}" fill="none" '
+                         f'stroke="{series.color}" stroke-width="1.8" stroke-linejoin="round"/>')
     parts.append("</g>")
     return "".join(parts)
+
+
+def _runs(y: FloatArray) -> list[tuple[int, int]]:
+    """(start, stop) of each stretch of finite values: a NaN means "nothing measured", never bridged."""
+    finite = np.isfinite(y).astype(np.int8)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], finite, [0]])))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def _points(frame: _Frame, x: FloatArray, y: FloatArray) -> str:
+    px, py = np.asarray(frame.px(x), dtype=float), np.asarray(frame.py(y), dtype=float)
+    return " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(px, py, strict=True))
 
 
 def _legend(chart: Chart) -> list[str]:

@@ -104,14 +104,14 @@ class Console:
             self.err.flush()
             self._width = 0
 
-    def final(self, summary: dict[str, Any], folder: Path, error: str | None) -> None:
+    def final(self, summary: dict[str, Any], folder: Path, error: str | None, report: Path | None = None) -> None:
         self.end_progress()
-        print(render_summary(summary, folder), file=self.out, flush=True)
+        print(render_summary(summary, folder, report), file=self.out, flush=True)
         if error:
             print(f"error: {error}", file=self.err, flush=True)
 
 
-def render_summary(summary: dict[str, Any], folder: Path) -> str:
+def render_summary(summary: dict[str, Any], folder: Path, report: Path | None = None) -> str:
     apps: dict[str, Any] = summary.get("apps", {})
     names = list(apps)
     lines = [""]
@@ -146,6 +146,8 @@ def render_summary(summary: dict[str, Any], folder: Path) -> str:
         lines.append(f"\nstart-up: {startup:.2f}s from command to first request")
     status = summary.get("status", "?")
     lines.append(f"{status}: {folder / 'summary.json'}")
+    if report is not None:
+        lines.append(f"report: {report}")
     return "\n".join(lines)
 
 

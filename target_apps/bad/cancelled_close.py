@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
+from types import TracebackType
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
@@ -26,9 +26,11 @@ PAGE_PAUSE_S = 0.2
 
 
 class ExportSession(AsyncSession):
-    async def __aexit__(self, type_: Any, value: Any, traceback: Any) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         # ANTI-PATTERN(cancelled-close): when the stream is cancelled, the cancellation hits the
-        # ROLLBACK inside close(); the pool then invalidates the connection and kills its backend.
+        # ROLLBACK inside close(); the pool then invalidates the connection and drops its backend.
         await self.close()
 
 

@@ -5,6 +5,7 @@ and a registry whose scope is shared by every request. ``common.app.create_app``
 from __future__ import annotations
 
 import itertools
+import logging
 import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from target_apps.common.models import Item, Order
 
 ORDERS_PREFIX = "/scoped/orders/"
 SHARED_PREFIX = "/scoped/shared/"
+
+log = logging.getLogger(__name__)
 
 _request_id: ContextVar[int | None] = ContextVar("scoped_session_request_id", default=None)
 _next_id = itertools.count(1)
@@ -57,7 +60,7 @@ class ForgetfulScopeMiddleware:
             return
         token = _request_id.set(next(_next_id))
         try:
-            await self.app(scope, receive, send)
+            await call_logged(self.app, scope, receive, send)
         finally:
             # ANTI-PATTERN(scoped-session): no remove(): the registry keeps a strong reference to every
             # request's session (GC cannot help), its connection idle in transaction until the pool runs dry.
@@ -75,10 +78,20 @@ class SharedScopeMiddleware:
             await self.app(scope, receive, send)
             return
         try:
-            await self.app(scope, receive, send)
+            await call_logged(self.app, scope, receive, send)
         finally:
             # Looks right, but with a constant scope this closes the session other requests are using.
             await registries_of(scope["app"]).shared.remove()
+
+
+async def call_logged(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """Run the request and name what failed it in one line: an error raised later by ``remove()`` (in
+    SQLAlchemy's greenlet) replaces it in uvicorn's traceback without a "During handling" chain."""
+    try:
+        await app(scope, receive, send)
+    except Exception as exc:
+        log.error("%s %s failed: %s: %s", scope["method"], scope["path"], type(exc).__name__, exc)
+        raise
 
 
 async def place_order(registry: async_scoped_session[AsyncSession], item_id: int, route: str) -> dict[str, object]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
+from types import TracebackType
 
 import anyio
 from fastapi import APIRouter, Request
@@ -27,7 +27,9 @@ PAGE_PAUSE_S = 0.2
 
 
 class ExportSession(AsyncSession):
-    async def __aexit__(self, type_: Any, value: Any, traceback: Any) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         # CORRECT(cancelled-close): Starlette cancels through an anyio cancel scope, which a shielded
         # scope keeps out: the ROLLBACK finishes and the connection goes back to the pool intact.
         with anyio.CancelScope(shield=True):

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import uuid
 from contextvars import ContextVar
 
@@ -16,6 +17,8 @@ from bench.instrument import ASGIApp, Receive, Scope, Send
 from target_apps.common.models import Item, Order
 
 PREFIX = "/scoped/"
+
+log = logging.getLogger(__name__)
 
 _request_id: ContextVar[int | None] = ContextVar("scoped_session_request_id", default=None)
 _next_id = itertools.count(1)
@@ -49,16 +52,26 @@ class ScopedSessionMiddleware:
         if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
             await self.app(scope, receive, send)
             return
-        # CORRECT(scoped-session): one scope per request (a ContextVar the scopefunc reads, so the
-        # endpoint's task sees it too), and remove() in finally closes the session, returning its connection.
+        # CORRECT(scoped-session): one scope per request (a ContextVar, which tasks the request spawns
+        # inherit, unlike current_task), and remove() in finally closes the session and returns its connection.
         token = _request_id.set(next(_next_id))
         try:
-            await self.app(scope, receive, send)
+            await call_logged(self.app, scope, receive, send)
         finally:
             try:
                 await registry_of(scope["app"]).remove()
             finally:
                 _request_id.reset(token)
+
+
+async def call_logged(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """Run the request and name what failed it in one line: an error raised later by ``remove()`` (in
+    SQLAlchemy's greenlet) replaces it in uvicorn's traceback without a "During handling" chain."""
+    try:
+        await app(scope, receive, send)
+    except Exception as exc:
+        log.error("%s %s failed: %s: %s", scope["method"], scope["path"], type(exc).__name__, exc)
+        raise
 
 
 async def place_order(registry: async_scoped_session[AsyncSession], item_id: int, route: str) -> dict[str, object]:
