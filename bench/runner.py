@@ -74,7 +74,9 @@ class _Run:
             "updated_at": datetime.now(UTC).isoformat(),
             "command": self.command,
             "config": self.config.to_json(),
-            "database": self.server.safe_dsn("<per-app database>") if self.server else None,
+            "database": (f"{self.server.safe_dsn('postgres').rsplit('/', 1)[0]} "
+                         f"({'embedded' if self.server.embedded else 'external'}; a fresh database per app run)")
+            if self.server else None,
             "environment": describe(self.server.version if self.server else None),
             "timings": self.timings,
             "events": self.events,
