@@ -134,7 +134,10 @@ class PoolMetrics:
         pool = self.pool
         gauges: dict[str, Any] = {"checked_out": self.checked_out, "pending": self.pending}
         if isinstance(pool, AsyncAdaptedQueuePool):
+            # The pool's own count also drops when the GC reclaims a leaked connection (no checkin
+            # event fires then), so it is the truthful gauge where there is one.
             gauges.update(
+                checked_out=pool.checkedout(),
                 size=pool.size(),
                 checked_in=pool.checkedin(),
                 overflow=pool.overflow(),

@@ -129,8 +129,9 @@ def _pool_block(pool: dict[str, Any] | None, capacity: int, throughput: float) -
 
 def _db_block(db: DbFigures, completed: int) -> dict[str, Any]:
     server_idle = db.server.get("idle_in_transaction_time")
-    # The server counts every moment, the samples only what they caught: prefer the server's figure.
-    total = server_idle if server_idle is not None else db.idle_in_tx_seconds_sampled
+    # The server counts every spell exactly, but only once it ends: a leaked connection's spell never
+    # does, so it is missing there and present in the samples. Take whichever saw more.
+    total = max(server_idle or 0.0, db.idle_in_tx_seconds_sampled)
     return {
         "idle_in_tx_max": db.idle_in_tx_max,
         "idle_in_tx_mean": round(db.idle_in_tx_mean, 3),

@@ -29,7 +29,6 @@ def test_bad_checkouts_are_never_returned(summary: dict[str, Any]) -> None:
     pool = summary["apps"]["bad"]["pool"]
     # The gauge only comes down on a checkin: past the pool's size, it counts connections never given back.
     assert pool["checked_out_max"] > pool["capacity"]
-    assert pool["checked_out_max"] == pool["connections_opened"]
     good = summary["apps"]["good"]["pool"]
     assert good["checked_out_max"] <= good["capacity"] and good["connections_opened"] <= good["capacity"]
 
