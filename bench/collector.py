@@ -59,7 +59,9 @@ class Collector:
         samples_path: Path,
         interval_s: float = 0.1,
         idle_threshold_s: float = 0.05,
+        pool_token: str | None = None,
     ) -> None:
+        self.pool_token = pool_token
         self.admin_dsn = admin_dsn
         self.database = database
         self.application_name = application_name
@@ -172,7 +174,7 @@ class Collector:
         if self.pool_url is None:
             return None
         try:
-            return await asyncio.to_thread(_get_json, self.pool_url)
+            return await asyncio.to_thread(_get_json, self.pool_url, self.pool_token)
         except (urllib.error.URLError, OSError, ValueError):
             self.pool_errors += 1
             return None
@@ -199,7 +201,8 @@ class Collector:
             self._conn = None
 
 
-def _get_json(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(url, timeout=2.0) as response:
+def _get_json(url: str, token: str | None = None) -> dict[str, Any]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    with urllib.request.urlopen(request, timeout=2.0) as response:
         data: dict[str, Any] = json.loads(response.read())
         return data

@@ -7,6 +7,7 @@ Apps create their engine with ``poolclass=TimedAsyncPool``, call ``instrument(en
 from __future__ import annotations
 
 import contextvars
+import hmac
 import json
 import logging
 import math
@@ -314,18 +315,37 @@ class RouteTagMiddleware:
 
 
 class PoolEndpoint:
-    """ASGI endpoint serving ``PoolMetrics.snapshot()`` as JSON (``?hist=0`` leaves out histograms)."""
+    """ASGI endpoint serving the pool metrics: JSON by default (``?hist=0`` leaves out histograms),
+    Prometheus text with ``?format=prometheus``. With a ``token``, requests must carry it as
+    ``Authorization: Bearer <token>`` (401 otherwise): real services mount this.
+    """
 
-    def __init__(self, metrics: Callable[[], PoolMetrics | None]) -> None:
+    def __init__(self, metrics: Callable[[], PoolMetrics | None], token: str | None = None,
+                 pool_name: str = "default") -> None:
         self.metrics = metrics
+        self.token = token
+        self.pool_name = pool_name
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        query = scope.get("query_string", b"")
         metrics = self.metrics()
-        if metrics is None:
+        content_type = b"application/json"
+        if self.token and not self._authorized(scope):
+            status, body = 401, b'{"error": "missing or wrong bearer token"}'
+        elif metrics is None:
             status, body = 503, b'{"error": "pool not ready"}'
+        elif b"format=prometheus" in query:
+            from bench.exposition import prometheus_text
+
+            status, body = 200, prometheus_text(metrics, self.pool_name).encode()
+            content_type = b"text/plain; version=0.0.4; charset=utf-8"
         else:
-            histograms = b"hist=0" not in scope.get("query_string", b"")
-            status, body = 200, json.dumps(metrics.snapshot(histograms)).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            status, body = 200, json.dumps(metrics.snapshot(b"hist=0" not in query)).encode()
+        headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+    def _authorized(self, scope: Scope) -> bool:
+        expected = f"Bearer {self.token}".encode()
+        headers = dict(scope.get("headers") or [])
+        return hmac.compare_digest(headers.get(b"authorization", b""), expected)

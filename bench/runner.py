@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import sys
 import time
 import uuid
@@ -51,6 +52,8 @@ class _Run:
     command: list[str]
     folder: Path
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    # The apps' pool endpoint is token-protected, as a real service's would be; only the collector knows it.
+    pool_token: str = field(default_factory=lambda: secrets.token_hex(16), repr=False)
     server: postgres.Server | None = None
     embedded: postgres.EmbeddedPostgres | None = None
     apps: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -163,6 +166,7 @@ def _app_child(run: _Run, app: str, database: str, port: int, folder: Path) -> C
         "BENCH_APP_POOL_TIMEOUT": str(cfg.pool_timeout_s),
         "BENCH_APP_UPSTREAM_MS": str(cfg.upstream_latency_ms),
         "BENCH_APP_IDLE_TX_TIMEOUT_MS": str(int(cfg.idle_tx_timeout_s * 1000)),
+        "BENCH_APP_METRICS_TOKEN": run.pool_token,
         **run.scenario.app_env,
     }
     argv = [sys.executable, "-m", "uvicorn", "--factory", f"target_apps.{app}.app:create",
@@ -191,7 +195,7 @@ async def _run_app(run: _Run, app: str, index: int = 0) -> dict[str, Any]:
             admin_dsn=run.server.dsn("postgres"), database=database,
             application_name=f"scopebench-{app}", pool_url=base + ENDPOINT_PATH,
             samples_path=folder / "samples.jsonl", interval_s=cfg.sample_interval_s,
-            idle_threshold_s=cfg.idle_threshold_ms / 1000,
+            idle_threshold_s=cfg.idle_threshold_ms / 1000, pool_token=run.pool_token,
         )
         await collector.open()
         try:

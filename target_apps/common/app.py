@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 from collections.abc import AsyncIterator, Sequence
 from types import ModuleType
@@ -91,7 +92,10 @@ def create_app(variant: str, scenarios: Sequence[ModuleType]) -> FastAPI:
             install(app)
         else:
             app.include_router(module.router)
-    app.add_route(ENDPOINT_PATH, PoolEndpoint(lambda: getattr(app.state, "bench", None) and app.state.bench.metrics))
+    if os.environ.get("BENCH_APP_METRICS", "on") != "off":
+        endpoint = PoolEndpoint(lambda: getattr(app.state, "bench", None) and app.state.bench.metrics,
+                                token=os.environ.get("BENCH_APP_METRICS_TOKEN") or None, pool_name=variant)
+        app.add_route(ENDPOINT_PATH, endpoint)
     app.add_middleware(RouteTagMiddleware)
     return app
 
