@@ -119,6 +119,7 @@ class PoolMetrics:
     create: Histogram = field(default_factory=Histogram)
     use: Histogram = field(default_factory=Histogram)
     use_by_route: dict[str, Histogram] = field(default_factory=dict)
+    wait_by_route: dict[str, Histogram] = field(default_factory=dict)
     timeouts: int = 0
     cancelled: int = 0
     checkouts: int = 0
@@ -165,6 +166,7 @@ class PoolMetrics:
             data["create_time"] = self.create.to_json()
             data["use_time"] = self.use.to_json()
             data["use_time_by_route"] = {k: h.to_json() for k, h in sorted(self.use_by_route.items())}
+            data["wait_time_by_route"] = {k: h.to_json() for k, h in sorted(self.wait_by_route.items())}
         return data
 
 
@@ -229,6 +231,12 @@ def _record_wait(metrics: PoolMetrics, wait_s: float, outcome: str) -> None:
     try:
         metrics.pending -= 1
         metrics.wait.record(wait_s)
+        # Which route waited: an innocent read route queues behind the culprits that hold the pool.
+        route = current_route()
+        hist = metrics.wait_by_route.get(route)
+        if hist is None:
+            hist = metrics.wait_by_route[route] = Histogram()
+        hist.record(wait_s)
         if outcome == "timeout":
             metrics.timeouts += 1
         elif outcome == "error":

@@ -152,17 +152,20 @@ def _db_block(db: DbFigures, completed: int) -> dict[str, Any]:
 
 def _endpoints(requests: pd.DataFrame, pool: dict[str, Any] | None) -> dict[str, Any]:
     by_route = (pool or {}).get("use_time_by_route", {})
+    wait_by_route = (pool or {}).get("wait_time_by_route", {})
     out: dict[str, Any] = {}
     if requests.empty:
         return out
     for name, group in requests.groupby("name", sort=True):
         ok = group[group["failed"] == 0]
         hold = by_route.get(str(name))
+        wait = wait_by_route.get(str(name))
         out[str(name)] = {
             "requests": len(group),
             "failures": int(group["failed"].sum()),
             "latency_ms": latency_ms(ok["response_time_ms"]),
             "pool_hold_ms": hist_ms(Histogram.from_json(hold)) if hold else None,
+            "pool_wait_ms": hist_ms(Histogram.from_json(wait)) if wait else None,
         }
     return out
 
