@@ -94,3 +94,11 @@ def get_scenario(name: str, catalog: dict[str, Scenario] | None = None) -> Scena
     if not scenario.locustfile.is_file():
         raise UsageError(f"scenario '{name}': locustfile {scenario.locustfile} is missing; fix catalog.toml")
     return scenario
+
+
+def scenario_from_locustfile(path: Path) -> Scenario:
+    """An ad-hoc scenario for ``--locustfile``: the user's own locustfile, built-in defaults, no checks."""
+    if not path.is_file():
+        raise UsageError(f"--locustfile {path} does not exist")
+    return Scenario(name=path.stem.replace("_", "-"), locustfile=path.resolve(), description="your locustfile",
+                    symptom="", write_routes={}, defaults=dict(DEFAULTS), checks=(), app_env={})

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bench.catalog import get_scenario, load_catalog
-from bench.errors import EXIT_INFRA, BenchError, Interrupted
+from bench.catalog import get_scenario, load_catalog, scenario_from_locustfile
+from bench.errors import EXIT_INFRA, BenchError, Interrupted, UsageError
 from bench.postgres import redact
 from bench.settings import resolve_config
 from bench.terminal import Console
@@ -43,7 +43,7 @@ def scenarios() -> None:
 
 @app.command()
 def run(
-    scenario: Annotated[str, typer.Argument(help="Scenario name; see: bench scenarios.")],
+    scenario: Annotated[str | None, typer.Argument(help="Scenario name; see: bench scenarios. Omit with --locustfile.")] = None,
     app_: Annotated[str | None, typer.Option("--app", help="good, bad or both (good then bad).", envvar="BENCH_APP")] = None,
     users: Annotated[int | None, typer.Option(help="Concurrent Locust users.")] = None,
     spawn_rate: Annotated[float | None, typer.Option(help="Users started per second.")] = None,
@@ -59,6 +59,12 @@ def run(
     dsn: Annotated[str | None, typer.Option(help="Use this PostgreSQL instead of the embedded one.", envvar="BENCH_DSN", show_envvar=True)] = None,
     repeat: Annotated[int | None, typer.Option(help="Run each app N times, interleaved (good bad good bad ...).")] = None,
     keep: Annotated[bool, typer.Option(help="Keep the per-run databases instead of dropping them.")] = False,
+    locustfile: Annotated[Path | None, typer.Option(help="Your own locustfile instead of a catalog scenario.")] = None,
+    target: Annotated[str | None, typer.Option(help="Drive a running app at this URL instead of the paired apps (needs --dsn).", envvar="BENCH_TARGET")] = None,
+    app_name: Annotated[str | None, typer.Option(help="With --target: the application_name of its connections.")] = None,
+    pool_url: Annotated[str | None, typer.Option(help="With --target: its pool endpoint (default TARGET/_bench/pool).")] = None,
+    pool_token: Annotated[str | None, typer.Option(help="Bearer token of the pool endpoint.", envvar="BENCH_POOL_TOKEN")] = None,
+    allow_remote: Annotated[bool, typer.Option(help="Allow a --target that is not a loopback address.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress line.")] = False,
 ) -> None:
     """Run SCENARIO against the paired apps under Locust load and write a run folder."""
@@ -66,9 +72,17 @@ def run(
         "app": app_, "users": users, "spawn_rate": spawn_rate, "duration_s": duration, "pool_size": pool_size,
         "max_overflow": max_overflow, "pool_timeout_s": pool_timeout, "upstream_latency_ms": upstream_ms,
         "cooldown_s": cooldown, "idle_threshold_ms": idle_threshold, "out": out, "dsn": dsn, "keep": keep,
-        "repeat": repeat, "idle_tx_timeout_s": idle_tx_timeout,
+        "repeat": repeat, "idle_tx_timeout_s": idle_tx_timeout, "target": target, "app_name": app_name,
+        "pool_url": pool_url, "pool_token": pool_token, "allow_remote": allow_remote,
     }
-    chosen = get_scenario(scenario)
+    if locustfile is not None:
+        chosen = scenario_from_locustfile(locustfile)
+    elif scenario is None:
+        raise UsageError("name a scenario (see: bench scenarios) or pass --locustfile")
+    else:
+        chosen = get_scenario(scenario)
+    if target is None and locustfile is not None and scenario is None:
+        raise UsageError("--locustfile drives your own app: add --target URL and --dsn DSN")
     config = resolve_config(chosen, flags)
     from bench.runner import run_scenario  # heavy imports only once the input is known good
 
@@ -103,7 +117,6 @@ def compare(
     from bench.compare import compare as compare_runs
     from bench.compare import load_side
     from bench.compare_render import render_json, render_junit, render_markdown, render_text
-    from bench.errors import UsageError
     from bench.gates import merge_gates
 
     renderers = {"text": lambda r: render_text(r, show_all), "md": render_markdown, "json": render_json}

@@ -22,7 +22,8 @@ _ACTIVITY = """
 SELECT pid, state, extract(epoch FROM state_change)::float8 AS state_change,
        extract(epoch FROM xact_start)::float8 AS xact_start, extract(epoch FROM now())::float8 AS now
 FROM pg_stat_activity
-WHERE datname = $1 AND application_name = $2 AND backend_type = 'client backend'
+WHERE datname = $1 AND backend_type = 'client backend' AND pid <> pg_backend_pid()
+  AND (application_name = $2 OR $2::text IS NULL)
 """
 _DATABASE = """
 SELECT idle_in_transaction_time, active_time, session_time, sessions, sessions_abandoned,
@@ -54,7 +55,7 @@ class Collector:
         *,
         admin_dsn: str,
         database: str,
-        application_name: str,
+        application_name: str | None,
         pool_url: str | None,
         samples_path: Path,
         interval_s: float = 0.1,

@@ -6,6 +6,7 @@ Apps create their engine with ``poolclass=TimedAsyncPool``, call ``instrument(en
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import hmac
 import json
@@ -131,6 +132,7 @@ class PoolMetrics:
     checked_out_max: int = 0
     started_at: float = field(default_factory=time.time)
     timed: bool = False
+    loop: LoopLag | None = None  # event-loop lag and CPU, when the app runs a LoopLag monitor
 
     def snapshot(self, histograms: bool = True) -> dict[str, Any]:
         pool = self.pool
@@ -167,6 +169,33 @@ class PoolMetrics:
             data["use_time"] = self.use.to_json()
             data["use_time_by_route"] = {k: h.to_json() for k, h in sorted(self.use_by_route.items())}
             data["wait_time_by_route"] = {k: h.to_json() for k, h in sorted(self.wait_by_route.items())}
+        if self.loop is not None:
+            data["loop"] = self.loop.to_json(histograms)
+        return data
+
+
+@dataclass
+class LoopLag:
+    """How late a periodic ``asyncio.sleep`` wakes up (event-loop lag), and the process's CPU time.
+
+    A busy loop delays every coroutine, holders of pool connections included: without this figure a
+    CPU-bound app looks like a starved pool. The app runs ``run()`` as a task in its lifespan.
+    """
+
+    period_s: float = 0.01
+    lag: Histogram = field(default_factory=Histogram)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            start = loop.time()
+            await asyncio.sleep(self.period_s)
+            self.lag.record(max(0.0, loop.time() - start - self.period_s))
+
+    def to_json(self, histograms: bool = True) -> dict[str, Any]:
+        data: dict[str, Any] = {"period_s": self.period_s, "cpu_s": time.process_time(), "ticks": self.lag.count}
+        if histograms:
+            data["lag"] = self.lag.to_json()
         return data
 
 

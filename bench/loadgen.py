@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 import math
 import sys
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +27,15 @@ class LoadPlan:
     users: int
     spawn_rate: float
     duration_s: float
+    # Added to ``locust -f`` after the locustfile (e.g. bench capacity's load-step pacer), and its settings.
+    extra_files: tuple[Path, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
 
 
 def locust_child(plan: LoadPlan, folder: Path) -> Child:
     argv = [
         sys.executable, "-m", "locust",
-        "-f", f"{plan.locustfile},{RECORDER}",
+        "-f", ",".join(str(f) for f in (plan.locustfile, *plan.extra_files, RECORDER)),
         "--headless",
         "--users", str(plan.users),
         "--spawn-rate", f"{plan.spawn_rate:g}",
@@ -44,6 +48,7 @@ def locust_child(plan: LoadPlan, folder: Path) -> Child:
         "--loglevel", "WARNING",
     ]
     env = {
+        **plan.env,
         "BENCH_REQUEST_LOG": str(folder / "requests.csv"),
         "BENCH_GO_FILE": str(go_file(folder)),
         "PYTHONUNBUFFERED": "1",

@@ -146,8 +146,9 @@ def parse_dsn(dsn: str) -> ParsedDsn:
     return ParsedDsn(server, database or "postgres")
 
 
-async def connect_external(dsn: str, timeout: float = 10.0) -> Server:
-    """Check the user's server is reachable and lets this user CREATE DATABASE; fails within `timeout`."""
+async def connect_external(dsn: str, timeout: float = 10.0, need_createdb: bool = True) -> Server:
+    """Check the user's server is reachable and (unless told otherwise) lets this user CREATE DATABASE;
+    fails within `timeout`. Target mode only observes an existing database and needs no CREATEDB."""
     parsed = parse_dsn(dsn)
     server = parsed.server
     try:
@@ -160,7 +161,7 @@ async def connect_external(dsn: str, timeout: float = 10.0) -> Server:
                 await conn.close()
     except Exception as exc:  # noqa: BLE001 - every failure becomes one line; the chain may hold the DSN
         raise PostgresError(_connect_failure(server, parsed.database, exc, timeout)) from None
-    if not may_create:
+    if need_createdb and not may_create:
         raise PostgresError(
             f"user '{server.user}' on {server.address} may not create databases; "
             f'run ALTER ROLE "{server.user}" CREATEDB or use a DSN with a user that may'

@@ -44,6 +44,15 @@ class RunResult:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class RunHooks:
+    """What a command built on runs (bench capacity) changes: extra Locust files and env, the collector class."""
+
+    locust_files: tuple[Path, ...] = ()
+    locust_env: dict[str, str] = field(default_factory=dict)
+    collector: type[Collector] = Collector
+
+
 @dataclass
 class _Run:
     config: RunConfig
@@ -61,6 +70,7 @@ class _Run:
     timings: dict[str, float] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    hooks: RunHooks = field(default_factory=RunHooks)
 
     def note(self, message: str) -> None:
         self.events.append({"t": time.time(), "message": message})
@@ -95,9 +105,11 @@ def process_started_at() -> float:
         return time.time()
 
 
-async def run_scenario(config: RunConfig, scenario: Scenario, console: Console, command: list[str]) -> RunResult:
+async def run_scenario(config: RunConfig, scenario: Scenario, console: Console, command: list[str],
+                       hooks: RunHooks | None = None) -> RunResult:
     folder = new_run_dir(config.scenario, config.out)
-    run = _Run(config=config, scenario=scenario, console=console, command=command, folder=folder)
+    run = _Run(config=config, scenario=scenario, console=console, command=command, folder=folder,
+               hooks=hooks or RunHooks())
     write_json(folder / "run.json", run.run_json("running"))
     console.header(config, scenario, folder)
     status, error, exit_code = "completed", None, 0
@@ -106,7 +118,7 @@ async def run_scenario(config: RunConfig, scenario: Scenario, console: Console, 
         # Repeats interleave the apps (good bad good bad ...) so drift hits both alike.
         for index in range(config.repeat):
             for app in config.apps:
-                figures = await _run_app(run, app, index)
+                figures = await (_run_target(run, index) if config.target else _run_app(run, app, index))
                 run.repeats.setdefault(app, []).append(figures)
                 run.apps[app] = median_summary(run.repeats[app])
                 write_json(folder / "run.json", run.run_json("running"))
@@ -129,7 +141,7 @@ async def run_scenario(config: RunConfig, scenario: Scenario, console: Console, 
 
 async def _start_database(run: _Run) -> None:
     if run.config.dsn:
-        run.server = await postgres.connect_external(run.config.dsn)
+        run.server = await postgres.connect_external(run.config.dsn, need_createdb=not run.config.target)
         run.note(f"database: {run.server.safe_dsn('postgres')} ({run.server.version})")
         return
     started = time.monotonic()
@@ -186,12 +198,13 @@ async def _run_app(run: _Run, app: str, index: int = 0) -> dict[str, Any]:
     # its users until the go file exists, so no request is sent before the app is ready.
     app_child = _app_child(run, app, database, port, folder).start()
     plan = LoadPlan(locustfile=run.scenario.locustfile, host=base, users=cfg.users,
-                    spawn_rate=cfg.spawn_rate, duration_s=cfg.duration_s)
+                    spawn_rate=cfg.spawn_rate, duration_s=cfg.duration_s,
+                    extra_files=run.hooks.locust_files, env=run.hooks.locust_env)
     locust = locust_child(plan, folder).start()
     try:
         await _prepare_database(run.server, database)
         await asyncio.to_thread(wait_for_http, base + "/healthz", app_child)
-        collector = Collector(
+        collector = run.hooks.collector(
             admin_dsn=run.server.dsn("postgres"), database=database,
             application_name=f"scopebench-{app}", pool_url=base + ENDPOINT_PATH,
             samples_path=folder / "samples.jsonl", interval_s=cfg.sample_interval_s,
@@ -212,6 +225,37 @@ async def _run_app(run: _Run, app: str, index: int = 0) -> dict[str, Any]:
     return summarize_app(requests=read_requests(folder), pool=collector.last_pool, db=figures,
                          integrity=integrity, pool_capacity=cfg.pool_size + cfg.max_overflow,
                          locust_stats=read_locust_json(folder), app_log=applog.scan(folder / "app.log"))
+
+
+async def _run_target(run: _Run, index: int) -> dict[str, Any]:
+    """Target mode: load a running app; watch its database (and its pool endpoint, if it has one)."""
+    cfg = run.config
+    target, dsn = cfg.target, cfg.dsn
+    assert run.server is not None and target and dsn
+    folder = run.folder / "target" if index == 0 else run.folder / "target" / f"repeat-{index + 1}"
+    folder.mkdir(parents=True, exist_ok=True)
+    database = postgres.parse_dsn(dsn).database
+    plan = LoadPlan(locustfile=run.scenario.locustfile, host=target, users=cfg.users,
+                    spawn_rate=cfg.spawn_rate, duration_s=cfg.duration_s)
+    locust = locust_child(plan, folder).start()
+    collector = Collector(
+        admin_dsn=dsn, database=database, application_name=cfg.app_name, pool_url=cfg.pool_url,
+        samples_path=folder / "samples.jsonl", interval_s=cfg.sample_interval_s,
+        idle_threshold_s=cfg.idle_threshold_ms / 1000, pool_token=cfg.pool_token,
+    )
+    try:
+        await collector.open()
+        try:
+            await _drive_load(run, "target", locust, collector, folder)
+            figures = await collector.finish()
+        finally:
+            await collector.close()
+    finally:
+        locust.stop(timeout=5)
+    if collector.last_pool is None:
+        run.note(f"no pool metrics from {cfg.pool_url} (not exposed, or needs --pool-token); database-side figures only")
+    return summarize_app(requests=read_requests(folder), pool=collector.last_pool, db=figures, integrity=None,
+                         pool_capacity=cfg.pool_size + cfg.max_overflow, locust_stats=read_locust_json(folder))
 
 
 async def _drop_database(run: _Run, database: str) -> None:

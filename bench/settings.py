@@ -5,9 +5,12 @@ The CLI builds a ``RunConfig`` with ``resolve_config``; the runner and the summa
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
+import socket
+import urllib.parse
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,11 +62,17 @@ class RunConfig:
     dsn: str | None = field(default=None, repr=False)
     out: Path | None = None
     keep: bool = False
+    # Target mode: drive a running app the harness did not start (apps == ("target",)).
+    target: str | None = None
+    app_name: str | None = None  # its connections' application_name, to tell them apart
+    pool_url: str | None = None
+    pool_token: str | None = field(default=None, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         """The config as written to run.json and summary.json: never the DSN itself."""
         data = asdict(self)
         data.pop("dsn")
+        data.pop("pool_token")
         data["out"] = str(self.out) if self.out else None
         data["apps"] = list(self.apps)
         data["database"] = "external" if self.dsn else "embedded"
@@ -116,15 +125,24 @@ def resolve_config(
         raise UsageError("--repeat is capped at 50; more repeats of a short run beat many of a long one")
     if values["duration_s"] > MAX_DURATION_S:
         raise UsageError(f"--duration is capped at {MAX_DURATION_S / 3600:.0f}h; split longer soaks into runs")
+    target = flags.get("target") or env.get("BENCH_TARGET") or None
     app = flags.get("app") or env.get("BENCH_APP") or "both"
     if app not in (*APPS, "both"):
         raise UsageError(f"--app must be good, bad or both, got {app!r}")
+    if target:
+        check_target(target, bool(flags.get("allow_remote")))
     dsn = flags.get("dsn") or env.get("BENCH_DSN") or None
     if dsn:
         parse_dsn(dsn)  # malformed -> a usage error now, before any run folder exists
+    if target and not dsn:
+        raise UsageError("--target needs --dsn (or BENCH_DSN): the database the target app uses, to watch it")
     return RunConfig(
         scenario=scenario.name,
-        apps=APPS if app == "both" else (app,),
+        apps=("target",) if target else APPS if app == "both" else (app,),
+        target=target.rstrip("/") if target else None,
+        app_name=flags.get("app_name") or None,
+        pool_url=flags.get("pool_url") or (target.rstrip("/") + "/_bench/pool" if target else None),
+        pool_token=flags.get("pool_token") or env.get("BENCH_POOL_TOKEN") or None,
         dsn=dsn,
         out=flags.get("out"),
         keep=bool(flags.get("keep")),
@@ -148,3 +166,23 @@ def _number(raw: Any, kind: type, minimum: float, source: str) -> Any:
     if not math.isfinite(float(value)) or value < minimum:
         raise UsageError(f"{source} must be at least {minimum:g}, got {raw!r}")
     return value
+
+
+def check_target(url: str, allow_remote: bool) -> None:
+    """Load goes to loopback only, unless the user says otherwise: load tests aim at production by accident."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"--target {url!r} is not an http(s)://host:port URL")
+    if allow_remote:
+        return
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or 80, proto=socket.IPPROTO_TCP)
+    except socket.gaierror as err:
+        raise UsageError(f"--target host {parts.hostname!r} does not resolve: {err.strerror}") from None
+    addresses = {str(info[4][0]) for info in infos}
+    remote = sorted(a for a in addresses if not ipaddress.ip_address(a.split("%")[0]).is_loopback)
+    if remote:
+        raise UsageError(
+            f"--target {parts.hostname} resolves to {', '.join(remote)}, not a loopback address; "
+            "load tests stay on this machine unless you pass --allow-remote"
+        )

@@ -109,6 +109,9 @@ def _pool_block(pool: dict[str, Any] | None, capacity: int, throughput: float) -
     wait = Histogram.from_json(pool["wait_time"])
     hold = Histogram.from_json(pool["use_time"])
     counters = pool.get("counters", {})
+    gauges = pool.get("gauges", {})
+    if "size" in gauges:  # what the app really runs with (in target mode the flags do not set it)
+        capacity = int(gauges["size"]) + max(0, int(gauges.get("max_overflow", 0)))
     # Little's law: at most `capacity` connections, each busy `mean hold` per request.
     ceiling = capacity / hold.mean if hold.mean > 0 else None
     return {

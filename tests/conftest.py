@@ -66,3 +66,45 @@ def run_bench(scenario_name: str, out: Path, pg_home: Path, **flags: object) -> 
         else:
             os.environ["BENCH_HOME"] = previous
     return result, json.loads((out / "summary.json").read_text())
+
+
+def seed(server: postgres.Server, database: str) -> None:
+    """Create the paired apps' tables and seed rows in ``database``."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    from target_apps.common.models import create_schema
+
+    async def schema() -> None:
+        engine = create_async_engine(sqlalchemy_url(server.dsn(database)), poolclass=NullPool)
+        async with engine.begin() as conn:
+            await create_schema(conn)
+        await engine.dispose()
+
+    asyncio.run(schema())
+
+
+def sqlalchemy_url(dsn: str) -> str:
+    return "postgresql+asyncpg://" + dsn.split("://", 1)[1]
+
+
+def start_app(server: postgres.Server, database: str, folder: Path, variant: str = "good",
+              **env: str) -> tuple[Any, str]:
+    """A target app under a real uvicorn on a free loopback port; returns (Child, base URL)."""
+    import sys
+
+    from bench.processes import Child, free_port, wait_for_http
+
+    port = free_port()
+    child = Child(name=f"{variant} app", log_path=folder / f"{variant}-app.log",
+                  argv=[sys.executable, "-m", "uvicorn", "--factory", f"target_apps.{variant}.app:create",
+                        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+                  env={"BENCH_APP_DSN": sqlalchemy_url(server.dsn(database)), "BENCH_APP_POOL_SIZE": "2", **env})
+    child.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(base + "/healthz", child)
+    except BaseException:
+        child.stop()
+        raise
+    return child, base

@@ -1,5 +1,9 @@
 """Compare on real repeated runs: an A/A comparison (good vs good) passes the default gates, an A/B
 comparison (good vs bad) fails them with statistical significance.
+
+Both are interleaved in time, as the harness interleaves repeats: A/B within one `--repeat 4` run of
+both apps, A/A as the odd against the even repeats of one `--app good --repeat 8` run. (Two separate
+runs minutes apart on a shared 2-core machine differ for real, and the test would rightly see it.)
 """
 
 from __future__ import annotations
@@ -9,41 +13,53 @@ from typing import Any
 
 import pytest
 
-from bench.compare import compare, load_side
+from bench.compare import Side, compare, load_side
+from bench.summary import median_summary
 from tests.conftest import run_bench
 
 pytestmark = pytest.mark.e2e
-SHORT = {"duration_s": "4s", "cooldown_s": "0", "users": 20, "spawn_rate": 20, "repeat": 4}
+SHORT = {"duration_s": "3s", "cooldown_s": "0", "users": 20, "spawn_rate": 20}
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory, pg_home: Path) -> tuple[Path, Path]:
-    first = tmp_path_factory.mktemp("cmp") / "both"
-    second = tmp_path_factory.mktemp("cmp") / "good-again"
-    result, summary = run_bench("long-session", first, pg_home, **SHORT)
+    both = tmp_path_factory.mktemp("cmp") / "both"
+    good = tmp_path_factory.mktemp("cmp") / "good"
+    result, summary = run_bench("long-session", both, pg_home, repeat=4, **SHORT)
     assert result.exit_code in (0, 1), result.error
     assert [len(summary["repeats"][app]) for app in ("good", "bad")] == [4, 4]
-    result, _ = run_bench("long-session", second, pg_home, app="good", **SHORT)
+    result, _ = run_bench("long-session", good, pg_home, app="good", repeat=8, **SHORT)
     assert result.exit_code in (0, 1), result.error
-    return first, second
+    return both, good
+
+
+def _half(side: Side, app: str, parity: int) -> Side:
+    repeats = side.summary["repeats"][app][parity::2]
+    summary: dict[str, Any] = {**side.summary, "apps": {app: median_summary(repeats)}, "repeats": {app: repeats}}
+    return Side(f"{side.label}[{parity}::2]", summary)
 
 
 def test_repeats_are_interleaved_and_kept(runs: tuple[Path, Path]) -> None:
-    first, _ = runs
-    assert (first / "good" / "repeat-4" / "requests.csv").is_file()
-    assert (first / "bad" / "repeat-2" / "samples.jsonl").is_file()
+    both, _ = runs
+    assert (both / "good" / "repeat-4" / "requests.csv").is_file()
+    assert (both / "bad" / "repeat-2" / "samples.jsonl").is_file()
+    # Interleaved: good's repeat 2 started after bad's repeat 1 ended, and before bad's repeat 2.
+    starts = {name: float((both / name / "requests.csv").read_text().splitlines()[1].split(",")[0])
+              for name in ("bad", "good/repeat-2", "bad/repeat-2")}
+    assert starts["bad"] < starts["good/repeat-2"] < starts["bad/repeat-2"]
 
 
 def test_a_a_passes(runs: tuple[Path, Path]) -> None:
-    first, second = runs
-    result = compare(load_side(first), load_side(second))
+    _, good = runs
+    side = load_side(good)
+    result = compare(_half(side, "good", 0), _half(side, "good", 1))
     assert not result.single_sample and result.pairs == [("good", "good")]
     assert not result.failed_gates, [(r.metric, r.base, r.current, r.p_value) for r in result.failed_gates]
 
 
 def test_a_b_fails_significantly(runs: tuple[Path, Path]) -> None:
-    first, _ = runs
-    result = compare(load_side(first), load_side(first), base_app="good", current_app="bad")
+    both, _ = runs
+    result = compare(load_side(both), load_side(both), base_app="good", current_app="bad")
     failed: dict[str, Any] = {r.metric: r for r in result.failed_gates}
     assert {"throughput_rps", "pool.wait_ms.p95", "db.idle_in_tx_long_per_request_ms"} <= set(failed)
     assert failed["throughput_rps"].p_value < 0.05 and failed["throughput_rps"].mark == "+"

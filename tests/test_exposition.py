@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -12,20 +11,14 @@ from pathlib import Path
 import pytest
 
 from bench import postgres
-from bench.processes import Child, free_port, wait_for_http
+from bench.processes import Child
+from tests.conftest import seed, start_app
 
 TOKEN = "t0ken-for-tests"
 
 
 def _start(server: postgres.Server, database: str, folder: Path, **env: str) -> tuple[Child, str]:
-    port = free_port()
-    dsn = "postgresql+asyncpg://" + server.dsn(database).split("://", 1)[1]
-    child = Child(name="good app", log_path=folder / "app.log",
-                  argv=[sys.executable, "-m", "uvicorn", "--factory", "target_apps.good.app:create",
-                        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-                  env={"BENCH_APP_DSN": dsn, "BENCH_APP_POOL_SIZE": "2", **env}).start()
-    base = f"http://127.0.0.1:{port}"
-    wait_for_http(base + "/healthz", child)
+    child, base = start_app(server, database, folder, **env)
     return child, base
 
 
@@ -40,21 +33,7 @@ def _get(url: str, token: str | None = None) -> tuple[int, str, str]:
 
 @pytest.fixture
 def app(pg_server: postgres.Server, database: str, tmp_path: Path) -> Iterator[str]:
-    import asyncio
-
-    from sqlalchemy.ext.asyncio import create_async_engine
-    from sqlalchemy.pool import NullPool
-
-    from target_apps.common.models import create_schema
-
-    async def schema() -> None:
-        engine = create_async_engine("postgresql+asyncpg://" + pg_server.dsn(database).split("://", 1)[1],
-                                     poolclass=NullPool)
-        async with engine.begin() as conn:
-            await create_schema(conn)
-        await engine.dispose()
-
-    asyncio.run(schema())
+    seed(pg_server, database)
     child, base = _start(pg_server, database, tmp_path, BENCH_APP_METRICS_TOKEN=TOKEN)
     try:
         yield base

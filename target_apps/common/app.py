@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import os
 import pkgutil
@@ -17,7 +18,8 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from bench.instrument import ENDPOINT_PATH, PoolEndpoint, PoolMetrics, RouteTagMiddleware, TimedAsyncPool, instrument
+from bench.instrument import (ENDPOINT_PATH, LoopLag, PoolEndpoint, PoolMetrics, RouteTagMiddleware,
+                              TimedAsyncPool, instrument)
 from target_apps.common.models import Item
 from target_apps.common.settings import AppSettings
 
@@ -79,9 +81,13 @@ def create_app(variant: str, scenarios: Sequence[ModuleType]) -> FastAPI:
             sessions=async_sessionmaker(engine, expire_on_commit=False),
             metrics=metrics,
         )
+        # Event-loop lag tells a CPU-bound app from a starved pool (bench capacity names the bottleneck).
+        metrics.loop = LoopLag()
+        monitor = asyncio.create_task(metrics.loop.run(), name="bench-loop-lag")
         try:
             yield
         finally:
+            monitor.cancel()
             await engine.dispose()
 
     app = FastAPI(title=f"scopebench target app ({variant})", lifespan=lifespan)
