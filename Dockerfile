@@ -34,7 +34,8 @@ RUN pip install --no-deps . \
 COPY scenarios/ /app/scenarios/
 
 # Run folders of `bench run` (docker-compose.yml bind-mounts ./results here).
-RUN useradd --uid 10001 --user-group --create-home --home-dir /home/bench --shell /usr/sbin/nologin bench \
+RUN groupadd --gid 10001 bench \
+    && useradd --uid 10001 --gid 10001 --create-home --home-dir /home/bench --shell /usr/sbin/nologin bench \
     && mkdir -p /app/results \
     && chown bench:bench /app/results
 ENV BENCH_SCENARIOS=/app/scenarios \

@@ -132,6 +132,51 @@ def compare(
     raise typer.Exit(1 if result.failed_gates else 0)
 
 
+@app.command()
+def capacity(
+    scenario: Annotated[str, typer.Argument(help="Scenario name; see: bench scenarios.")],
+    app_: Annotated[str | None, typer.Option("--app", help="good, bad or both (good then bad, per pool size).", envvar="BENCH_APP")] = None,
+    pool_size: Annotated[str | None, typer.Option(help="Pool sizes to sweep, e.g. 5,10,20 (one continuous run each).", envvar="BENCH_POOL_SIZE")] = None,
+    rates: Annotated[str | None, typer.Option(help="Open model: arrival rates per step, START:STOP:STEP or a list (default 25:400:25).")] = None,
+    users: Annotated[str | None, typer.Option(help="Closed model instead: users per step, START:STOP:STEP or a list.")] = None,
+    step: Annotated[str, typer.Option(help="Length of each load step.")] = "10s",
+    settle: Annotated[str | None, typer.Option(help="Discarded start of each step (default: the lesser of 2s and a quarter step).")] = None,
+    slo: Annotated[str, typer.Option(help="Objectives every step is held to: p50|p90|p95|p99|max, errors, pool_wait_p50|p95|p99|mean, loop_lag_p95.", envvar="BENCH_SLO")] = "p95<250ms,errors<1%,pool_wait_p95<50ms",
+    max_concurrency: Annotated[int, typer.Option(help="Open model: requests in flight at most (Locust users); arrivals past it are dropped.")] = 100,
+    arrivals: Annotated[str, typer.Option(help="Open model: constant (evenly spaced, like k6) or poisson.")] = "constant",
+    drain: Annotated[str | None, typer.Option(help="Open model: wait this long after the last step for answers still on their way.")] = None,
+    max_overflow: Annotated[int | None, typer.Option(help="SQLAlchemy max_overflow.")] = None,
+    pool_timeout: Annotated[float | None, typer.Option(help="Seconds a checkout waits before TimeoutError.")] = None,
+    upstream_ms: Annotated[float | None, typer.Option(help="Latency of the simulated slow upstream call.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the sweep folder exactly here.")] = None,
+    dsn: Annotated[str | None, typer.Option(help="Use this PostgreSQL instead of the embedded one.", envvar="BENCH_DSN", show_envvar=True)] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress line.")] = False,
+) -> None:
+    """Sweep stepped load per pool size: the rate each pool sustains within an SLO, the knee, the bottleneck."""
+    from bench.capacity import CapacityConsole, CapacityRequest, run_capacity
+    from bench.capacity_report import render_terminal
+    from bench.runner import RunResult
+    from bench.slo import Slo
+    from bench.sweep import build_plan, parse_pool_sizes
+
+    chosen = get_scenario(scenario)
+    objectives = Slo.parse(slo)
+    sizes = parse_pool_sizes(pool_size) if pool_size else (int(chosen.defaults["pool_size"]),)
+    plan = build_plan(rates=rates, users=users, step=step, settle=settle, drain=drain,
+                      max_concurrency=max_concurrency, arrivals=arrivals, pool_sizes=sizes)
+    flags = {"app": app_, "max_overflow": max_overflow, "pool_timeout_s": pool_timeout,
+             "upstream_latency_ms": upstream_ms, "dsn": dsn}
+    command = ["bench", *[redact(arg) for arg in sys.argv[1:]]]
+    request = CapacityRequest(scenario=chosen, plan=plan, slo=objectives, flags=flags, out=out, command=command)
+
+    async def sweep() -> RunResult:
+        result = await run_capacity(request, CapacityConsole(quiet=quiet))
+        typer.echo(render_terminal(result.data, result.folder))
+        return RunResult(folder=result.folder, summary=result.data, exit_code=result.exit_code, error=result.error)
+
+    raise typer.Exit(_run_until_signal(sweep()))
+
+
 def _run_until_signal(coro: Coroutine[Any, Any, RunResult]) -> int:
     """Run the coroutine; SIGINT and SIGTERM cancel it so it can stop children and save what it has."""
 

@@ -67,7 +67,7 @@ class Plan:
                     yield index, t
                     t += rng.expovariate(rate)
             else:
-                count = int(round(rate * self.step_s))
+                count = round(rate * self.step_s)
                 for n in range(count):  # start + n / rate, not a running sum: no drift over a long step
                     yield index, start + n / rate
 

@@ -77,14 +77,16 @@ def _fill(section: Section, runs: dict[str, list[Window]]) -> None:
     if "wrk" in fig:
         f = fig["wrk"]
         section.add("wrk (C, 1 thread)", f["rps"], "req/s",
-                    note=f"responder {f.get('cpu_responder', 0):.2f} cores, wrk {f.get('cpu_wrk', 0):.2f}; "
+                    note=f"cores: responder {f.get('cpu_responder') or 0:.2f}, wrk {f.get('cpu_wrk') or 0:.2f}, "
+                    f"machine {f.get('cpu_machine') or 0:.2f}/2; "
                     + spread(w.rps for w in runs["wrk"]))
     else:
         section.add("wrk (C, 1 thread)", None, "req/s", note=f"wrk not installed ({WRK_INSTALL}); skipped")
     for variant in VARIANTS:
         f = fig[variant.key]
         section.add(variant.label, f["rps"], "req/s",
-                    note=f"Locust {f.get('cpu_locust', 0):.2f} cores, responder {f.get('cpu_responder', 0):.2f}; "
+                    note=f"cores: Locust {f.get('cpu_locust') or 0:.2f}, responder {f.get('cpu_responder') or 0:.2f}, "
+                    f"machine {f.get('cpu_machine') or 0:.2f}/2; "
                     + spread(w.rps for w in runs[variant.key]))
     section.ratio("Locust FastHttpUser (1 process) / wrk", rps["fast1"], rps.get("wrk"))
     section.ratio("Locust HttpUser (1 process) / wrk", rps["http1"], rps.get("wrk"))

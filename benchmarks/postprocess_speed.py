@@ -1,0 +1,153 @@
+"""Post-processing cost on a synthetic one-hour run (report_speed's generator): summary as the runner builds it,
+report, compare; timed in a fresh child process for a clean peak memory, plus the `bench report`/`compare` commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import report_speed  # noqa: E402  (imports bench, which needs ROOT on the path when run as the child)
+from cli_timings import bench_command  # noqa: E402
+from perf_options import Options  # noqa: E402
+from perf_table import Section, median, spread, target_note  # noqa: E402
+
+TARGET_S = 5.0
+
+
+def measure(opts: Options) -> Section:
+    """The section for ``harness_perf``: synthesize once, time the passes in a child, then the CLI commands."""
+    run_dir = opts.workdir / "synthetic-hour"
+    started = time.perf_counter()
+    report_speed.synthesize(run_dir)
+    synth_s = time.perf_counter() - started
+    size_mib = sum(p.stat().st_size for p in run_dir.rglob("*") if p.is_file()) / 2**20
+    done = subprocess.run([sys.executable, __file__, str(run_dir), "--reps", str(opts.reps)], capture_output=True,
+                          text=True, timeout=900, check=True)
+    child: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    commands = {name: [_wall([*bench_command(), *argv]) for _ in range(opts.reps)] for name, argv in (
+        ("bench report RUN", ["report", str(run_dir)]), ("bench compare RUN RUN", ["compare", str(run_dir), str(run_dir)]))}
+    s = Section(f"post-processing: synthetic one-hour run (2 apps, 10 Hz samples, {size_mib:.0f} MiB, "
+                f"~1M requests; made in {synth_s:.0f} s), {opts.reps} passes in a fresh process, medians")
+    passes = child["passes"]
+    total = median(p["total_s"] for p in passes)
+    for key, label, note in (
+        ("summary_s", "summary, both apps (as the runner builds it)", "reads included"),
+        ("read_s", "  of which reading requests.csv (4 reads)", "the runner reads it for integrity, then again"),
+        ("report_s", "report: render_report (md + html)", ""),
+        ("compare_s", "compare: load both sides + compare + text", ""),
+    ):
+        s.add(label, median(p[key] for p in passes), "s", "{:.3f}", note=(note + "; " if note else "")
+              + spread((p[key] for p in passes), "{:.3f}"))
+    s.add("summary + report + compare", total, "s", "{:.2f}",
+          note=target_note(None if total is None else total < TARGET_S, f"< {TARGET_S:g} s"))
+    s.add("peak memory: max RSS of that process", child["max_rss_mib"], "MiB", note="imports included")
+    s.add("peak memory: traced Python allocations", child["traced_peak_mib"], "MiB", note="one pass, tracemalloc")
+    for name, walls in commands.items():
+        s.add(f"`{name}` wall, fresh process", median(walls), "s", "{:.2f}", note=spread(walls, "{:.2f}"))
+    return s
+
+
+def _wall(argv: list[str]) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    if done.returncode not in (0, 1):
+        raise RuntimeError(f"{' '.join(argv[:3])} exited {done.returncode}: {done.stderr.strip()[-300:]}")
+    return time.perf_counter() - started
+
+
+# --- the child: one process, nothing else in it ----------------------------------------------------
+
+def _histogram(values: np.ndarray) -> dict[str, Any]:
+    """A pool histogram as the app serves it (log buckets of 1%), built vectorised."""
+    from bench.instrument import _GROWTH, _MIN_S
+
+    index = np.where(values < _MIN_S, -1, np.floor(np.log(np.maximum(values, _MIN_S) / _MIN_S) / math.log(_GROWTH)))
+    keys, counts = np.unique(index.astype(np.int64), return_counts=True)
+    return {"count": int(values.size), "sum_s": float(values.sum()), "max_s": float(values.max()),
+            "buckets": {str(int(k)): int(c) for k, c in zip(keys, counts, strict=True)}}
+
+
+def _pool_snapshot(count: int, hold_ms: float, routes: list[str], rng: np.random.Generator) -> dict[str, Any]:
+    per_route = count // len(routes)
+    hold = rng.lognormal(math.log(hold_ms / 1000), 0.3, count)
+    return {
+        "counters": {"checkouts": count, "timeouts": 0, "checked_out_max": 5, "pending_max": 45,
+                     "connections_opened": 5, "invalidated": 0},
+        "wait_time": _histogram(rng.lognormal(math.log(0.002), 1.0, count)),
+        "use_time": _histogram(hold),
+        "create_time": _histogram(rng.lognormal(math.log(0.004), 0.2, 5)),
+        "use_time_by_route": {r: _histogram(hold[i * per_route:(i + 1) * per_route]) for i, r in enumerate(routes)},
+        "wait_time_by_route": {r: _histogram(rng.lognormal(math.log(0.002), 1.0, per_route)) for r in routes},
+    }
+
+
+def _one_pass(run_dir: Path, pools: dict[str, dict[str, Any]], write_routes: list[str]) -> dict[str, float]:
+    from bench.collector import DbFigures
+    from bench.compare import compare, load_side
+    from bench.compare_render import render_text
+    from bench.loadgen import read_requests
+    from bench.report import render_report
+    from bench.runfolder import write_json
+    from bench.summary import Integrity, summarize_app
+
+    read_s = 0.0
+    started = time.perf_counter()
+    for app, pool in pools.items():
+        folder = run_dir / app
+        t = time.perf_counter()
+        requests = read_requests(folder)  # runner._integrity's read
+        read_s += time.perf_counter() - t
+        ok = requests[requests["failed"] == 0]
+        acknowledged = {name: int((ok["name"] == name).sum()) for name in write_routes}
+        t = time.perf_counter()
+        requests = read_requests(folder)  # runner._run_app's read for summarize_app
+        read_s += time.perf_counter() - t
+        figures = summarize_app(requests=requests, pool=pool, db=DbFigures(samples=36_300),
+                                integrity=Integrity(acknowledged=acknowledged, written=acknowledged), pool_capacity=5)
+        write_json(folder / "summary-perf.json", figures)
+    summary_s = time.perf_counter() - started
+    t = time.perf_counter()
+    render_report(run_dir)
+    report_s = time.perf_counter() - t
+    t = time.perf_counter()
+    render_text(compare(load_side(run_dir), load_side(run_dir)))
+    compare_s = time.perf_counter() - t
+    return {"read_s": read_s, "summary_s": summary_s, "report_s": report_s, "compare_s": compare_s,
+            "total_s": summary_s + report_s + compare_s}
+
+
+def child_main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--reps", type=int, default=3)
+    args = parser.parse_args()
+    rng = np.random.default_rng(11)
+    pools = {app: _pool_snapshot(count, hold_ms, report_speed.ROUTES, rng)
+             for app, (count, _median, _fail, hold_ms) in report_speed.APPS.items()}
+    write_routes = [r for r in report_speed.ROUTES if r.startswith("POST")]
+    passes = [_one_pass(args.run_dir, pools, write_routes) for _ in range(max(1, args.reps))]
+    # A traced pass for peak memory; tracemalloc slows allocation, so it is not timed.
+    tracemalloc.start()
+    _one_pass(args.run_dir, pools, write_routes)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    print(json.dumps({"passes": passes, "traced_peak_mib": peak / 2**20,
+                      "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+if __name__ == "__main__":
+    child_main()
