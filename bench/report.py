@@ -6,9 +6,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shlex
-import tempfile
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +15,7 @@ from typing import Any
 from bench.errors import UsageError
 from bench.postgres import redact
 from bench.reportpage import Cell, Heading, Table, to_html, to_markdown
+from bench.runfolder import write_text
 from bench.summary import SCHEMA_VERSION
 from bench.svgplot import Band, Chart, Reference, Series, render
 from bench.terminal import ROWS, lookup
@@ -65,8 +64,8 @@ def render_report(run_dir: Path) -> tuple[Path, Path]:
     charts = build_charts(folder)
     head = heading(folder)
     md_path, html_path = run_dir / "report.md", run_dir / "report.html"
-    _write_text(md_path, to_markdown(head, tables))
-    _write_text(html_path, to_html(head, tables, [render(chart) for chart in charts]))
+    write_text(md_path, to_markdown(head, tables))
+    write_text(html_path, to_html(head, tables, [render(chart) for chart in charts]))
     return md_path, html_path
 
 
@@ -329,26 +328,6 @@ def _redacted(table: Table) -> Table:
 
 
 # --- small helpers ------------------------------------------------------------------------------
-
-def _write_text(path: Path, text: str) -> None:
-    """Temp file in the same folder, fsync, rename: a reader never sees half a report."""
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    except OSError as err:
-        raise UsageError(f"cannot write {path}: {err.strerror}; make the run folder writable") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as err:
-        Path(tmp).unlink(missing_ok=True)
-        raise UsageError(f"cannot write {path}: {err.strerror}; free some space or pick a writable folder") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
 
 def _obj(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}

@@ -56,6 +56,9 @@ def write_text(path: Path, text: str) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise UsageError(f"cannot write {path}: {err.strerror}; free some space or pick a writable folder") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
