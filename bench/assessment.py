@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench import queueing
-from bench.bottleneck import LOOP, POOL, Bottleneck, name_bottleneck
+from bench.bottleneck import LOOP, NOT_REACHED, POOL, Bottleneck, name_bottleneck
 from bench.knee import Knee, Point, find_knee, plateau, saturated_steps
 from bench.slo import Slo
 from bench.steps import StepFigures
@@ -123,7 +123,8 @@ def _max_slo_index(missed: Sequence[Sequence[str]]) -> int | None:
     return best
 
 
-def _model(plan: SweepPlan, capacity: int, hold_ms: float | None, steps: Sequence[StepFigures]) -> tuple[float | None, ...]:
+def _model(plan: SweepPlan, capacity: int, hold_ms: float | None,
+           steps: Sequence[StepFigures]) -> tuple[float | None, ...]:
     if plan.mode != "rate" or not hold_ms:
         return tuple(None for _ in steps)
     waits = [queueing.mdc_wait_s(capacity, s.level, hold_ms / 1000, 0.95) for s in steps]
@@ -168,12 +169,21 @@ def _limit_sentence(app: str, scenario: str, runs: Sequence[Assessment]) -> str:
         return (f"The {app} {scenario} path is pool-bound: each request holds a connection {hold_s * 1000:.0f} ms, "
                 f"so it caps any pool at pool/{hold_s:.3g} s ({measured}); only a bigger pool or a shorter hold helps.")
     if names == {LOOP}:
-        pools = ", ".join(f"{_g(a.plateau_rps)} rps at pool {a.pool_size} (pool ceiling {_g(a.ceiling_rps)} rps)"
-                          for a in runs)
-        return (f"The {app} app is limited by its event loop / CPU, not by its pool: it levels off at {pools}; "
+        pools = ", ".join(f"{_level_off(a)} at pool {a.pool_size} (pool ceiling {_g(a.ceiling_rps)} rps)" for a in runs)
+        return (f"The {app} app is limited by its event loop / CPU, not by its pool: {pools}; "
                 "more processes or cores raise it, more connections do not.")
+    if names == {NOT_REACHED}:
+        return (f"No step overloaded the {app} app (highest {runs[0].steps[-1].level:g} {runs[0].unit}): "
+                "its limit lies above this sweep; extend --rates / --users.") if runs[0].steps else ""
     parts = [f"pool {a.pool_size}: {a.bottleneck.name}" for a in runs]
     return f"The {app} app's limit: {'; '.join(parts)}."
+
+
+def _level_off(a: Assessment) -> str:
+    if a.plateau_rps is not None:
+        return f"it levels off at {a.plateau_rps:.0f} rps"
+    knee = f"{a.knee.level:g} {a.unit}" if a.knee else "the top of the sweep"
+    return f"it turns up at {knee}"
 
 
 def _cost_sentences(items: Sequence[Assessment]) -> list[str]:

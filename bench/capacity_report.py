@@ -68,7 +68,8 @@ def render_terminal(data: dict[str, Any], folder: Path) -> str:
                                           for i, (c, w) in enumerate(zip(row, widths, strict=True))))
         lines.append("")
         for r in results:
-            lines.append(f"  {r['app']} pool {r['pool_size']}: {r['bottleneck']['name']} — {r['bottleneck']['evidence']}")
+            neck = r["bottleneck"]
+            lines.append(f"  {r['app']} pool {r['pool_size']}: {neck['name']} — {neck['evidence']}")
     if data.get("recommendation"):
         lines += ["", _wrap(data["recommendation"], 110)]
     lines += ["", f"{data.get('status')}: {folder / 'capacity.json'} (sweep wall time {data.get('wall_time_s')}s)",
@@ -136,8 +137,8 @@ def _pool_charts(size: int, runs: list[dict[str, Any]], unit: str, open_model: b
         return Series(name or str(r["app"]), x, y, color or COLORS.get(r["app"], GREY))
 
     offered = (line(runs[0], lambda s: s["level"], "offered", GREY),) if open_model and runs else ()
-    ceilings = tuple(Reference(r["littles_law"]["ceiling_rps"], f"{r['app']} Little ceiling", COLORS.get(r["app"], GREY))
-                     for r in runs if r["littles_law"]["ceiling_rps"])
+    ceilings = tuple(Reference(r["littles_law"]["ceiling_rps"], f"{r['app']} Little ceiling",
+                               COLORS.get(r["app"], GREY)) for r in runs if r["littles_law"]["ceiling_rps"])
     models = tuple(Series(f"{r['app']} M/D/c", np.array([s["level"] for s in r["steps"]], dtype=float),
                           np.array([_float(v) for v in r["model"]["pool_wait_p95_ms"]], dtype=float),
                           MODEL_COLORS.get(r["app"], GREY)) for r in runs if open_model)
@@ -164,6 +165,9 @@ def _scaling_chart(results: list[dict[str, Any]]) -> Chart:
                                                                for r in runs], dtype=float), color))
         series.append(Series(f"{app} plateau", x, np.array([_float(r["saturation"]["plateau_rps"]) for r in runs],
                                                            dtype=float), MODEL_COLORS.get(app, GREY)))
+        if app == "bad":  # the good app's pool ceiling is far above anything it reaches: it would flatten the plot
+            series.append(Series(f"{app} Little ceiling", x, np.array(
+                [_float(r["littles_law"]["ceiling_rps"]) for r in runs], dtype=float), GREY))
     return Chart(title="Capacity vs pool size", y_label="requests/s", x_label="pool size", series=tuple(series))
 
 
@@ -211,8 +215,8 @@ def _subtitle(data: dict[str, Any]) -> str:
     sweep = cfg.get("sweep") or {}
     levels: Sequence[float] = sweep.get("levels") or []
     unit = sweep.get("unit", "")
-    load = (f"{'open model, ' + str(sweep.get('arrivals')) + ' arrivals' if sweep.get('mode') == 'rate' else 'closed model'}"
-            f" {levels[0]:g}..{levels[-1]:g} {unit} in {len(levels)} steps of {sweep.get('step_s'):g}s "
+    model = f"open model, {sweep.get('arrivals')} arrivals" if sweep.get("mode") == "rate" else "closed model"
+    load = (f"{model} {levels[0]:g}..{levels[-1]:g} {unit} in {len(levels)} steps of {sweep.get('step_s'):g}s "
             f"(first {sweep.get('settle_s'):g}s of each discarded)" if levels else "no steps")
     cap = f", at most {sweep.get('max_concurrency')} in flight" if sweep.get("mode") == "rate" else ""
     return (f"capacity · {data.get('scenario')} · {' and '.join(cfg.get('apps') or [])} · pools "

@@ -74,6 +74,7 @@ class Collector:
         self.figures = DbFigures()
         self.last_pool: dict[str, Any] | None = None
         self.pool_errors = 0
+        self.events: list[dict[str, Any]] = []  # what went wrong on the time line (connection lost...)
         self._conn: asyncpg.Connection | None = None
         self._server_start: dict[str, float] = {}
         self._load_idle_sum = 0.0
@@ -83,16 +84,40 @@ class Collector:
         self._prev_use: Histogram | None = None
 
     async def open(self) -> None:
-        self._conn = await asyncpg.connect(self.admin_dsn, timeout=10, server_settings={
-            "application_name": "scopebench-collector"})
+        self._conn = await self._connect()
         self._server_start = await self._database_stats()
+
+    async def _connect(self) -> asyncpg.Connection:
+        return await asyncpg.connect(self.admin_dsn, timeout=10, server_settings={
+            "application_name": "scopebench-collector"})
+
+    async def _reconnect(self, error: BaseException) -> bool:
+        """The collector's connection dropped (server restart, terminated backend): note it, try again."""
+        self.events.append({"t": time.time(), "event": "collector connection lost",
+                            "detail": f"{type(error).__name__}: {str(error)[:200]}"})
+        if self._conn is not None:
+            self._conn.terminate()
+        try:
+            self._conn = await self._connect()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as err:
+            self._conn = None
+            self.events.append({"t": time.time(), "event": "collector reconnect failed",
+                                "detail": f"{type(err).__name__}: {str(err)[:200]}"})
+            return False
+        self.events.append({"t": time.time(), "event": "collector reconnected"})
+        return True
 
     async def run(self, stop: asyncio.Event) -> None:
         """Sample every ``interval_s`` until ``stop`` is set; one JSON line per sample."""
         with open(self.samples_path, "a", encoding="utf-8") as out:
             next_tick = time.monotonic()
             while not stop.is_set():
-                sample = await self.sample()
+                try:
+                    sample = await self.sample()
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as err:
+                    if not await self._reconnect(err):
+                        await asyncio.sleep(1.0)  # the server may be restarting: keep trying, calmly
+                    continue
                 out.write(json.dumps(sample) + "\n")
                 next_tick += self.interval_s
                 delay = next_tick - time.monotonic()
@@ -106,7 +131,8 @@ class Collector:
             out.flush()
 
     async def sample(self) -> dict[str, Any]:
-        assert self._conn is not None
+        if self._conn is None:
+            raise ConnectionError("collector has no database connection")
         rows, pool = await asyncio.gather(
             self._conn.fetch(_ACTIVITY, self.database, self.application_name),
             self._fetch_pool(),
@@ -187,13 +213,20 @@ class Collector:
 
     async def finish(self) -> DbFigures:
         """Take the pg_stat_database deltas; call after the app has stopped so its backends flushed them."""
-        if self._conn is not None:
+        if self._conn is None and not await self._reconnect(ConnectionError("closed before the end")):
+            return self.figures
+        try:
             end = await self._database_stats()
-            # pg_stat_database times are in milliseconds; sessions etc. are counts.
-            self.figures.server = {
-                k: (end.get(k, 0.0) - v) / (1000.0 if k.endswith("_time") else 1.0)
-                for k, v in self._server_start.items()
-            }
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as err:
+            self.events.append({"t": time.time(), "event": "final statistics unavailable", "detail": str(err)[:200]})
+            return self.figures
+        # pg_stat_database times are in milliseconds; sessions etc. are counts.
+        deltas = {k: (end.get(k, 0.0) - v) / (1000.0 if k.endswith("_time") else 1.0)
+                  for k, v in self._server_start.items()}
+        if any(v < 0 for v in deltas.values()):  # a crash or restart reset the server's counters
+            self.events.append({"t": time.time(), "event": "server statistics were reset during the run"})
+            return self.figures
+        self.figures.server = deltas
         return self.figures
 
     async def close(self) -> None:

@@ -104,7 +104,8 @@ class StepLog:
         return {"index": index, "level": self.level, "start": self.start, "end": self.end, "sent": self.sent,
                 "dropped": self.dropped, "unfinished": self.unfinished,
                 "lateness_ms": {"p50": pick(0.5), "p95": pick(0.95), "max": late[-1] if late else None},
-                "generator_cpu": round((self.cpu_end - self.cpu_start) / wall, 4) if wall > 0 and self.cpu_end else None}
+                "generator_cpu": round((self.cpu_end - self.cpu_start) / wall, 4)
+                if wall > 0 and self.cpu_end else None}
 
 
 class Pacer:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import traceback
 import sys
 import time
 import uuid
@@ -69,6 +70,7 @@ class _Run:
     repeats: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
+    faults: list[str] = field(default_factory=list)
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     hooks: RunHooks = field(default_factory=RunHooks)
 
@@ -115,6 +117,7 @@ async def run_scenario(config: RunConfig, scenario: Scenario, console: Console, 
     status, error, exit_code = "completed", None, 0
     try:
         await _start_database(run)
+        write_json(folder / "run.json", run.run_json("running"))
         # Repeats interleave the apps (good bad good bad ...) so drift hits both alike.
         for index in range(config.repeat):
             for app in config.apps:
@@ -122,10 +125,16 @@ async def run_scenario(config: RunConfig, scenario: Scenario, console: Console, 
                 run.repeats.setdefault(app, []).append(figures)
                 run.apps[app] = median_summary(run.repeats[app])
                 write_json(folder / "run.json", run.run_json("running"))
+                if run.faults:  # its figures are kept, but a run with a fault is not a measurement to trust
+                    raise InfraError("; ".join(run.faults))
     except asyncio.CancelledError:
         status, error, exit_code = "interrupted", "interrupted by a signal", Interrupted.exit_code
     except BenchError as err:
         status, error, exit_code = "failed", postgres.redact(str(err)), err.exit_code
+    except Exception as err:  # noqa: BLE001 - a bug or an unforeseen fault: keep the results, say what broke
+        (folder / "harness-error.txt").write_text(postgres.redact(traceback.format_exc()), encoding="utf-8")
+        status, exit_code = "failed", InfraError.exit_code
+        error = postgres.redact(f"{type(err).__name__}: {err} (details in harness-error.txt)")
     finally:
         stop_all()
         if run.embedded is not None:
@@ -212,7 +221,7 @@ async def _run_app(run: _Run, app: str, index: int = 0) -> dict[str, Any]:
         )
         await collector.open()
         try:
-            await _drive_load(run, app, locust, collector, folder)
+            await _drive_load(run, app, locust, collector, folder, app_child)
             app_child.stop(timeout=10)  # its backends exit and flush their pg_stat_database counters
             figures = await collector.finish()
             integrity = await _integrity(run, database, folder)
@@ -267,7 +276,8 @@ async def _drop_database(run: _Run, database: str) -> None:
         run.note(f"could not drop database {database}: {err}")
 
 
-async def _drive_load(run: _Run, app: str, locust: Child, collector: Collector, folder: Path) -> None:
+async def _drive_load(run: _Run, app: str, locust: Child, collector: Collector, folder: Path,
+                      app_child: Child | None = None) -> None:
     cfg = run.config
     stop = asyncio.Event()
     collector.phase = "load"
@@ -283,6 +293,7 @@ async def _drive_load(run: _Run, app: str, locust: Child, collector: Collector, 
             if tail.first_start is not None and "startup_s" not in run.timings:
                 run.timings["startup_s"] = round(tail.first_start - process_started_at(), 3)
             run.console.progress(app, "load", elapsed, cfg.duration_s, tail, collector)
+            _check_app_alive(run, app, app_child)
             if elapsed > cfg.duration_s + _LOCUST_GRACE_S:
                 run.note(f"{app}: Locust overran its run time by {_LOCUST_GRACE_S:.0f}s; stopped it")
                 break
@@ -294,12 +305,24 @@ async def _drive_load(run: _Run, app: str, locust: Child, collector: Collector, 
         cooldown_end = time.monotonic() + cfg.cooldown_s
         while time.monotonic() < cooldown_end:
             await asyncio.sleep(0.25)
+            _check_app_alive(run, app, app_child)
             run.console.progress(app, "cool-down", cfg.cooldown_s - (cooldown_end - time.monotonic()),
                                  cfg.cooldown_s, tail, collector)
     finally:
         stop.set()
         await sampling
         run.console.end_progress()
+        for event in collector.events:
+            run.events.append({**event, "app": app})
+            if event["event"] == "collector connection lost":
+                run.faults.append(f"{app}: the collector lost its database connection ({event['detail']})")
+
+
+def _check_app_alive(run: _Run, app: str, child: Child | None) -> None:
+    code = None if child is None else child.exit_code()
+    if code is not None and child is not None:
+        run.events.append({"t": time.time(), "app": app, "event": "app exited", "detail": f"exit code {code}"})
+        raise InfraError(f"the {app} app exited with code {code} during the run: {child.log_tail(2)}")
 
 
 async def _integrity(run: _Run, database: str, folder: Path) -> Integrity | None:
@@ -311,11 +334,15 @@ async def _integrity(run: _Run, database: str, folder: Path) -> Integrity | None
     requests = read_requests(folder)
     ok = requests[requests["failed"] == 0]
     acknowledged = {name: int((ok["name"] == name).sum()) for name in routes}
-    conn = await asyncpg.connect(run.server.dsn(database), timeout=10)
     try:
-        rows = await conn.fetch("SELECT route, count(*) AS n FROM orders GROUP BY route")
-    finally:
-        await conn.close()
+        conn = await asyncpg.connect(run.server.dsn(database), timeout=10)
+        try:
+            rows = await conn.fetch("SELECT route, count(*) AS n FROM orders GROUP BY route")
+        finally:
+            await conn.close()
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as err:
+        raise InfraError(f"cannot count the rows written ({type(err).__name__}: {err}); "
+                         "the database went away during the run") from None
     by_tag = {r["route"]: int(r["n"]) for r in rows}
     written = {name: by_tag.get(tag, 0) for name, tag in routes.items()}
     return Integrity(acknowledged=acknowledged, written=written)
@@ -344,6 +371,7 @@ def _write_summary(run: _Run, status: str, error: str | None) -> dict[str, Any]:
         "environment": describe(run.server.version if run.server else None),
         "config": run.config.to_json(),
         "timings": run.timings,
+        "events": run.events,
         "apps": run.apps,
         "checks": checks,
     }

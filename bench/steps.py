@@ -90,7 +90,8 @@ def read_pacer(app_dir: Path) -> dict[str, Any]:
     return data
 
 
-def _step(step: dict[str, Any], start: float, end: float, requests: pd.DataFrame, samples: WindowSamples) -> StepFigures:
+def _step(step: dict[str, Any], start: float, end: float, requests: pd.DataFrame,
+          samples: WindowSamples) -> StepFigures:
     span = end - start
     if requests.empty:
         scheduled = finished = requests

@@ -125,8 +125,9 @@ def build_plan(*, rates: str | None, users: str | None, step: str, settle: str |
         raise UsageError(f"--arrivals must be constant or poisson, got {arrivals!r}")
     if not 1 <= max_concurrency <= MAX_USERS:
         raise UsageError(f"--max-concurrency must be between 1 and {MAX_USERS}, got {max_concurrency}")
-    plan = SweepPlan(mode=mode, levels=levels, step_s=step_s, settle_s=settle_s, drain_s=drain_s if mode == "rate" else 0.0,
-                     max_concurrency=max_concurrency, arrivals=arrivals, pool_sizes=pool_sizes)
+    plan = SweepPlan(mode=mode, levels=levels, step_s=step_s, settle_s=settle_s,
+                     drain_s=drain_s if mode == "rate" else 0.0, max_concurrency=max_concurrency, arrivals=arrivals,
+                     pool_sizes=pool_sizes)
     if plan.duration_s > MAX_DURATION_S:
         raise UsageError(f"the sweep runs {plan.duration_s / 3600:.1f}h per app and pool size; "
                          f"at most {MAX_DURATION_S / 3600:.0f}h, use fewer or shorter steps")

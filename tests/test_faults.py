@@ -1,0 +1,134 @@
+"""Faults during a real run: the app killed, the collector's connection terminated, PostgreSQL stopped.
+
+Each run must end on its own (no hang), say what happened, keep what it collected, exit 3 and leave
+no process behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import psutil
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def _start_run(out: Path, pg_home: Path, duration: str = "12s") -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench.cli", "run", "long-session", "--app", "bad", "--duration", duration,
+         "--cooldown", "1s", "--users", "10", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "BENCH_HOME": str(pg_home)},
+    )
+
+
+def _wait_for_load(out: Path) -> None:
+    requests = out / "bad" / "requests.csv"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (not requests.exists() or requests.stat().st_size < 500):
+        time.sleep(0.1)
+    assert requests.exists(), "load never started"
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return [p for p in psutil.Process(pid).children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
+    except psutil.Error:
+        return []
+
+
+def _run_with_fault(out: Path, pg_home: Path, fault: Callable[[subprocess.Popen[str]], None]) -> tuple[int, str, Any]:
+    proc = _start_run(out, pg_home)
+    try:
+        _wait_for_load(out)
+        time.sleep(1.0)
+        fault(proc)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    children = [p for p in psutil.process_iter(["cmdline"]) if str(out) in " ".join(p.info["cmdline"] or [])
+                and p.status() != psutil.STATUS_ZOMBIE]
+    assert not children, children
+    return proc.returncode, output, json.loads((out / "summary.json").read_text())
+
+
+def test_app_killed_mid_run(tmp_path: Path, pg_home: Path) -> None:
+    def kill_app(proc: subprocess.Popen[str]) -> None:
+        apps = [p for p in _descendants(proc.pid) if "target_apps.bad.app:create" in " ".join(p.cmdline())]
+        assert len(apps) == 1
+        apps[0].send_signal(signal.SIGKILL)
+
+    out = tmp_path / "run"
+    code, output, summary = _run_with_fault(out, pg_home, kill_app)
+    assert code == 3, output
+    assert "the bad app exited with code -9 during the run" in output and "Traceback" not in output
+    assert summary["status"] == "failed" and "exited" in summary["error"]
+    assert any(e.get("event") == "app exited" for e in summary["events"])
+    assert json.loads((out / "run.json").read_text())["status"] == "failed"
+    assert (out / "bad" / "requests.csv").stat().st_size > 0 and (out / "report.html").is_file()
+
+
+def _server_dsn(out: Path) -> str:
+    database = json.loads((out / "run.json").read_text())["database"]
+    match = re.match(r"(postgresql://\S+)", database)
+    assert match, database
+    return match.group(1) + "/postgres"
+
+
+def test_collector_connection_terminated(tmp_path: Path, pg_home: Path) -> None:
+    out = tmp_path / "run"
+
+    def terminate_collector(proc: subprocess.Popen[str]) -> None:
+        async def go() -> int:
+            conn = await asyncpg.connect(_server_dsn(out))
+            try:
+                return int(await conn.fetchval(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = 'scopebench-collector'"))
+            finally:
+                await conn.close()
+
+        assert asyncio.run(go()) == 1
+
+    code, output, summary = _run_with_fault(out, pg_home, terminate_collector)
+    assert code == 3, output
+    assert "the collector lost its database connection" in output
+    events = [e["event"] for e in summary["events"]]
+    assert "collector connection lost" in events and "collector reconnected" in events
+    # What was measured is kept, marked failed: the samples have a gap, the load did not.
+    assert summary["status"] == "failed" and summary["apps"]["bad"]["requests"] > 50
+    assert summary["apps"]["bad"]["db"]["idle_in_tx_oldest_s"] > 0.08
+
+
+def test_postgres_stopped_mid_run(tmp_path: Path, pg_home: Path) -> None:
+    out = tmp_path / "run"
+
+    def stop_postgres(proc: subprocess.Popen[str]) -> None:
+        servers = [p for p in _descendants(proc.pid) if p.name() == "postgres"]
+        if not servers:  # started in its own session: find it by its data directory
+            servers = [p for p in psutil.process_iter(["name", "cmdline"])
+                       if p.info["name"] == "postgres" and str(pg_home) in " ".join(p.info["cmdline"] or [])
+                       and "-D" in (p.info["cmdline"] or []) and p.ppid() != 0
+                       and "slot" in " ".join(p.info["cmdline"] or [])]
+        postmasters = [p for p in servers if p.parent() is None or p.parent().name() != "postgres"]
+        assert postmasters
+        # Use the newest: the test session's own server holds another slot of the same home.
+        newest = max(postmasters, key=lambda p: p.create_time())
+        newest.send_signal(signal.SIGINT)
+
+    code, output, summary = _run_with_fault(out, pg_home, stop_postgres)
+    assert code == 3, output
+    assert summary["status"] == "failed" and "Traceback" not in output
