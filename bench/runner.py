@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import socket
+import urllib.parse
 import traceback
 import sys
 import time
@@ -244,6 +246,7 @@ async def _run_target(run: _Run, index: int) -> dict[str, Any]:
     folder = run.folder / "target" if index == 0 else run.folder / "target" / f"repeat-{index + 1}"
     folder.mkdir(parents=True, exist_ok=True)
     database = postgres.parse_dsn(dsn).database
+    await asyncio.to_thread(_check_reachable, target)
     plan = LoadPlan(locustfile=run.scenario.locustfile, host=target, users=cfg.users,
                     spawn_rate=cfg.spawn_rate, duration_s=cfg.duration_s)
     locust = locust_child(plan, folder).start()
@@ -316,6 +319,16 @@ async def _drive_load(run: _Run, app: str, locust: Child, collector: Collector, 
             run.events.append({**event, "app": app})
             if event["event"] == "collector connection lost":
                 run.faults.append(f"{app}: the collector lost its database connection ({event['detail']})")
+
+
+def _check_reachable(url: str) -> None:
+    """Any HTTP answer will do (even 404): what matters is that something listens there."""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=5):
+            return
+    except OSError as err:
+        raise InfraError(f"cannot reach --target {url}: {err.strerror or err}; is the app running?") from None
 
 
 def _check_app_alive(run: _Run, app: str, child: Child | None) -> None:

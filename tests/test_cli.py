@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -87,29 +88,61 @@ def _children_of_run(out: Path) -> list[psutil.Process]:
     return found
 
 
+def _wait_for_phase(out: Path, phase: str, pid: int) -> None:
+    deadline = time.monotonic() + 30
+    if phase == "startup":  # the first child is up (PostgreSQL), the app and Locust not yet serving
+        while time.monotonic() < deadline and not psutil.Process(pid).children():
+            time.sleep(0.02)
+        return
+    marker = '"phase": "cooldown"' if phase == "cooldown" else '"phase": "load"'
+    samples = out / "bad" / "samples.jsonl"
+    while time.monotonic() < deadline:
+        if samples.exists() and marker in samples.read_text():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"never reached the {phase} phase")
+
+
+def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
+    alive = []
+    for p in procs:
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                alive.append(p)
+        except psutil.Error:
+            continue
+    return alive
+
+
 @pytest.mark.e2e
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_signal_during_load_stops_everything_and_keeps_results(tmp_path: Path, pg_home: Path, sig: int) -> None:
+@pytest.mark.parametrize(
+    ("phase", "sig"),
+    [("startup", signal.SIGINT), ("load", signal.SIGINT), ("load", signal.SIGTERM), ("cooldown", signal.SIGTERM)],
+)
+def test_signal_stops_everything_and_keeps_results(tmp_path: Path, pg_home: Path, phase: str, sig: int) -> None:
     out = tmp_path / "run"
+    duration, cooldown = ("2s", "60s") if phase == "cooldown" else ("60s", "1s")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.cli", "run", "long-session", "--app", "bad", "--duration", "60s",
-         "--users", "10", "--out", str(out)],
+        [sys.executable, "-m", "bench.cli", "run", "long-session", "--app", "bad", "--duration", duration,
+         "--cooldown", cooldown, "--users", "10", "--out", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "BENCH_HOME": str(pg_home)},
     )
-    requests = out / "bad" / "requests.csv"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and (not requests.exists() or requests.stat().st_size < 2000):
-        time.sleep(0.2)
-    assert requests.exists(), "load never started"
-    assert _children_of_run(out), "expected Locust (whose command line names the run folder) to be running"
-    sent = time.monotonic()
-    proc.send_signal(sig)
-    output, _ = proc.communicate(timeout=20)
+    try:
+        _wait_for_phase(out, phase, proc.pid)
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert children, "expected PostgreSQL, the app or Locust to be running"
+        sent = time.monotonic()
+        proc.send_signal(sig)
+        output, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
     assert time.monotonic() - sent < 10
     assert proc.returncode == 130, output
     assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
     assert json.loads((out / "summary.json").read_text())["status"] == "interrupted"
-    assert not _children_of_run(out)
+    time.sleep(0.5)
+    assert not _alive(children), [p.cmdline()[:4] for p in _alive(children)]
     assert "Traceback" not in output
 
 
@@ -163,3 +196,38 @@ def test_sigkill_leaves_nothing_running_and_the_next_run_cleans_up(tmp_path: Pat
                  f"with EmbeddedPostgres(home=Path({str(home)!r})):\n    pass\n"
         subprocess.run([sys.executable, "-c", script], check=False, env=env, capture_output=True, timeout=60)
         shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.mark.e2e
+def test_dsn_password_appears_in_no_output(tmp_path: Path, pg_server: Any) -> None:
+    # The embedded server trusts loopback, so any password connects: the run really uses this DSN.
+    dsn = f"postgresql://postgres:{PASSWORD}@127.0.0.1:{pg_server.port}/postgres"
+    out = tmp_path / "run"
+    result = bench("run", "long-session", "--dsn", dsn, "--duration", "3s", "--cooldown", "1s",
+                   "--users", "10", "--out", str(out))
+    assert result.returncode in (0, 1), result.stdout + result.stderr  # 1: a short run's checks may fail
+    run = json.loads((out / "run.json").read_text())
+    assert run["config"]["database"] == "external" and "***" in run["database"]
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert {"run.json", "summary.json", "report.html", "report.md", "app.log", "locust.log"} <= {p.name for p in files}
+    for path in files:
+        assert PASSWORD not in path.read_text(errors="replace"), path
+    assert PASSWORD not in result.stdout + result.stderr
+
+
+def test_unreachable_target_exits_3(tmp_path: Path, pg_server: Any) -> None:
+    locustfile = Path(__file__).resolve().parent.parent / "scenarios" / "long_session.py"
+    result = bench("run", "--locustfile", str(locustfile), "--target", "http://127.0.0.1:1",
+                   "--dsn", pg_server.dsn("postgres"), "--out", str(tmp_path / "r"))
+    assert result.returncode == 3 and "cannot reach --target http://127.0.0.1:1" in result.stderr
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["status"] == "failed"
+
+
+def test_unwritable_out_and_missing_report_folder_exit_2(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = bench("run", "long-session", "--out", str(blocker / "run"))
+    assert result.returncode == 2 and "cannot write the run folder" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    report = bench("report", str(tmp_path / "nope"))
+    assert report.returncode == 2 and "does not exist" in report.stderr and "Traceback" not in report.stderr
