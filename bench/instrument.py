@@ -358,10 +358,12 @@ class PoolEndpoint:
     """
 
     def __init__(self, metrics: Callable[[], PoolMetrics | None], token: str | None = None,
-                 pool_name: str = "default") -> None:
+                 pool_name: str = "default", shared_dir: str | None = None) -> None:
         self.metrics = metrics
         self.token = token
         self.pool_name = pool_name
+        # With several worker processes, each writes its snapshot here and any of them serves the sum.
+        self.shared_dir = shared_dir
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         query = scope.get("query_string", b"")
@@ -376,6 +378,13 @@ class PoolEndpoint:
 
             status, body = 200, prometheus_text(metrics, self.pool_name).encode()
             content_type = b"text/plain; version=0.0.4; charset=utf-8"
+        elif self.shared_dir:
+            from pathlib import Path
+
+            from bench.poolshare import read_merged
+
+            merged = read_merged(Path(self.shared_dir))
+            status, body = (200, json.dumps(merged).encode()) if merged else (503, b'{"error": "no snapshots yet"}')
         else:
             status, body = 200, json.dumps(metrics.snapshot(b"hist=0" not in query)).encode()
         headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]

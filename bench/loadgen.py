@@ -30,6 +30,8 @@ class LoadPlan:
     # Added to ``locust -f`` after the locustfile (e.g. bench capacity's load-step pacer), and its settings.
     extra_files: tuple[Path, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
+    # Locust worker processes (``--processes``): one process saturates one core on load generation.
+    workers: int = 0
 
 
 def locust_child(plan: LoadPlan, folder: Path) -> Child:
@@ -46,6 +48,7 @@ def locust_child(plan: LoadPlan, folder: Path) -> Child:
         "--exit-code-on-error", "0",
         "--stop-timeout", "0",
         "--loglevel", "WARNING",
+        *(["--processes", str(plan.workers)] if plan.workers else []),
     ]
     env = {
         **plan.env,
@@ -62,44 +65,55 @@ def go_file(folder: Path) -> Path:
 
 
 class RequestTail:
-    """Follows requests.csv while Locust writes it: counts for the progress line."""
+    """Follows the request logs while Locust writes them (one per worker process): progress counts."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.offset = 0
+        self.offsets: dict[Path, int] = {}
+        self.partial: dict[Path, bytes] = {}
         self.requests = 0
         self.failures = 0
         self.first_start: float | None = None
-        self._partial = b""
 
     def poll(self) -> None:
-        try:
-            with open(self.path, "rb") as handle:
-                handle.seek(self.offset)
-                chunk = handle.read()
-        except FileNotFoundError:
-            return
-        self.offset += len(chunk)
-        lines = (self._partial + chunk).split(b"\n")
-        self._partial = lines.pop()
+        for path in request_logs(self.path.parent):
+            try:
+                with open(path, "rb") as handle:
+                    handle.seek(self.offsets.get(path, 0))
+                    chunk = handle.read()
+            except FileNotFoundError:
+                continue
+            self.offsets[path] = self.offsets.get(path, 0) + len(chunk)
+            lines = (self.partial.get(path, b"") + chunk).split(b"\n")
+            self.partial[path] = lines.pop()
+            self._count(lines)
+
+    def _count(self, lines: list[bytes]) -> None:
         for line in lines:
             if not line or line.startswith(b"start_epoch_s"):
                 continue
             self.requests += 1
-            if self.first_start is None:
-                self.first_start = float(line.split(b",", 1)[0])
+            start = float(line.split(b",", 1)[0])
+            if self.first_start is None or start < self.first_start:
+                self.first_start = start
             if b',1,"' in line:
                 self.failures += 1
 
 
+def request_logs(folder: Path) -> list[Path]:
+    """requests.csv, or requests-<pid>.csv per Locust worker process."""
+    return sorted(folder.glob("requests*.csv"))
+
+
 def read_requests(folder: Path) -> pd.DataFrame:
     """Every request Locust made: start time, name, latency, failure; empty frame if none."""
-    path = folder / "requests.csv"
     columns = ["start_epoch_s", "request_type", "name", "response_time_ms", "response_length", "failed", "error"]
-    if not path.exists():
+    paths = request_logs(folder)
+    if not paths:
         return pd.DataFrame(columns=columns)
     # on_bad_lines: Locust killed mid-write leaves at most one torn last line.
-    frame = pd.read_csv(path, on_bad_lines="skip", keep_default_na=False)
+    frames = [pd.read_csv(path, on_bad_lines="skip", keep_default_na=False) for path in paths]
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     frame = frame[pd.to_numeric(frame["response_time_ms"], errors="coerce").notna()]
     return frame.astype({"start_epoch_s": float, "response_time_ms": float, "failed": int})
 

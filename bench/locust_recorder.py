@@ -49,8 +49,10 @@ def _on_init(environment, **_kwargs):
     _raise_fd_limit()
     if _go_file:
         _wait_for_go()
-    if _path:
-        _file = open(_path, "w", buffering=1 << 16, encoding="utf-8")
+    role = type(environment.runner).__name__ if environment.runner is not None else ""
+    if _path and role != "MasterRunner":  # a master sends no requests; its workers log their own
+        path = _path if role != "WorkerRunner" else _path.replace(".csv", f"-{os.getpid()}.csv")
+        _file = open(path, "w", buffering=1 << 16, encoding="utf-8")
         _file.write(HEADER)
         gevent.spawn(_flush_forever)
 

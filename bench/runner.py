@@ -194,6 +194,10 @@ def _app_child(run: _Run, app: str, database: str, port: int, folder: Path) -> C
     }
     argv = [sys.executable, "-m", "uvicorn", "--factory", f"target_apps.{app}.app:create",
             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]
+    if cfg.app_workers > 1:
+        # Each worker has its own pool; they share their snapshots so the endpoint reports the sum.
+        argv += ["--workers", str(cfg.app_workers)]
+        env["BENCH_APP_METRICS_DIR"] = str(folder / "pool-metrics")
     return Child(name=f"{app} app", argv=argv, log_path=folder / "app.log", env=env)
 
 
@@ -209,7 +213,7 @@ async def _run_app(run: _Run, app: str, index: int = 0) -> dict[str, Any]:
     # its users until the go file exists, so no request is sent before the app is ready.
     app_child = _app_child(run, app, database, port, folder).start()
     plan = LoadPlan(locustfile=run.scenario.locustfile, host=base, users=cfg.users,
-                    spawn_rate=cfg.spawn_rate, duration_s=cfg.duration_s,
+                    spawn_rate=cfg.spawn_rate, duration_s=cfg.duration_s, workers=cfg.workers,
                     extra_files=run.hooks.locust_files, env=run.hooks.locust_env)
     locust = locust_child(plan, folder).start()
     try:
@@ -248,7 +252,7 @@ async def _run_target(run: _Run, index: int) -> dict[str, Any]:
     database = postgres.parse_dsn(dsn).database
     await asyncio.to_thread(_check_reachable, target)
     plan = LoadPlan(locustfile=run.scenario.locustfile, host=target, users=cfg.users,
-                    spawn_rate=cfg.spawn_rate, duration_s=cfg.duration_s)
+                    spawn_rate=cfg.spawn_rate, duration_s=cfg.duration_s, workers=cfg.workers)
     locust = locust_child(plan, folder).start()
     collector = Collector(
         admin_dsn=dsn, database=database, application_name=cfg.app_name, pool_url=cfg.pool_url,

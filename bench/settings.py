@@ -58,6 +58,8 @@ class RunConfig:
     idle_threshold_ms: float = 50.0
     idle_tx_timeout_s: float = 0.0  # PostgreSQL's idle_in_transaction_session_timeout for the apps; 0 = off
     repeat: int = 1
+    workers: int = 0  # Locust worker processes (0: one process)
+    app_workers: int = 1  # uvicorn worker processes per target app
     sample_interval_s: float = 0.1
     dsn: str | None = field(default=None, repr=False)
     out: Path | None = None
@@ -92,8 +94,10 @@ _NUMERIC: dict[str, tuple[str, type, float]] = {
     "idle_threshold_ms": ("BENCH_IDLE_THRESHOLD_MS", float, 0),
     "idle_tx_timeout_s": ("BENCH_IDLE_TX_TIMEOUT", float, 0),
     "repeat": ("BENCH_REPEAT", int, 1),
+    "workers": ("BENCH_WORKERS", int, 0),
+    "app_workers": ("BENCH_APP_WORKERS", int, 1),
 }
-_BUILTIN = {"idle_threshold_ms": 50.0, "repeat": 1, "idle_tx_timeout_s": 0.0}
+_BUILTIN = {"idle_threshold_ms": 50.0, "repeat": 1, "idle_tx_timeout_s": 0.0, "workers": 0, "app_workers": 1}
 _FLAG = {
     "duration_s": "--duration",
     "pool_timeout_s": "--pool-timeout",
@@ -121,6 +125,8 @@ def resolve_config(
         if raw is None:
             raw = scenario.defaults.get(name, _BUILTIN.get(name))
         values[name] = _number(raw, kind, minimum, source)
+    if values["workers"] > 64 or values["app_workers"] > 64:
+        raise UsageError("--workers and --app-workers are capped at 64 processes on one machine")
     if values["repeat"] > 50:
         raise UsageError("--repeat is capped at 50; more repeats of a short run beat many of a long one")
     if values["duration_s"] > MAX_DURATION_S:

@@ -10,16 +10,25 @@ import importlib
 import os
 import pkgutil
 from collections.abc import AsyncIterator, Sequence
-from types import ModuleType
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from bench.instrument import (ENDPOINT_PATH, LoopLag, PoolEndpoint, PoolMetrics, RouteTagMiddleware,
-                              TimedAsyncPool, instrument)
+from bench.instrument import (
+    ENDPOINT_PATH,
+    LoopLag,
+    PoolEndpoint,
+    PoolMetrics,
+    RouteTagMiddleware,
+    TimedAsyncPool,
+    instrument,
+)
+from bench.poolshare import keep_writing
 from target_apps.common.models import Item
 from target_apps.common.settings import AppSettings
 
@@ -84,10 +93,15 @@ def create_app(variant: str, scenarios: Sequence[ModuleType]) -> FastAPI:
         # Event-loop lag tells a CPU-bound app from a starved pool (bench capacity names the bottleneck).
         metrics.loop = LoopLag()
         monitor = asyncio.create_task(metrics.loop.run(), name="bench-loop-lag")
+        shared = os.environ.get("BENCH_APP_METRICS_DIR")
+        writer = asyncio.create_task(keep_writing(metrics, Path(shared))) if shared else None
         try:
             yield
         finally:
             monitor.cancel()
+            if writer is not None:
+                writer.cancel()
+                await asyncio.gather(writer, return_exceptions=True)
             await engine.dispose()
 
     app = FastAPI(title=f"scopebench target app ({variant})", lifespan=lifespan)
@@ -100,7 +114,8 @@ def create_app(variant: str, scenarios: Sequence[ModuleType]) -> FastAPI:
             app.include_router(module.router)
     if os.environ.get("BENCH_APP_METRICS", "on") != "off":
         endpoint = PoolEndpoint(lambda: getattr(app.state, "bench", None) and app.state.bench.metrics,
-                                token=os.environ.get("BENCH_APP_METRICS_TOKEN") or None, pool_name=variant)
+                                token=os.environ.get("BENCH_APP_METRICS_TOKEN") or None, pool_name=variant,
+                                shared_dir=os.environ.get("BENCH_APP_METRICS_DIR") or None)
         app.add_route(ENDPOINT_PATH, endpoint)
     app.add_middleware(RouteTagMiddleware)
     return app

@@ -1,0 +1,42 @@
+"""Scale-out on one machine: Locust as a master with worker processes, the target app under several
+uvicorn workers, pool figures summed over the app's workers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.poolshare import merge
+from bench.instrument import PoolMetrics
+from tests.conftest import run_bench
+
+pytestmark = pytest.mark.e2e
+
+
+def test_locust_workers_and_app_workers(tmp_path: Path, pg_home: Path) -> None:
+    out = tmp_path / "run"
+    result, summary = run_bench("long-session", out, pg_home, app="bad", duration_s="5s", cooldown_s="1s",
+                                users=30, workers=2, app_workers=2)
+    assert result.exit_code in (0, 1), result.error
+    bad = summary["apps"]["bad"]
+    logs = sorted(p.name for p in (out / "bad").glob("requests-*.csv"))
+    assert len(logs) == 2, logs  # one request log per Locust worker process
+    assert abs(bad["requests"] - bad["requests_recorded"]) <= 0.02 * bad["requests"]
+    # Two app processes with a pool of 5 each: capacity 10, and the bad app still saturates it.
+    assert bad["pool"]["capacity"] == 10
+    assert bad["pool"]["checkouts"] >= 0.9 * bad["requests_recorded"]
+    assert bad["pool"]["ceiling_utilisation"] >= 0.8
+    assert bad["db"]["connections_max"] == 10
+    assert len(list((out / "bad" / "pool-metrics").glob("*.json"))) == 2
+
+
+def test_merge_sums_counters_and_histograms() -> None:
+    a, b = PoolMetrics(), PoolMetrics()
+    for metrics, hold in ((a, 0.1), (b, 0.3)):
+        metrics.use.record(hold)
+        metrics.timeouts = 2
+    merged = merge([a.snapshot(), b.snapshot()])
+    assert merged["workers"] == 2 and merged["counters"]["timeouts"] == 4
+    assert merged["use_time"]["count"] == 2 and abs(merged["use_time"]["sum_s"] - 0.4) < 1e-9
