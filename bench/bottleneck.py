@@ -51,6 +51,7 @@ class _Signals:
     app_cpu: float | None
     lag_p95_ms: float | None
     host_cpu: float | None
+    other_cores: float | None  # busy cores outside the app and Locust: PostgreSQL and anything else running
     hold_growth: float | None
     db_active: float | None
     generator_cpu: float | None
@@ -60,7 +61,8 @@ class _Signals:
         parts = [
             _fmt("pool {:.0%} checked out", self.pool_full) + (f" of {capacity}" if self.pool_full is not None else ""),
             _fmt("pool wait p95 {:.0f} ms", self.wait_p95_ms), _fmt("app CPU {:.0%} of a core", self.app_cpu),
-            _fmt("loop lag p95 {:.1f} ms", self.lag_p95_ms), _fmt("host CPU {:.0%}", self.host_cpu),
+            _fmt("loop lag p95 {:.1f} ms", self.lag_p95_ms), _fmt("host CPU {:.0%}", self.host_cpu)
+            + _fmt(" ({:.1f} cores outside the app and Locust)", self.other_cores),
             _fmt("hold per request {:.2f}x light load", self.hold_growth),
             _fmt("{:.1f} backends active", self.db_active), _fmt("Locust CPU {:.0%}", self.generator_cpu),
             _fmt("start lateness p95 {:.0f} ms", self.late_p95_ms),
@@ -104,11 +106,19 @@ def _signals(chosen: Sequence[StepFigures], capacity: int, light_hold_ms: float 
         app_cpu=_median([s.app_cpu for s in chosen]),
         lag_p95_ms=_median([s.loop_lag_ms.get("p95") for s in chosen]),
         host_cpu=_median([s.host_cpu for s in chosen]),
+        other_cores=_median([other_cores(s) for s in chosen]),
         hold_growth=statistics.median(holds) / light_hold_ms if holds and light_hold_ms else None,
         db_active=_median([s.db_active for s in chosen]),
         generator_cpu=_median([s.generator_cpu for s in chosen]),
         late_p95_ms=_median([s.start_lateness_ms_p95 for s in chosen]),
     )
+
+
+def other_cores(step: StepFigures) -> float | None:
+    """Cores busy outside the app and Locust in a step: PostgreSQL, and whatever else shares the machine."""
+    if step.host_cores is None or step.app_cpu is None:
+        return None
+    return max(0.0, step.host_cores - step.app_cpu - (step.generator_cpu or 0.0))
 
 
 def _median(values: Sequence[float | None]) -> float | None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.assessment import Assessment, assess, pool_scaling, recommend
+from bench.bottleneck import HOST_FULL, other_cores
 from bench.capacity_report import render_report
 from bench.catalog import Scenario
 from bench.environment import describe
@@ -29,6 +30,7 @@ from bench.terminal import Console
 SCHEMA = "scopebench.capacity/1"
 SCHEMA_VERSION = 1
 PACER = Path(__file__).with_name("locust_pacer.py")
+OTHER_CORES = 0.75  # busy cores outside the app and Locust past which a busy machine gets a warning
 
 GLOSSARY = {
     "level": "offered load of a step: requests/s scheduled (open model, --rates) or users (closed model, --users)",
@@ -80,18 +82,18 @@ class CapacityConsole(Console):
             print(f"error: {error}", file=self.err, flush=True)
 
 
-def pool_configs(request: CapacityRequest, folder: Path) -> list[RunConfig]:
-    """One run config per pool size, all validated before the first run starts."""
+def pool_configs(request: CapacityRequest) -> list[RunConfig]:
+    """One run config per pool size (flag > BENCH_* env > catalog, as bench run), validated up front."""
     plan = request.plan
     flags = {**request.flags, "users": plan.users, "spawn_rate": float(plan.users), "duration_s": plan.duration_s,
              "cooldown_s": request.flags.get("cooldown_s") or "1s", "repeat": 1}
-    return [resolve_config(request.scenario, {**flags, "pool_size": size, "out": folder / f"pool-{size}"})
-            for size in plan.pool_sizes]
+    return [resolve_config(request.scenario, {**flags, "pool_size": size}) for size in plan.pool_sizes]
 
 
 async def run_capacity(request: CapacityRequest, console: Console) -> CapacityResult:
+    configs = pool_configs(request)  # a usage error leaves no folder behind
     folder = new_run_dir(f"capacity_{request.scenario.name}", request.out)
-    configs = pool_configs(request, folder)
+    configs = [replace(c, out=folder / f"pool-{c.pool_size}") for c in configs]
     started, wall0 = datetime.now(UTC).isoformat(), time.monotonic()
     # No scenario checks: they judge one steady load, not a sweep.
     scenario = replace(request.scenario, checks=())
@@ -156,8 +158,22 @@ def _document(request: CapacityRequest, configs: list[RunConfig], started: str, 
         "results": [a.to_json() for a in assessments],
         "pool_scaling": pool_scaling(assessments),
         "recommendation": recommend(assessments, request.slo, request.scenario.name) if assessments else None,
+        "warnings": busy_machine_warnings(assessments),
         "glossary": GLOSSARY,
     }
+
+
+def busy_machine_warnings(assessments: list[Assessment]) -> list[str]:
+    """Say so when the machine was short of CPU for reasons outside the app and Locust (a shared machine)."""
+    out = []
+    for a in assessments:
+        busy = [s for s in a.steps if (s.host_cpu or 0) >= HOST_FULL and (other_cores(s) or 0) >= OTHER_CORES]
+        if busy:
+            cores = sorted(other_cores(s) or 0 for s in busy)[len(busy) // 2]
+            out.append(f"{a.app} pool {a.pool_size}: the machine's CPU was {HOST_FULL:.0%}+ busy in {len(busy)} of "
+                       f"{len(a.steps)} steps, {cores:.1f} cores of it outside the app and Locust (PostgreSQL and "
+                       "anything else running): a CPU-bound app measures lower than on a quiet machine")
+    return out
 
 
 def _write(folder: Path, data: dict[str, Any]) -> None:

@@ -72,6 +72,7 @@ def render_terminal(data: dict[str, Any], folder: Path) -> str:
             lines.append(f"  {r['app']} pool {r['pool_size']}: {neck['name']} — {neck['evidence']}")
     if data.get("recommendation"):
         lines += ["", _wrap(data["recommendation"], 110)]
+    lines += [f"\nwarning: {w}" for w in data.get("warnings") or []]
     lines += ["", f"{data.get('status')}: {folder / 'capacity.json'} (sweep wall time {data.get('wall_time_s')}s)",
               f"report: {folder / 'capacity.html'}"]
     return "\n".join(lines)
@@ -92,7 +93,8 @@ def build_tables(data: dict[str, Any]) -> list[Table]:
     results = data.get("results") or []
     tables = [
         Table(anchor="recommendation", title="Recommendation", columns=(), rows=(),
-              notes=(data.get("recommendation") or "no result: the sweep did not complete a pool size",)),
+              notes=(data.get("recommendation") or "no result: the sweep did not complete a pool size",
+                     *(f"Warning: {w}" for w in data.get("warnings") or []))),
         Table(anchor="summary", title="Capacity per app and pool size", columns=tuple(c for c, _ in SUMMARY),
               rows=tuple(tuple(Cell(read(r), "" if i in (0, 9) else "num") for i, (_, read) in enumerate(SUMMARY))
                          for r in results),

@@ -59,6 +59,7 @@ def run(
     dsn: Annotated[str | None, typer.Option(help="Use this PostgreSQL instead of the embedded one.", envvar="BENCH_DSN", show_envvar=True)] = None,
     repeat: Annotated[int | None, typer.Option(help="Run each app N times, interleaved (good bad good bad ...).")] = None,
     workers: Annotated[int | None, typer.Option(help="Run Locust as a master with N worker processes on this machine.", envvar="BENCH_WORKERS")] = None,
+    master_bind: Annotated[str | None, typer.Option(help="With --workers: address the Locust master listens on for workers (default 127.0.0.1; 0.0.0.0 lets workers on other hosts join).")] = None,
     app_workers: Annotated[int | None, typer.Option(help="uvicorn worker processes per target app; pool figures are summed over them.")] = None,
     keep: Annotated[bool, typer.Option(help="Keep the per-run databases instead of dropping them.")] = False,
     locustfile: Annotated[Path | None, typer.Option(help="Your own locustfile instead of a catalog scenario.")] = None,
@@ -74,7 +75,8 @@ def run(
         "app": app_, "users": users, "spawn_rate": spawn_rate, "duration_s": duration, "pool_size": pool_size,
         "max_overflow": max_overflow, "pool_timeout_s": pool_timeout, "upstream_latency_ms": upstream_ms,
         "cooldown_s": cooldown, "idle_threshold_ms": idle_threshold, "out": out, "dsn": dsn, "keep": keep,
-        "repeat": repeat, "idle_tx_timeout_s": idle_tx_timeout, "workers": workers, "app_workers": app_workers, "target": target, "app_name": app_name,
+        "repeat": repeat, "idle_tx_timeout_s": idle_tx_timeout, "workers": workers, "app_workers": app_workers,
+        "master_bind": master_bind, "target": target, "app_name": app_name,
         "pool_url": pool_url, "pool_token": pool_token, "allow_remote": allow_remote,
     }
     if locustfile is not None:

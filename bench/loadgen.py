@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.processes import Child
+from bench.processes import Child, free_port
 
 RECORDER = Path(__file__).with_name("locust_recorder.py")
 
@@ -32,6 +32,7 @@ class LoadPlan:
     env: Mapping[str, str] = field(default_factory=dict)
     # Locust worker processes (``--processes``): one process saturates one core on load generation.
     workers: int = 0
+    master_bind: str = "127.0.0.1"
 
 
 def locust_child(plan: LoadPlan, folder: Path) -> Child:
@@ -48,7 +49,7 @@ def locust_child(plan: LoadPlan, folder: Path) -> Child:
         "--exit-code-on-error", "0",
         "--stop-timeout", "0",
         "--loglevel", "WARNING",
-        *(["--processes", str(plan.workers)] if plan.workers else []),
+        *(_worker_args(plan) if plan.workers else []),
     ]
     env = {
         **plan.env,
@@ -57,6 +58,14 @@ def locust_child(plan: LoadPlan, folder: Path) -> Child:
         "PYTHONUNBUFFERED": "1",
     }
     return Child(name="locust", argv=argv, log_path=folder / "locust.log", env=env)
+
+
+def _worker_args(plan: LoadPlan) -> list[str]:
+    # The master listens for workers on loopback and a free port unless told otherwise: Locust's own
+    # default is every interface, and a fixed port would collide between concurrent runs.
+    port = str(free_port())
+    return ["--processes", str(plan.workers), "--master-bind-host", plan.master_bind,
+            "--master-bind-port", port, "--master-port", port]
 
 
 def go_file(folder: Path) -> Path:

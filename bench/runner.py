@@ -214,6 +214,7 @@ async def _run_app(run: _Run, app: str, index: int = 0) -> dict[str, Any]:
     app_child = _app_child(run, app, database, port, folder).start()
     plan = LoadPlan(locustfile=run.scenario.locustfile, host=base, users=cfg.users,
                     spawn_rate=cfg.spawn_rate, duration_s=cfg.duration_s, workers=cfg.workers,
+                    master_bind=cfg.master_bind,
                     extra_files=run.hooks.locust_files, env=run.hooks.locust_env)
     locust = locust_child(plan, folder).start()
     try:
@@ -252,7 +253,8 @@ async def _run_target(run: _Run, index: int) -> dict[str, Any]:
     database = postgres.parse_dsn(dsn).database
     await asyncio.to_thread(_check_reachable, target)
     plan = LoadPlan(locustfile=run.scenario.locustfile, host=target, users=cfg.users,
-                    spawn_rate=cfg.spawn_rate, duration_s=cfg.duration_s, workers=cfg.workers)
+                    spawn_rate=cfg.spawn_rate, duration_s=cfg.duration_s, workers=cfg.workers,
+                    master_bind=cfg.master_bind)
     locust = locust_child(plan, folder).start()
     collector = Collector(
         admin_dsn=dsn, database=database, application_name=cfg.app_name, pool_url=cfg.pool_url,

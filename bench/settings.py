@@ -60,6 +60,7 @@ class RunConfig:
     repeat: int = 1
     workers: int = 0  # Locust worker processes (0: one process)
     app_workers: int = 1  # uvicorn worker processes per target app
+    master_bind: str = "127.0.0.1"  # where the Locust master listens for workers (other hosts: opt in)
     sample_interval_s: float = 0.1
     dsn: str | None = field(default=None, repr=False)
     out: Path | None = None
@@ -149,6 +150,7 @@ def resolve_config(
         app_name=flags.get("app_name") or None,
         pool_url=flags.get("pool_url") or (target.rstrip("/") + "/_bench/pool" if target else None),
         pool_token=flags.get("pool_token") or env.get("BENCH_POOL_TOKEN") or None,
+        master_bind=flags.get("master_bind") or "127.0.0.1",
         dsn=dsn,
         out=flags.get("out"),
         keep=bool(flags.get("keep")),

@@ -48,6 +48,7 @@ class StepFigures:
     loop_lag_ms: dict[str, float | None]
     app_cpu: float | None  # the app process's CPU, fraction of one core
     host_cpu: float | None  # the whole machine's, fraction of all cores
+    host_cores: float | None  # the whole machine's, in cores busy
     db_active: float | None  # mean backends running a statement
     idle_in_tx: float | None
     generator_cpu: float | None  # Locust's CPU over the step, fraction of one core
@@ -118,6 +119,7 @@ def _step(step: dict[str, Any], start: float, end: float, requests: pd.DataFrame
         timeouts=int(samples.growth("pool_timeouts") or 0),
         loop_lag_ms=_hist_ms(samples.merged("lag_hist")),
         app_cpu=_round(app_cpu, 4), host_cpu=_round(samples.mean("host_cpu"), 4),
+        host_cores=_round(samples.mean("host_cores")),
         db_active=_round(samples.mean("active")), idle_in_tx=_round(samples.mean("idle_in_tx")),
         generator_cpu=step.get("generator_cpu"), start_lateness_ms_p95=(step.get("lateness_ms") or {}).get("p95"),
     )

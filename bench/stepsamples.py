@@ -20,7 +20,7 @@ from bench.instrument import Histogram
 # sample field -> where its cumulative histogram is in the pool endpoint's JSON
 HISTOGRAMS = {"wait_hist": ("wait_time",), "hold_hist": ("use_time",), "lag_hist": ("loop", "lag")}
 COLUMNS = ("t", "phase", "pool_checked_out", "pool_pending", "pool_timeouts", "active", "idle_in_tx",
-           "app_cpu_s", "host_cpu", *HISTOGRAMS)
+           "app_cpu_s", "host_cpu", "host_cores", *HISTOGRAMS)
 
 
 class DetailCollector(Collector):
@@ -38,7 +38,9 @@ class DetailCollector(Collector):
         if pool is not None and pool is not self._seen:  # a failed fetch leaves the last one: count it once
             self._seen = pool
             sample.update(self._details(pool))
-        sample["host_cpu"] = round(psutil.cpu_percent(None) / 100, 4)
+        busy = psutil.cpu_percent(None) / 100
+        sample["host_cpu"] = round(busy, 4)
+        sample["host_cores"] = round(busy * (psutil.cpu_count() or 1), 3)  # comparable with the app's CPU
         return sample
 
     def _details(self, pool: dict[str, Any]) -> dict[str, Any]:

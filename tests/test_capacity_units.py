@@ -229,7 +229,7 @@ def test_bottleneck_names() -> None:
                            failures=0, dropped=0, unfinished=0, error_rate=0, latency_ms={"p95": 2000.0},
                            pool_wait_ms={"p95": 1500.0}, hold_ms_per_checkout=105, hold_s=40, served=376,
                            pool_busy=busy, pool_pending=30, timeouts=0, loop_lag_ms={"p95": lag}, app_cpu=cpu,
-                           host_cpu=0.3, db_active=0.1, idle_in_tx=4.9, generator_cpu=0.05,
+                           host_cpu=0.3, host_cores=0.6, db_active=0.1, idle_in_tx=4.9, generator_cpu=0.05,
                            start_lateness_ms_p95=2.0)
 
     assert name_bottleneck([step(5.0, 0.15, 1.0)], [0], 5, 105).name == POOL
