@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import urllib.error
 import urllib.request
@@ -20,7 +21,8 @@ from bench.instrument import Histogram
 
 _ACTIVITY = """
 SELECT pid, state, extract(epoch FROM state_change)::float8 AS state_change,
-       extract(epoch FROM xact_start)::float8 AS xact_start, extract(epoch FROM now())::float8 AS now
+       extract(epoch FROM xact_start)::float8 AS xact_start, extract(epoch FROM now())::float8 AS now,
+       left(query, 300) AS query
 FROM pg_stat_activity
 WHERE datname = $1 AND backend_type = 'client backend' AND pid <> pg_backend_pid()
   AND (application_name = $2 OR $2::text IS NULL)
@@ -31,6 +33,18 @@ SELECT idle_in_transaction_time, active_time, session_time, sessions, sessions_a
 FROM pg_stat_database WHERE datname = $1
 """
 IDLE_IN_TX = ("idle in transaction", "idle in transaction (aborted)")
+# bench.instrument.tag_statements prefixes each statement with the route that ran it.
+_ROUTE_TAG = re.compile(r"/\* route: (.*?) \*/")
+
+
+def statement_key(query: str | None) -> str:
+    """What a backend's last statement says about who holds it: its route tag, else the statement."""
+    if not query:
+        return "?"
+    tag = _ROUTE_TAG.search(query)
+    if tag:
+        return tag.group(1)
+    return "SQL: " + " ".join(query.split())[:80]
 
 
 @dataclass
@@ -47,6 +61,8 @@ class DbFigures:
     connections_max: int = 0
     xact_oldest_s: float = 0.0
     server: dict[str, float] = field(default_factory=dict)
+    # connection-seconds idle in transaction past the threshold, by the route (or statement) that left it so
+    idle_in_tx_long_by_route: dict[str, float] = field(default_factory=dict)
 
 
 class Collector:
@@ -155,6 +171,10 @@ class Collector:
             if state in IDLE_IN_TX and r["state_change"] is not None:
                 age = max(0.0, now - r["state_change"])
                 idle_ages.append(age)
+                if age > self.idle_threshold_s and dt:
+                    key = statement_key(r["query"])
+                    by_route = self.figures.idle_in_tx_long_by_route
+                    by_route[key] = by_route.get(key, 0.0) + dt
         idle = len(idle_ages)
         long = sum(1 for age in idle_ages if age > self.idle_threshold_s)
         f = self.figures

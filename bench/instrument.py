@@ -291,6 +291,18 @@ def current_route() -> str:
     return f"{scope.get('method', 'WS') if scope.get('type') == 'http' else 'WS'} {path}"
 
 
+def tag_statements(engine: AsyncEngine) -> None:
+    """Prefix every statement with ``/* route: GET /items/{item_id} */`` so the database's own view
+    (pg_stat_activity.query of a connection idle in transaction) names the route holding it."""
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute", retval=True)
+    def _tag(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> Any:
+        route = current_route()
+        if route == "-":
+            return statement, parameters
+        return f"/* route: {route.replace('*/', '* /')} */ {statement}", parameters
+
+
 def instrument(engine: AsyncEngine) -> PoolMetrics:
     """Attach metrics to an engine's pool; waits are timed when the pool is a ``TimedAsyncPool``."""
     pool = engine.sync_engine.pool

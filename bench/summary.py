@@ -125,9 +125,19 @@ def _pool_block(pool: dict[str, Any] | None, capacity: int, throughput: float) -
         "connections_opened": counters.get("connections_opened", 0),
         "invalidated": counters.get("invalidated", 0),
         "capacity": capacity,
+        "hold_share_by_route": _hold_shares(pool.get("use_time_by_route", {})),
         "littles_law_ceiling_rps": round(ceiling, 3) if ceiling else None,
         "ceiling_utilisation": round(throughput / ceiling, 4) if ceiling else None,
     }
+
+
+def _hold_shares(by_route: dict[str, Any]) -> dict[str, float]:
+    """Each route's share of all connection-holding time: the culprit owns most of it."""
+    sums = {route: float(h.get("sum_s", 0.0)) for route, h in by_route.items()}
+    total = sum(sums.values())
+    if total <= 0:
+        return {}
+    return {route: round(v / total, 4) for route, v in sorted(sums.items(), key=lambda kv: -kv[1])}
 
 
 def _db_block(db: DbFigures, completed: int) -> dict[str, Any]:
@@ -150,6 +160,8 @@ def _db_block(db: DbFigures, completed: int) -> dict[str, Any]:
         "xact_oldest_s": round(db.xact_oldest_s, 4),
         "samples": db.samples,
         "server": {k: round(v, 4) for k, v in db.server.items()},
+        "idle_in_tx_long_by_route": {k: round(v, 3) for k, v in sorted(
+            db.idle_in_tx_long_by_route.items(), key=lambda kv: -kv[1])[:10]},
     }
 
 

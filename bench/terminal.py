@@ -134,6 +134,7 @@ def render_summary(summary: dict[str, Any], folder: Path, report: Path | None = 
                              f"{pool['littles_law_ceiling_rps']:.1f} req/s Little's-law ceiling "
                              f"(pool {pool['capacity']} / mean hold {pool['hold_ms']['mean']:.1f} ms)"
                              f" = {100 * pool['ceiling_utilisation']:.0f}%")
+        lines.extend(_culprits(apps))
     checks = summary.get("checks", [])
     if checks:
         lines.append("")
@@ -149,6 +150,24 @@ def render_summary(summary: dict[str, Any], folder: Path, report: Path | None = 
     if report is not None:
         lines.append(f"report: {report}")
     return "\n".join(lines)
+
+
+def _culprits(apps: dict[str, Any]) -> list[str]:
+    """Per app, the route that holds the pool most and the one the database sees idle in transaction
+    most (a leaked connection never returns to the pool, so only the database side sees it)."""
+    lines = []
+    for name, app in apps.items():
+        shares = (app.get("pool") or {}).get("hold_share_by_route") or {}
+        if len(shares) >= 2:
+            route, share = next(iter(shares.items()))
+            lines.append(f"  {name}: {route} holds {100 * share:.0f}% of pool time")
+        idle = (app.get("db") or {}).get("idle_in_tx_long_by_route") or {}
+        if idle and (len(shares) >= 2 or len(idle) >= 2):
+            route, seconds = next(iter(idle.items()))
+            requests = (app.get("endpoints") or {}).get(route, {}).get("requests")
+            per = f", {seconds / requests * 1000:.0f} ms per request" if requests else ""
+            lines.append(f"  {name}: {route} left connections idle in transaction {seconds:.1f} s{per}")
+    return lines
 
 
 def _ratio(base: float | None, other: float | None) -> str:

@@ -47,3 +47,14 @@ def test_the_culprit_holds_the_pool(mixed: dict[str, Any]) -> None:
     upstream_ms = mixed["config"]["upstream_latency_ms"]
     assert bad["POST /orders/{item_id}/checkout"]["pool_hold_ms"]["p50"] >= 0.8 * upstream_ms
     assert mixed["apps"]["good"]["endpoints"]["POST /orders/{item_id}/checkout"]["pool_hold_ms"]["p50"] < 0.5 * upstream_ms
+
+
+def test_culprits_are_named_from_both_sides(mixed: dict[str, Any]) -> None:
+    bad = mixed["apps"]["bad"]
+    shares = bad["pool"]["hold_share_by_route"]
+    assert abs(sum(shares.values()) - 1) < 0.01 and shares.get(READ, 0) < 0.25
+    # The database side, from the route tag on each statement: leaks and long sessions, never the reads.
+    idle_by_route = bad["db"]["idle_in_tx_long_by_route"]
+    assert idle_by_route and next(iter(idle_by_route)) != READ
+    assert idle_by_route.get(READ, 0) < 0.1 * sum(idle_by_route.values())
+    assert not any(key.startswith("SQL:") for key in idle_by_route)  # every statement carried its route

@@ -45,6 +45,8 @@ def test_run_against_a_running_app(pg_server: postgres.Server, database: str, tm
     # through each 100 ms upstream call.
     assert target["db"]["connections_max"] == 2
     assert target["db"]["idle_in_tx_oldest_s"] >= 0.08 and target["db"]["idle_in_tx_long_seconds"] > 0.5
+    # ... and which route left them so, read from the route tag in pg_stat_activity.query.
+    assert list(target["db"]["idle_in_tx_long_by_route"]) == ["POST /orders/{item_id}/checkout"]
     if with_pool:
         assert target["pool"]["hold_ms"]["p50"] >= 80 and target["pool"]["capacity"] == 2
         assert target["endpoints"]["POST /orders/{item_id}/checkout"]["pool_hold_ms"]["p50"] >= 80
