@@ -27,6 +27,7 @@ from bench.instrument import (
     RouteTagMiddleware,
     TimedAsyncPool,
     instrument,
+    tag_statements,
 )
 from bench.poolshare import keep_writing
 from target_apps.common.models import Item
@@ -84,6 +85,7 @@ def create_app(variant: str, scenarios: Sequence[ModuleType]) -> FastAPI:
         settings = AppSettings.from_env(variant)
         engine = build_engine(settings)
         metrics = instrument(engine)
+        tag_statements(engine)
         app.state.bench = AppState(
             settings=settings,
             engine=engine,
@@ -99,6 +101,7 @@ def create_app(variant: str, scenarios: Sequence[ModuleType]) -> FastAPI:
             yield
         finally:
             monitor.cancel()
+            await asyncio.gather(monitor, return_exceptions=True)
             if writer is not None:
                 writer.cancel()
                 await asyncio.gather(writer, return_exceptions=True)
