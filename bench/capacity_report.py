@@ -139,14 +139,17 @@ def _pool_charts(size: int, runs: list[dict[str, Any]], unit: str, open_model: b
         return Series(name or str(r["app"]), x, y, color or COLORS.get(r["app"], GREY))
 
     offered = (line(runs[0], lambda s: s["level"], "offered", GREY),) if open_model and runs else ()
-    ceilings = tuple(Reference(r["littles_law"]["ceiling_rps"], f"{r['app']} Little ceiling",
-                               COLORS.get(r["app"], GREY)) for r in runs if r["littles_law"]["ceiling_rps"])
+    # A ceiling far above the load drawn would flatten every line: it goes in the legend instead.
+    top = max((s["level"] if open_model else s["throughput_rps"]) for r in runs for s in r["steps"]) * 1.3
+    ceilings = tuple(Reference(c, f"{r['app']} Little ceiling", COLORS.get(r["app"], GREY))
+                     for r in runs if (c := r["littles_law"]["ceiling_rps"]) and c <= top)
+    throughput = tuple(line(r, lambda s: s["throughput_rps"], _off_chart(r, top)) for r in runs)
     models = tuple(Series(f"{r['app']} M/D/c", np.array([s["level"] for s in r["steps"]], dtype=float),
                           np.array([_float(v) for v in r["model"]["pool_wait_p95_ms"]], dtype=float),
                           MODEL_COLORS.get(r["app"], GREY)) for r in runs if open_model)
     return [
         Chart(title=f"Throughput vs load, pool {size}", y_label="successful responses/s", x_label=unit,
-              series=(*offered, *(line(r, lambda s: s["throughput_rps"]) for r in runs)), references=ceilings),
+              series=(*offered, *throughput), references=ceilings),
         Chart(title=f"Latency p95 vs load, pool {size}", y_label="ms", x_label=unit,
               series=tuple(line(r, lambda s: s["latency_ms"]["p95"]) for r in runs), references=_ref(slo, "p95")),
         Chart(title=f"Pool wait p95 vs load, pool {size} (measured and M/D/c model)", y_label="ms", x_label=unit,
@@ -163,14 +166,19 @@ def _scaling_chart(results: list[dict[str, Any]]) -> Chart:
         runs = sorted((r for r in results if r["app"] == app), key=lambda r: r["pool_size"])
         x = np.array([r["pool_size"] for r in runs], dtype=float)
         color = COLORS.get(app, GREY)
-        series.append(Series(f"{app} within SLO", x, np.array([_float((r["max_slo"] or {}).get("sustained_rps"))
+        series.append(Series(f"{app} SLO", x, np.array([_float((r["max_slo"] or {}).get("sustained_rps"))
                                                                for r in runs], dtype=float), color))
         series.append(Series(f"{app} plateau", x, np.array([_float(r["saturation"]["plateau_rps"]) for r in runs],
                                                            dtype=float), MODEL_COLORS.get(app, GREY)))
         if app == "bad":  # the good app's pool ceiling is far above anything it reaches: it would flatten the plot
-            series.append(Series(f"{app} Little ceiling", x, np.array(
+            series.append(Series(f"{app} ceiling", x, np.array(
                 [_float(r["littles_law"]["ceiling_rps"]) for r in runs], dtype=float), GREY))
     return Chart(title="Capacity vs pool size", y_label="requests/s", x_label="pool size", series=tuple(series))
+
+
+def _off_chart(r: dict[str, Any], top: float) -> str:
+    ceiling = r["littles_law"]["ceiling_rps"]
+    return f"{r['app']} (Little ceiling {ceiling:.0f})" if ceiling and ceiling > top else str(r["app"])
 
 
 def _ref(slo: dict[str, float], metric: str) -> tuple[Reference, ...]:
