@@ -132,7 +132,8 @@ def render_summary(summary: dict[str, Any], folder: Path, report: Path | None = 
             if pool.get("ceiling_utilisation") is not None:
                 lines.append(f"  {name}: {apps[name]['throughput_rps']:.1f} req/s measured vs "
                              f"{pool['littles_law_ceiling_rps']:.1f} req/s Little's-law ceiling "
-                             f"(pool {pool['capacity']} / mean hold {pool['hold_ms']['mean']:.1f} ms)"
+                             f"(pool {pool['capacity']} / {pool.get('hold_ms_per_request', pool['hold_ms']['mean']):.1f} ms "
+                             f"held per request)"
                              f" = {100 * pool['ceiling_utilisation']:.0f}%")
         lines.extend(_culprits(apps))
     checks = summary.get("checks", [])

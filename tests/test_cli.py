@@ -90,10 +90,13 @@ def _children_of_run(out: Path) -> list[psutil.Process]:
 
 def _wait_for_phase(out: Path, phase: str, pid: int) -> None:
     deadline = time.monotonic() + 30
-    if phase == "startup":  # the first child is up (PostgreSQL), the app and Locust not yet serving
-        while time.monotonic() < deadline and not psutil.Process(pid).children():
+    if phase == "startup":  # PostgreSQL is up, the app and Locust not yet serving
+        while time.monotonic() < deadline:
+            # (other short-lived children come and go: git, while run.json is written)
+            if any(_name(p) == "postgres" for p in psutil.Process(pid).children()):
+                return
             time.sleep(0.02)
-        return
+        raise AssertionError("PostgreSQL never started")
     marker = '"phase": "cooldown"' if phase == "cooldown" else '"phase": "load"'
     samples = out / "bad" / "samples.jsonl"
     while time.monotonic() < deadline:
@@ -101,6 +104,13 @@ def _wait_for_phase(out: Path, phase: str, pid: int) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"never reached the {phase} phase")
+
+
+def _name(proc: psutil.Process) -> str:
+    try:
+        return proc.name()
+    except psutil.Error:
+        return ""
 
 
 def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
