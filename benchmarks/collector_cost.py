@@ -7,13 +7,16 @@ from __future__ import annotations
 import asyncio
 import time
 import urllib.request
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bench.collector import Collector
+import asyncpg
 from perf_database import AppServer, Target
-from perf_drivers import ITEMS_LUA, CpuMeter, run_wrk, wrk_path
+from perf_drivers import ITEMS_LUA, CpuMeter, run_wrk, tree_cpu_seconds, wrk_path
 from perf_options import Options
 from perf_table import Section, medians, ratio, spread
+
+from bench.collector import _ACTIVITY, Collector, _get_json
 
 Figures = dict[str, float | None]
 INTERVAL_S = 0.1  # the harness's default: 10 Hz
@@ -32,7 +35,58 @@ def measure(opts: Options, target: Target, app: AppServer) -> Section:
         for mode in ("with", "without") if rep % 2 == 0 else ("without", "with"):
             runs[mode].append(asyncio.run(_window(opts, target, app, lua, mode == "with")))
     _fill(s, runs, _payload_kib(app))
+    _fill_parts(s, asyncio.run(_parts(target, app)))
     return s
+
+
+async def _parts(target: Target, app: AppServer, n: int = 200) -> Figures:
+    """CPU ms per call of each part of one sample, on the idle app (under load each costs more)."""
+    collector = Collector(admin_dsn=target.server.dsn("postgres"), database=target.database,
+                          application_name="scopebench-good", pool_url=app.pool_url,
+                          samples_path=target.workdir / "collector-parts.jsonl", pool_token=app.token)
+    await collector.open()
+    conn = await asyncpg.connect(target.server.dsn("postgres"))
+    try:
+        for _ in range(10):
+            await collector.sample()
+        snapshot = _get_json(app.pool_url, app.token)
+        app_cpu0 = tree_cpu_seconds(app.child.pid)
+        # The collector's private pieces, timed one by one: this benchmark looks inside on purpose.
+        return {
+            "sample": await _cpu_ms(collector.sample, n),
+            "activity": await _cpu_ms(lambda: conn.fetch(_ACTIVITY, target.database, "scopebench-good"), n),
+            "pool_fetch": await _cpu_ms(lambda: asyncio.to_thread(_get_json, app.pool_url, app.token), n),
+            "app_endpoint": (tree_cpu_seconds(app.child.pid) - app_cpu0) / (2 * n + 10) * 1000,
+            "pool_fields": _sync_cpu_ms(lambda: collector._pool_fields(snapshot), n),
+        }
+    finally:
+        await conn.close()
+        await collector.close()
+
+
+async def _cpu_ms(call: Callable[[], Awaitable[object]], n: int) -> float:
+    started = time.process_time()
+    for _ in range(n):
+        await call()
+    return (time.process_time() - started) / n * 1000
+
+
+def _sync_cpu_ms(call: Callable[[], object], n: int) -> float:
+    started = time.process_time()
+    for _ in range(n):
+        call()
+    return (time.process_time() - started) / n * 1000
+
+
+def _fill_parts(s: Section, parts: Figures) -> None:
+    s.add("per sample on an idle app, CPU", parts["sample"], "ms", "{:.2f}", note="of this process")
+    s.add("  pg_stat_activity query (asyncpg)", parts["activity"], "ms", "{:.2f}")
+    s.add("  GET /_bench/pool (urllib in a thread, JSON)", parts["pool_fetch"], "ms", "{:.2f}",
+          note="a new TCP connection and opener per sample")
+    s.add("  histograms -> sample fields", parts["pool_fields"], "ms", "{:.2f}", note="from_json + minus, twice")
+    s.add("app CPU per GET /_bench/pool", parts["app_endpoint"], "ms", "{:.2f}",
+          note=f"x {1 / INTERVAL_S:g} Hz = {(parts['app_endpoint'] or 0) / INTERVAL_S / 10:.2f}% of a CPU-bound app's "
+          "throughput")
 
 
 async def _window(opts: Options, target: Target, app: AppServer, lua: Path, collect: bool) -> Figures:
@@ -72,7 +126,8 @@ def _fill(s: Section, runs: dict[str, list[Figures]], payload_kib: float) -> Non
     on, off = medians(runs["with"]), medians(runs["without"])
     s.add("app throughput without collector", off["rps"], "req/s", note=spread(w["rps"] for w in runs["without"]))
     s.add("app throughput with collector", on["rps"], "req/s", note=spread(w["rps"] for w in runs["with"]))
-    s.ratio("with / without", on["rps"], off["rps"], note="1.00x = the collector costs the app nothing measurable")
+    s.ratio("with / without", on["rps"], off["rps"],
+            note="moves with the machine's other load; the app-side CPU per sample below is the steady figure")
     added = None if on["cpu_self"] is None or off["cpu_self"] is None else max(0.0, on["cpu_self"] - off["cpu_self"])
     s.add("collector CPU share (this process)", None if added is None else added * 100, "% core", "{:.2f}",
           note=f"with {on['cpu_self'] or 0:.3f} cores, without {off['cpu_self'] or 0:.3f}")

@@ -18,21 +18,20 @@ from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # before the section imports: they import bench
 
-import app_ceiling  # noqa: E402  (the sections import bench, which needs ROOT on the path)
-import cli_timings  # noqa: E402
-import collector_cost  # noqa: E402
-import loadgen_ceiling  # noqa: E402
-import pool_overhead  # noqa: E402
-import postprocess_speed  # noqa: E402
-from perf_database import open_target  # noqa: E402
-from perf_drivers import have_module, wrk_path  # noqa: E402
-from perf_options import Options  # noqa: E402
-from perf_table import Section, emit, load_average  # noqa: E402
+import app_ceiling
+import cli_timings
+import collector_cost
+import loadgen_ceiling
+import pool_overhead
+import postprocess_speed
+from perf_database import open_target
+from perf_drivers import have_module, wrk_path
+from perf_options import Options
+from perf_table import Section, emit, load_average
 
-from bench.processes import stop_all  # noqa: E402
-
+from bench.processes import stop_all
 
 
 def database_sections(opts: Options) -> list[Section]:
@@ -98,7 +97,7 @@ def main() -> int:
             try:
                 for section in SECTIONS[name](opts):
                     emit("\n" + section.render())
-            except Exception:  # one broken section must not hide the others' figures
+            except Exception:  # noqa: BLE001 - one broken section must not hide the others' figures
                 failed += 1
                 emit(f"\n== {name}: FAILED ==\n" + traceback.format_exc(limit=4))
             finally:

@@ -9,11 +9,22 @@ import sys
 import time
 from dataclasses import dataclass
 
-from bench.processes import Child, free_port, wait_for_http
-from perf_drivers import (RESPONDER, WRK_INSTALL, CpuMeter, Window, get_text, have_module, locust_child,
-                          measure_counted, run_wrk, wrk_path)
+from perf_drivers import (
+    RESPONDER,
+    WRK_INSTALL,
+    CpuMeter,
+    Window,
+    get_text,
+    have_module,
+    locust_child,
+    measure_counted,
+    run_wrk,
+    wrk_path,
+)
 from perf_options import Options
 from perf_table import Section, median, medians, ratio, spread
+
+from bench.processes import Child, free_port, wait_for_http
 
 
 @dataclass(frozen=True)
@@ -95,8 +106,8 @@ def _fill(section: Section, runs: dict[str, list[Window]]) -> None:
     section.ratio("--processes 2 / 1, HttpUser", rps["http2"], rps["http1"])
     for key, label in (("fast1", "FastHttpUser"), ("http1", "HttpUser")):
         per_request = _cpu_us_per_request(runs[key], "locust")
-        section.add(f"Locust CPU per request, {label}", per_request, "µs",
-                    note="CPU the generator takes from the app's 2 cores at a given rate")
+        note = f"one full core would give {1e6 / per_request:,.0f} req/s" if per_request else ""
+        section.add(f"Locust CPU per request, {label}", per_request, "µs", note=note)
     _explain(section, fig)
 
 
@@ -105,19 +116,24 @@ def _cpu_us_per_request(windows: list[Window], name: str) -> float | None:
 
 
 def _explain(section: Section, fig: dict[str, dict[str, float | None]]) -> None:
-    one = fig["fast1"].get("cpu_locust") or 0.0
-    section.say(f"one Locust process uses {one:.2f} cores at its ceiling: "
-                + ("it is CPU-bound (one gevent loop, one GIL)" if one > 0.85 else "it is not CPU-bound here"))
+    one = fig["fast1"]
+    cores, machine = one.get("cpu_locust") or 0.0, one.get("cpu_machine") or 0.0
+    others = max(0.0, machine - cores - (one.get("cpu_responder") or 0.0))
+    if cores > 0.85:
+        verdict = "it is CPU-bound (one gevent loop, one GIL)"
+    elif machine > 1.85:
+        verdict = f"the machine is saturated (others {others:.2f} cores), so CPU is still the limit"
+    else:
+        verdict = "it waits on something other than CPU"
+    section.say(f"one Locust process (FastHttpUser) uses {cores:.2f} cores at its ceiling: {verdict}")
     wrk = fig.get("wrk")
     if wrk is not None:
-        responder = wrk.get("cpu_responder") or 0.0
-        section.say(f"under wrk the responder uses {responder:.2f} cores, so wrk's figure is the responder's "
-                    "ceiling (a lower bound on wrk's)" if responder > 0.85 else
-                    f"under wrk the responder uses {responder:.2f} cores: wrk's figure is wrk's own limit")
+        responder, wrk_cores = wrk.get("cpu_responder") or 0.0, wrk.get("cpu_wrk") or 0.0
+        section.say(f"under wrk the responder uses {responder:.2f} cores and wrk {wrk_cores:.2f}: wrk's figure is a "
+                    "lower bound on its ceiling (the two share what the machine's other load leaves)")
     two = fig["fast2"]
-    gain = ratio(two["rps"], fig["fast1"]["rps"])
+    gain = ratio(two["rps"], one["rps"])
     if gain is not None:
-        section.say(f"--processes 2 gives {gain:.2f}x with FastHttpUser: the master, 2 workers and the "
-                    f"server share 2 cores (Locust {two.get('cpu_locust', 0):.2f} + responder "
-                    f"{two.get('cpu_responder', 0):.2f} cores)")
-
+        section.say(f"--processes 2 gives {gain:.2f}x with FastHttpUser: master, 2 workers and the server share "
+                    f"2 cores (Locust {two.get('cpu_locust') or 0:.2f} + responder {two.get('cpu_responder') or 0:.2f}"
+                    f" cores, machine {two.get('cpu_machine') or 0:.2f}/2)")

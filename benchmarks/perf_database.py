@@ -14,13 +14,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from perf_drivers import get_json
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from bench import postgres
 from bench.instrument import ENDPOINT_PATH
 from bench.processes import Child, free_port, wait_for_http
-from perf_drivers import get_json
 
 POOL_SIZE = 5  # the harness's default pool (long-session), so the pool figures mean what they mean in a run
 
@@ -56,7 +56,8 @@ class Target:
     def sqlalchemy_url(self) -> str:
         return "postgresql+asyncpg://" + self.server.dsn(self.database).split("://", 1)[1]
 
-    def start_app(self, label: str, *, loop: str | None, http: str | None, workers: int = 1) -> AppServer:
+    def start_app(self, label: str, *, loop: str | None, http: str | None, workers: int = 1,
+                  pool_size: int = POOL_SIZE) -> AppServer:
         """Start ``target_apps.good`` under uvicorn; ``loop``/``http`` None leave uvicorn's ``auto``."""
         port, token = free_port(), secrets.token_hex(8)
         argv = [sys.executable, "-m", "uvicorn", "--factory", "target_apps.good.app:create", "--host", "127.0.0.1",
@@ -64,9 +65,9 @@ class Target:
         argv += ["--loop", loop] if loop else []
         argv += ["--http", http] if http else []
         argv += ["--workers", str(workers)] if workers > 1 else []
-        env = {"BENCH_APP_DSN": self.sqlalchemy_url, "BENCH_APP_POOL_SIZE": str(POOL_SIZE),
+        env = {"BENCH_APP_DSN": self.sqlalchemy_url, "BENCH_APP_POOL_SIZE": str(pool_size),
                "BENCH_APP_MAX_OVERFLOW": "0", "BENCH_APP_POOL_TIMEOUT": "30", "BENCH_APP_METRICS_TOKEN": token}
-        slug = label.replace(" ", "_").replace("+", "").replace("/", "")
+        slug = "".join(c if c.isalnum() else "_" for c in label)
         child = Child(name=f"good app ({label})", argv=argv, log_path=self.workdir / f"app-{slug}.log", env=env)
         child.start()
         app = AppServer(label=label, child=child, base=f"http://127.0.0.1:{port}", token=token, workers=workers)

@@ -102,6 +102,11 @@ class CpuMeter:
         return cores
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds used so far by a process and everything under it."""
+    return sum(CpuMeter({}, include_children=True)._tree(pid).values())
+
+
 def _busy_seconds() -> float:
     t = psutil.cpu_times()
     # guest time is already inside user; steal and iowait are not work done here.

@@ -21,5 +21,5 @@ class Options:
     checkout_block: int = 2000
     checkout_blocks: int = 10
     # `bench run long-session` runs for start-up, teardown and the sampled share.
-    cli_duration_s: int = 8
+    cli_duration_s: int = 10
     cli_cooldown_s: int = 2

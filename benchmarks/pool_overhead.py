@@ -10,14 +10,14 @@ import time
 from collections.abc import Callable
 
 import asyncpg
-from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-
-from bench.instrument import Histogram, TimedAsyncPool, instrument
 from perf_database import POOL_SIZE, Target
 from perf_drivers import have_module
 from perf_options import Options
 from perf_table import Section, median, ratio, spread
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+from bench.instrument import Histogram, TimedAsyncPool, instrument
 from target_apps.common.models import SEED_ITEMS, Item
 
 Figures = dict[str, float | None]
@@ -40,7 +40,8 @@ async def _measure(opts: Options, url: str, dsn: str) -> tuple[Figures, dict[str
     timed = create_async_engine(url, poolclass=TimedAsyncPool, pool_size=POOL_SIZE, max_overflow=0)
     metrics = instrument(timed)
     stock = create_async_engine(url, pool_size=POOL_SIZE, max_overflow=0)
-    blocks: dict[str, list[float]] = {"timed": [], "stock": [], "orm_timed": [], "orm_stock": [], "asyncpg": []}
+    blocks: dict[str, list[float]] = {"timed": [], "stock": [], "orm_timed": [], "orm_stock": [], "core": [],
+                                      "asyncpg": []}
     try:
         for engine in (timed, stock):
             async with engine.connect() as conn:  # the connection exists before any timing
@@ -57,6 +58,7 @@ async def _measure(opts: Options, url: str, dsn: str) -> tuple[Figures, dict[str
         for block in range(_ORM_BLOCKS):
             for name in ("orm_timed", "orm_stock") if block % 2 == 0 else ("orm_stock", "orm_timed"):
                 blocks[name].append(await _orm_cpu(engines[name.removeprefix("orm_")], _CALLS))
+            blocks["core"].append(await _core_cpu(stock, _CALLS))
             blocks["asyncpg"].append(await _asyncpg_cpu(dsn, _CALLS))
         # Hold time of the ORM read with nothing else on the loop: what a checkout costs without queueing.
         idle_hold_ms = metrics.use.minus(hold_before).mean * 1000
@@ -66,7 +68,7 @@ async def _measure(opts: Options, url: str, dsn: str) -> tuple[Figures, dict[str
     paired = [t - s for t, s in zip(blocks["timed"], blocks["stock"], strict=True)]
     figures: Figures = {name: median(values) for name, values in blocks.items()}
     figures.update(added_us=median(paired), checkouts_recorded=float(metrics.checkouts), idle_hold_ms=idle_hold_ms,
-                   orm_cpu_us=figures["orm_timed"], asyncpg_cpu_us=figures["asyncpg"])
+                   orm_cpu_us=figures["orm_timed"], core_cpu_us=figures["core"], asyncpg_cpu_us=figures["asyncpg"])
     return figures, blocks
 
 
@@ -89,14 +91,26 @@ async def _orm_cpu(engine: AsyncEngine, n: int) -> float:
     return (time.process_time() - started) / n * 1e6
 
 
+async def _core_cpu(engine: AsyncEngine, n: int) -> float:
+    """The same read through SQLAlchemy Core: checkout, BEGIN, SELECT, ROLLBACK on checkin; no ORM."""
+    query = select(Item.id, Item.name, Item.price_cents)
+    started = time.process_time()
+    for _ in range(n):
+        async with engine.connect() as conn:
+            (await conn.execute(query.where(Item.id == random.randint(1, SEED_ITEMS)))).first()
+    return (time.process_time() - started) / n * 1e6
+
+
 async def _asyncpg_cpu(dsn: str, n: int) -> float:
+    """The same three round trips straight on asyncpg (BEGIN, SELECT, end of transaction): the driver's share."""
     conn = await asyncpg.connect(dsn)
     try:
         sql = "SELECT id, name, price_cents FROM items WHERE id = $1"
         await conn.fetchrow(sql, 1)  # prepared and cached before timing, as SQLAlchemy's dialect does
         started = time.process_time()
         for _ in range(n):
-            await conn.fetchrow(sql, random.randint(1, SEED_ITEMS))
+            async with conn.transaction():
+                await conn.fetchrow(sql, random.randint(1, SEED_ITEMS))
         return (time.process_time() - started) / n * 1e6
     finally:
         await conn.close()
@@ -112,8 +126,9 @@ def section(opts: Options, figures: Figures, blocks: dict[str, list[float]], app
           + spread(blocks["timed"], "{:.1f}"))
     s.add("added per checkout", figures["added_us"], "µs", "{:.1f}", note="median of paired blocks")
     s.ratio("instrumented / stock, bare checkout", figures["timed"], figures["stock"])
-    s.add("ORM read (session + select), stock pool", figures["orm_stock"], "µs", note="CPU per call")
-    s.add("ORM read, instrumented pool", figures["orm_timed"], "µs", note="CPU per call")
+    s.add("ORM read (session + select), stock pool", figures["orm_stock"], "µs",
+          note="CPU per call; " + spread(blocks["orm_stock"]))
+    s.add("ORM read, instrumented pool", figures["orm_timed"], "µs", note="CPU per call; " + spread(blocks["orm_timed"]))
     s.ratio("instrumented / stock, ORM read", figures["orm_timed"], figures["orm_stock"])
     share = ratio(figures["added_us"], app_cpu_us)
     s.add("added per checkout / app CPU per request", None if share is None else share * 100, "%", "{:.2f}",

@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # before the section imports: they import bench
 
-import report_speed  # noqa: E402  (imports bench, which needs ROOT on the path when run as the child)
-from cli_timings import bench_command  # noqa: E402
-from perf_options import Options  # noqa: E402
-from perf_table import Section, median, spread, target_note  # noqa: E402
+import report_speed
+from cli_timings import bench_command
+from perf_options import Options
+from perf_table import Section, median, spread, target_note
 
 TARGET_S = 5.0
 
