@@ -144,7 +144,8 @@ def test_ws_user_records_round_trips_refusals_and_server_closes(echo_server: str
     assert (requests["start_epoch_s"] > time.time() - 60).all()
     ok, failed = requests[requests["failed"] == 0], requests[requests["failed"] == 1]
     # A round trip's latency is real: it includes the server's reply delay.
-    assert len(ok) >= 3 and (ok["response_time_ms"] >= REPLY_DELAY_S * 1000).all()
+    # uvloop's timers have millisecond resolution: a 20 ms sleep may end a fraction of a ms early.
+    assert len(ok) >= 3 and (ok["response_time_ms"] >= 0.9 * REPLY_DELAY_S * 1000).all()
     assert (ok["response_length"] > 0).all()
     assert failed["error"].str.contains("1011").any(), failed["error"].tolist()
     assert failed["error"].str.contains("InvalidStatus").any(), failed["error"].tolist()
