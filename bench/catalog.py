@@ -73,9 +73,15 @@ def _scenario(name: str, entry: Any, folder: Path) -> Scenario:
         symptom=str(entry.get("symptom", "")),
         write_routes=_str_table(name, "write_routes", entry.get("write_routes", {})),
         defaults=defaults,
-        checks=tuple(entry.get("checks", ())),
+        checks=_str_list(name, "checks", entry.get("checks", [])),
         app_env=_str_table(name, "app_env", entry.get("app_env", {})),
     )
+
+
+def _str_list(name: str, key: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise UsageError(f"catalog entry '{name}': {key} must be a list of strings, e.g. {key} = [\"good: failures == 0\"]")
+    return tuple(value)
 
 
 def _str_table(name: str, key: str, value: Any) -> dict[str, str]:
