@@ -9,10 +9,10 @@ import asyncio
 import os
 import secrets
 import socket
-import urllib.parse
-import traceback
 import sys
 import time
+import traceback
+import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pandas as pd
 import psutil
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
@@ -74,12 +75,20 @@ class _Run:
     timings: dict[str, float] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
     faults: list[str] = field(default_factory=list)
+    _environment: dict[str, Any] | None = None
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     hooks: RunHooks = field(default_factory=RunHooks)
 
     def note(self, message: str) -> None:
         self.events.append({"t": time.time(), "message": message})
         self.console.info(message)
+
+    def environment(self) -> dict[str, Any]:
+        """Described once the server is known (describing runs git); before that, without it."""
+        postgres_version = self.server.version if self.server else None
+        if self._environment is None or self._environment.get("postgres") != postgres_version:
+            self._environment = describe(postgres_version)
+        return self._environment
 
     def run_json(self, status: str, error: str | None = None) -> dict[str, Any]:
         return {
@@ -95,7 +104,7 @@ class _Run:
             "database": (f"{self.server.safe_dsn('postgres').rsplit('/', 1)[0]} "
                          f"({'embedded' if self.server.embedded else 'external'}; a fresh database per app run)")
             if self.server else None,
-            "environment": describe(self.server.version if self.server else None),
+            "environment": self.environment(),
             "timings": self.timings,
             "events": self.events,
             "apps_completed": list(self.apps),
@@ -245,14 +254,15 @@ async def _run_app(run: _Run, app: str, index: int = 0) -> dict[str, Any]:
             await _drive_load(run, app, locust, collector, folder, app_child)
             app_child.stop(timeout=10)  # its backends exit and flush their pg_stat_database counters
             figures = await collector.finish()
-            integrity = await _integrity(run, database, folder)
+            requests = read_requests(folder)
+            integrity = await _integrity(run, database, requests)
         finally:
             await collector.close()
     finally:
         locust.stop(timeout=5)
         app_child.stop(timeout=10)
         await _drop_database(run, database)
-    return summarize_app(requests=read_requests(folder), pool=collector.last_pool, db=figures,
+    return summarize_app(requests=requests, pool=collector.last_pool, db=figures,
                          integrity=integrity, pool_capacity=cfg.pool_size + cfg.max_overflow,
                          locust_stats=read_locust_json(folder), app_log=applog.scan(folder / "app.log"))
 
@@ -358,13 +368,12 @@ def _check_app_alive(run: _Run, app: str, child: Child | None) -> None:
         raise InfraError(f"the {app} app exited with code {code} during the run: {child.log_tail(2)}")
 
 
-async def _integrity(run: _Run, database: str, folder: Path) -> Integrity | None:
+async def _integrity(run: _Run, database: str, requests: pd.DataFrame) -> Integrity | None:
     """Successful responses of each write route vs the rows carrying that route's tag."""
     assert run.server is not None
     routes = run.scenario.write_routes
     if not routes:
         return None
-    requests = read_requests(folder)
     ok = requests[requests["failed"] == 0]
     acknowledged = {name: int((ok["name"] == name).sum()) for name in routes}
     try:
@@ -401,7 +410,7 @@ def _write_summary(run: _Run, status: str, error: str | None) -> dict[str, Any]:
         "error": error,
         "started_at": run.started_at,
         "command": run.command,
-        "environment": describe(run.server.version if run.server else None),
+        "environment": run.environment(),
         "config": run.config.to_json(),
         "timings": run.timings,
         "events": run.events,
