@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bench.catalog import get_scenario, load_catalog, scenario_from_locustfile
+from bench.config.catalog import get_scenario, load_catalog, scenario_from_locustfile
+from bench.config.options import resolve_config
+from bench.db.embedded import redact
 from bench.errors import EXIT_INFRA, BenchError, Interrupted, UsageError
-from bench.postgres import redact
-from bench.settings import resolve_config
-from bench.terminal import Console
+from bench.render.terminal import Console
 
 if TYPE_CHECKING:
-    from bench.runner import RunResult
+    from bench.run.runner import RunResult
 
 app = typer.Typer(
     help="Show, measure and gate what wrong database-session scoping costs an async Python service.",
@@ -88,7 +88,7 @@ def run(
     if target is None and locustfile is not None and scenario is None:
         raise UsageError("--locustfile drives your own app: add --target URL and --dsn DSN")
     config = resolve_config(chosen, flags)
-    from bench.runner import run_scenario  # heavy imports only once the input is known good
+    from bench.run.runner import run_scenario  # heavy imports only once the input is known good
 
     command = ["bench", *[redact(arg) for arg in sys.argv[1:]]]
     result = _run_until_signal(run_scenario(config, chosen, Console(quiet=quiet), command))
@@ -100,7 +100,7 @@ def report(
     run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="A run folder written by bench run.")],
 ) -> None:
     """Re-render a run folder's report.md and report.html."""
-    from bench.report import render_report
+    from bench.render.run_report import render_report
 
     md, html = render_report(run_dir)
     typer.echo(f"wrote {md} and {html}")
@@ -118,10 +118,10 @@ def compare(
     show_all: Annotated[bool, typer.Option("--all", help="List unchanged metrics too.")] = False,
 ) -> None:
     """Compare two runs metric by metric; exit 1 when a gate fails."""
-    from bench.compare import compare as compare_runs
-    from bench.compare import load_side
-    from bench.compare_render import render_json, render_junit, render_markdown, render_text
-    from bench.gates import merge_gates
+    from bench.analysis.compare import compare as compare_runs
+    from bench.analysis.compare import load_side
+    from bench.config.gates import merge_gates
+    from bench.render.compare_render import render_json, render_junit, render_markdown, render_text
 
     renderers = {"text": lambda r: render_text(r, show_all), "md": render_markdown, "json": render_json}
     if fmt not in renderers:
@@ -130,7 +130,7 @@ def compare(
     result = compare_runs(load_side(base), load_side(current), gates, base_app, current_app)
     typer.echo(renderers[fmt](result))
     if junit is not None:
-        from bench.runfolder import write_text
+        from bench.results.folder import write_text
 
         write_text(junit, render_junit(result))
     raise typer.Exit(1 if result.failed_gates else 0)
@@ -157,11 +157,11 @@ def capacity(
     quiet: Annotated[bool, typer.Option(help="No progress line.")] = False,
 ) -> None:
     """Sweep stepped load per pool size: the rate each pool sustains within an SLO, the knee, the bottleneck."""
-    from bench.capacity import CapacityConsole, CapacityRequest, run_capacity
-    from bench.capacity_report import render_terminal
-    from bench.runner import RunResult
-    from bench.slo import Slo
-    from bench.sweep import build_plan, parse_pool_sizes
+    from bench.config.slo import Slo
+    from bench.config.sweep import build_plan, parse_pool_sizes
+    from bench.render.capacity_report import render_terminal
+    from bench.run.capacity import CapacityConsole, CapacityRequest, run_capacity
+    from bench.run.runner import RunResult
 
     chosen = get_scenario(scenario)
     objectives = Slo.parse(slo)

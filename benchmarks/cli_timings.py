@@ -16,12 +16,12 @@ from typing import Any
 from perf_options import Options
 from perf_table import Section, median, medians, spread, target_note
 
-from bench.loadgen import read_requests
+from bench.run.loadgen import read_requests
 
 Figures = dict[str, float | None]
 STARTUP_TARGET_S = 3.0
 SHARE_TARGET = 0.9
-IMPORTS = {"bench CLI + runner": "import bench.cli, bench.runner",
+IMPORTS = {"bench CLI + runner": "import bench.cli, bench.run.runner",
            "locust (+ gevent patching)": "import locust",
            "target app (FastAPI, SQLAlchemy)": "import target_apps.good.app"}
 

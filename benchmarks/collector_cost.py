@@ -16,7 +16,7 @@ from perf_drivers import ITEMS_LUA, CpuMeter, run_wrk, tree_cpu_seconds, wrk_pat
 from perf_options import Options
 from perf_table import Section, medians, ratio, spread
 
-from bench.collector import _ACTIVITY, Collector, _get_json
+from bench.run.collector import _ACTIVITY, Collector, _get_json
 
 Figures = dict[str, float | None]
 INTERVAL_S = 0.1  # the harness's default: 10 Hz

@@ -31,7 +31,7 @@ from perf_drivers import have_module, wrk_path
 from perf_options import Options
 from perf_table import Section, emit, load_average
 
-from bench.processes import stop_all
+from bench.run.processes import stop_all
 
 
 def database_sections(opts: Options) -> list[Section]:

@@ -24,7 +24,7 @@ from perf_drivers import (
 from perf_options import Options
 from perf_table import Section, median, medians, ratio, spread
 
-from bench.processes import Child, free_port, wait_for_http
+from bench.run.processes import Child, free_port, wait_for_http
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ from perf_drivers import get_json
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from bench import postgres
-from bench.instrument import ENDPOINT_PATH
-from bench.processes import Child, free_port, wait_for_http
+from bench.db import embedded as postgres
+from bench.instrument.pool import ENDPOINT_PATH
+from bench.run.processes import Child, free_port, wait_for_http
 
 POOL_SIZE = 5  # the harness's default pool (long-session), so the pool figures mean what they mean in a run
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psutil
 
-from bench.processes import Child
+from bench.run.processes import Child
 
 LOCUSTFILE = Path(__file__).with_name("perf_locustfile.py")
 RESPONDER = Path(__file__).with_name("trivial_responder.py")

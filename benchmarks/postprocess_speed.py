@@ -73,7 +73,7 @@ def _wall(argv: list[str]) -> float:
 
 def _histogram(values: np.ndarray) -> dict[str, Any]:
     """A pool histogram as the app serves it (log buckets of 1%), built vectorised."""
-    from bench.instrument import _GROWTH, _MIN_S
+    from bench.instrument.pool import _GROWTH, _MIN_S
 
     index = np.where(values < _MIN_S, -1, np.floor(np.log(np.maximum(values, _MIN_S) / _MIN_S) / math.log(_GROWTH)))
     keys, counts = np.unique(index.astype(np.int64), return_counts=True)
@@ -96,13 +96,13 @@ def _pool_snapshot(count: int, hold_ms: float, routes: list[str], rng: np.random
 
 
 def _one_pass(run_dir: Path, pools: dict[str, dict[str, Any]], write_routes: list[str]) -> dict[str, float]:
-    from bench.collector import DbFigures
-    from bench.compare import compare, load_side
-    from bench.compare_render import render_text
-    from bench.loadgen import read_requests
-    from bench.report import render_report
-    from bench.runfolder import write_json
-    from bench.summary import Integrity, summarize_app
+    from bench.analysis.compare import compare, load_side
+    from bench.analysis.summary import Integrity, summarize_app
+    from bench.render.compare_render import render_text
+    from bench.render.run_report import render_report
+    from bench.results.folder import write_json
+    from bench.run.collector import DbFigures
+    from bench.run.loadgen import read_requests
 
     read_s = 0.0
     started = time.perf_counter()

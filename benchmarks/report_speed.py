@@ -23,7 +23,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.report import render_report
+from bench.render.run_report import render_report
 
 TEMPLATE = ROOT / "tests" / "data" / "long-session-run" / "summary.json"
 DURATION_S, COOLDOWN_S, INTERVAL_S = 3600.0, 30.0, 0.1

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bench import postgres
+from bench.db import embedded as postgres
 
 
 @pytest.fixture(scope="session")
@@ -49,10 +49,10 @@ def run_bench(scenario_name: str, out: Path, pg_home: Path, **flags: object) -> 
 
     Returns (RunResult, summary.json as read back from disk).
     """
-    from bench.catalog import get_scenario
-    from bench.runner import run_scenario
-    from bench.settings import resolve_config
-    from bench.terminal import Console
+    from bench.config.catalog import get_scenario
+    from bench.config.options import resolve_config
+    from bench.render.terminal import Console
+    from bench.run.runner import run_scenario
 
     scenario = get_scenario(scenario_name)
     config = resolve_config(scenario, {**flags, "out": out}, env={})
@@ -93,7 +93,7 @@ def start_app(server: postgres.Server, database: str, folder: Path, variant: str
     """A target app under a real uvicorn on a free loopback port; returns (Child, base URL)."""
     import sys
 
-    from bench.processes import Child, free_port, wait_for_http
+    from bench.run.processes import Child, free_port, wait_for_http
 
     port = free_port()
     child = Child(name=f"{variant} app", log_path=folder / f"{variant}-app.log",

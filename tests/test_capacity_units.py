@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from bench.bottleneck import LOOP, NOT_REACHED, POOL, name_bottleneck
+from bench.analysis.bottleneck import LOOP, NOT_REACHED, POOL, name_bottleneck
+from bench.analysis.knee import Point, find_knee, plateau, saturated_steps
+from bench.analysis.queueing import erlang_c, littles_ceiling, max_rate, mdc_wait_s
+from bench.analysis.steps import StepFigures, cut_steps
+from bench.config.slo import DEFAULT_SLO, Slo
+from bench.config.sweep import build_plan, parse_levels, parse_pool_sizes
 from bench.errors import UsageError
-from bench.instrument import Histogram
-from bench.knee import Point, find_knee, plateau, saturated_steps
-from bench.queueing import erlang_c, littles_ceiling, max_rate, mdc_wait_s
-from bench.slo import DEFAULT_SLO, Slo
-from bench.steps import StepFigures, cut_steps
-from bench.sweep import build_plan, parse_levels, parse_pool_sizes
+from bench.instrument.pool import Histogram
 
 DATA = Path(__file__).parent / "data" / "capacity-steps.json"
 

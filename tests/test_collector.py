@@ -8,8 +8,8 @@ from pathlib import Path
 
 import asyncpg
 
-from bench import postgres
-from bench.collector import Collector, DbFigures
+from bench.db import embedded as postgres
+from bench.run.collector import Collector, DbFigures
 
 
 async def _idle_in_transaction(dsn: str, app: str, seconds: float, short: int) -> None:

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from bench.compare import Side, compare, load_side
-from bench.compare_render import render_json, render_junit, render_markdown, render_text
+from bench.analysis.compare import Side, compare, load_side
+from bench.analysis.stats import mann_whitney_p
+from bench.config.gates import Gate, merge_gates
 from bench.errors import UsageError
-from bench.gates import Gate, merge_gates
-from bench.stats import mann_whitney_p
+from bench.render.compare_render import render_json, render_junit, render_markdown, render_text
 
 DATA = Path(__file__).parent / "data" / "compare"
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from bench.compare import Side, compare, load_side
-from bench.summary import median_summary
+from bench.analysis.compare import Side, compare, load_side
+from bench.analysis.summary import median_summary
 from tests.conftest import run_bench
 
 pytestmark = pytest.mark.e2e

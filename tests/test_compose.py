@@ -2,7 +2,7 @@
 
 The compose file is parsed with PyYAML and interpolated as Compose does with an empty environment (the
 defaults apply), then checked against the harness itself rather than against copies of its values: the app
-commands are the argv ``bench.runner._app_child`` builds, the ``BENCH_APP_*`` names are those the target apps
+commands are the argv ``bench.run.runner._app_child`` builds, the ``BENCH_APP_*`` names are those the target apps
 read, the defaults are those of the scenario Locust runs. The seed entry point of the ``schema`` service runs
 for real against the test session's embedded PostgreSQL.
 """
@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from bench import postgres
+from bench.db import embedded as postgres
 from tests.conftest import sqlalchemy_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -155,10 +155,10 @@ def string_constants(package: str, pattern: str) -> set[str]:
 
 def harness_app_child(variant: str, scenario_name: str, folder: Path) -> Any:
     """The uvicorn child ``bench run`` would start for ``variant`` (built, never started)."""
-    from bench.catalog import get_scenario
-    from bench.runner import _app_child, _Run
-    from bench.settings import resolve_config
-    from bench.terminal import Console
+    from bench.config.catalog import get_scenario
+    from bench.config.options import resolve_config
+    from bench.render.terminal import Console
+    from bench.run.runner import _app_child, _Run
 
     scenario = get_scenario(scenario_name)
     config = resolve_config(scenario, {}, env={})
@@ -306,7 +306,7 @@ def test_nothing_runs_as_root(services: dict[str, dict[str, Any]]) -> None:
 
 def locust_scenario(services: dict[str, dict[str, Any]]) -> str:
     """The catalog scenario whose locustfile locust-master runs by default."""
-    from bench.catalog import load_catalog
+    from bench.config.catalog import load_catalog
 
     locustfile = Path(flag_value(command(services["locust-master"]), "-f").split(",")[0]).name
     matches = [name for name, s in load_catalog().items() if s.locustfile.name == locustfile]
@@ -324,7 +324,7 @@ def test_app_commands_are_the_harness_commands(services: dict[str, dict[str, Any
         expected = list(harness[1:])
         expected[expected.index("--host") + 1] = "0.0.0.0"
         expected[expected.index("--port") + 1] = flag_value(ours, "--port")
-        assert ours[1:] == expected, f"{name} drifted from bench.runner._app_child: {ours} vs {harness}"
+        assert ours[1:] == expected, f"{name} drifted from bench.run.runner._app_child: {ours} vs {harness}"
         port = flag_value(ours, "--port")
         assert [container for _ip, _host, container in published_ports(services[name])] == [port]
         assert f"127.0.0.1:{port}/healthz" in " ".join(services[name]["healthcheck"]["test"])
@@ -332,7 +332,7 @@ def test_app_commands_are_the_harness_commands(services: dict[str, dict[str, Any
 
 def test_app_environment_is_what_the_apps_read(raw: dict[str, Any], services: dict[str, dict[str, Any]],
                                                tmp_path: Path) -> None:
-    from bench.catalog import load_catalog
+    from bench.config.catalog import load_catalog
 
     read_by_apps = string_constants("target_apps", r"BENCH_APP_[A-Z0-9_]+")
     assert {"BENCH_APP_DSN", "BENCH_APP_POOL_SIZE", "BENCH_APP_GC_EVERY_S"} <= read_by_apps  # the scan works
@@ -369,7 +369,7 @@ def test_app_dsn_points_at_the_seeded_database(services: dict[str, dict[str, Any
 
 
 def test_bench_service_runs_the_harness_against_the_postgres_service(services: dict[str, dict[str, Any]]) -> None:
-    from bench.catalog import load_catalog
+    from bench.config.catalog import load_catalog
 
     bench = services["bench"]
     assert bench.get("profiles") == ["harness"]
@@ -432,7 +432,7 @@ def test_dockerfile_installs_the_project_and_the_scenarios() -> None:
     instructions = dockerfile_instructions()
     bases = [rest for keyword, rest in instructions if keyword == "FROM"]
     assert bases and bases[0].split()[0].startswith("python:3.11-slim")
-    # bench.catalog.scenarios_dir() looks next to the *installed* package: BENCH_SCENARIOS must name the copy.
+    # bench.config.catalog.scenarios_dir() looks next to the *installed* package: BENCH_SCENARIOS must name the copy.
     env = dockerfile_env()
     assert PurePosixPath(env["BENCH_SCENARIOS"]) == image_path_of("scenarios")
     assert (ROOT / "scenarios" / "catalog.toml").is_file()

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import postgres
-from bench.processes import Child
+from bench.db import embedded as postgres
+from bench.run.processes import Child
 from tests.conftest import seed, start_app
 
 TOKEN = "t0ken-for-tests"

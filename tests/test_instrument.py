@@ -14,8 +14,8 @@ from sqlalchemy import exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
-from bench import postgres
-from bench.instrument import Histogram, PoolMetrics, TimedAsyncPool, instrument
+from bench.db import embedded as postgres
+from bench.instrument.pool import Histogram, PoolMetrics, TimedAsyncPool, instrument
 
 
 def _engine(server: postgres.Server, database: str, **pool: float) -> AsyncEngine:

@@ -1,4 +1,4 @@
-"""Tests for bench.postgres against real embedded PostgreSQL processes, no mocks.
+"""Tests for bench.db.embedded against real embedded PostgreSQL processes, no mocks.
 
 Every test gets a short home under /tmp (unix socket paths are limited) and stops what it started.
 """
@@ -21,8 +21,7 @@ from pathlib import Path
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 
-from bench.errors import EXIT_USAGE
-from bench.postgres import (
+from bench.db.embedded import (
     DsnError,
     EmbeddedPostgres,
     PostgresError,
@@ -33,6 +32,7 @@ from bench.postgres import (
     parse_dsn,
     redact,
 )
+from bench.errors import EXIT_USAGE
 
 REPO = Path(__file__).resolve().parents[1]
 IS_ROOT = os.geteuid() == 0
@@ -161,7 +161,7 @@ def test_context_manager_stops_on_exit(home: Path) -> None:
 
 def test_stale_server_of_a_killed_run_is_stopped(start: Start, home: Path) -> None:
     code = (
-        "import sys, time; from pathlib import Path; from bench.postgres import EmbeddedPostgres; "
+        "import sys, time; from pathlib import Path; from bench.db.embedded import EmbeddedPostgres; "
         "pg = EmbeddedPostgres(Path(sys.argv[1])); pg.start(); print(pg.pid, flush=True); time.sleep(60)"
     )
     run = subprocess.Popen([sys.executable, "-c", code, str(home)], cwd=REPO, stdout=subprocess.PIPE, text=True)

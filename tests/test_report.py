@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from bench.errors import UsageError
-from bench.report import render_report
-from bench.svgplot import MAX_POINTS
-from bench.terminal import ROWS, lookup
+from bench.render.run_report import render_report
+from bench.render.svgplot import MAX_POINTS
+from bench.render.terminal import ROWS, lookup
 
 FIXTURE = Path(__file__).parent / "data" / "long-session-run"
 PLOT_TITLES = {

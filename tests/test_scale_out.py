@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.poolshare import merge
-from bench.instrument import PoolMetrics
+from bench.instrument.pool import PoolMetrics
+from bench.instrument.shared import merge
 from tests.conftest import run_bench
 
 pytestmark = pytest.mark.e2e

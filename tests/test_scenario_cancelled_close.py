@@ -26,7 +26,7 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
-from bench import postgres
+from bench.db import embedded as postgres
 from target_apps.bad.cancelled_close import ExportSession as UnshieldedSession
 from target_apps.good.cancelled_close import ExportSession as ShieldedSession
 from tests.conftest import run_bench

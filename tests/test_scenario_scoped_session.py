@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from bench import postgres
+from bench.db import embedded as postgres
 from target_apps.bad.app import create as create_bad
 from target_apps.bad.scoped_session import registries_of
 from target_apps.common.models import create_schema

@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from bench.loadgen import LoadPlan, go_file, locust_child, read_requests
+from bench.run.loadgen import LoadPlan, go_file, locust_child, read_requests
 from tests.conftest import run_bench
 
 pytestmark = pytest.mark.e2e

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.catalog import get_scenario, load_catalog
+from bench.config.catalog import get_scenario, load_catalog
+from bench.config.options import parse_duration, resolve_config
 from bench.errors import UsageError
-from bench.settings import parse_duration, resolve_config
 
 
 @pytest.mark.parametrize(

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from bench.collector import DbFigures
+from bench.analysis.summary import Check, Integrity, evaluate, summarize_app
 from bench.errors import UsageError
-from bench.instrument import Histogram, PoolMetrics
-from bench.summary import Check, Integrity, evaluate, summarize_app
+from bench.instrument.pool import Histogram, PoolMetrics
+from bench.run.collector import DbFigures
 
 
 def _requests(n: int, latency_ms: float, failed_every: int = 0) -> pd.DataFrame:

@@ -19,7 +19,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from bench.instrument import (
+from bench.instrument.pool import (
     ENDPOINT_PATH,
     LoopLag,
     PoolEndpoint,
@@ -29,7 +29,7 @@ from bench.instrument import (
     instrument,
     tag_statements,
 )
-from bench.poolshare import keep_writing
+from bench.instrument.shared import keep_writing
 from target_apps.common.models import Item
 from target_apps.common.settings import AppSettings
 

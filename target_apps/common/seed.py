@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from bench.postgres import redact
+from bench.db.embedded import redact
 from target_apps.common.models import SEED_ITEMS, Base, Item, create_schema
 
 DSN_ENV = "BENCH_APP_DSN"

@@ -1,0 +1,231 @@
+"""Compares two runs metric by metric (asv-style marks), decides significance and evaluates the gates.
+
+``bench compare BASE CURRENT`` calls ``load_side`` and ``compare``; ``bench.config.gates`` parses ``--fail-on``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.analysis.stats import mann_whitney_p
+from bench.analysis.summary import SCHEMA_VERSION, metric_value
+from bench.config.gates import Gate, default_gates
+from bench.errors import UsageError
+from bench.results.folder import read_json
+
+# path, lower is better. Every schema-1 figure a person gates on, with its direction.
+METRICS: tuple[tuple[str, bool], ...] = (
+    ("throughput_rps", False),
+    ("failures", True),
+    ("latency_ms.p50", True),
+    ("latency_ms.p95", True),
+    ("latency_ms.p99", True),
+    ("latency_ms.max", True),
+    ("pool.wait_ms.p50", True),
+    ("pool.wait_ms.p95", True),
+    ("pool.wait_ms.p99", True),
+    ("pool.wait_ms.max", True),
+    ("pool.hold_ms.p50", True),
+    ("pool.hold_ms.p95", True),
+    ("pool.hold_ms.p99", True),
+    ("pool.timeouts", True),
+    ("pool.checked_out_max", True),
+    ("pool.pending_max", True),
+    ("pool.connections_opened", True),
+    ("pool.invalidated", True),
+    ("db.idle_in_tx_max", True),
+    ("db.idle_in_tx_mean", True),
+    ("db.idle_in_tx_oldest_s", True),
+    ("db.idle_in_tx_seconds", True),
+    ("db.idle_in_tx_long_seconds", True),
+    ("db.idle_in_tx_long_per_request_ms", True),
+    ("db.idle_in_tx_per_request_ms", True),
+    ("db.idle_in_tx_after_load", True),
+    ("db.connections_max", True),
+    ("integrity.lost_writes", True),
+)
+LOWER_IS_BETTER = dict(METRICS)
+# Counts where any appearance is news: 0 -> n is marked "!" (newly failing).
+COUNTS = frozenset({"failures", "pool.timeouts", "pool.invalidated", "db.idle_in_tx_after_load",
+                    "integrity.lost_writes"})
+MIN_EFFECT = 0.05  # changes smaller than 5% are noise whatever a test says
+ALPHA = 0.05
+MIN_REPEATS = 4  # the exact two-sided Mann-Whitney p cannot go below 0.1 with 3 vs 3
+# Smallest absolute change that counts, by unit: on a shared 2-core runner a few milliseconds of
+# scheduling noise are routine, while the anti-patterns move these figures by tens to thousands of ms.
+MIN_ABSOLUTE = (("_ms.", 5.0), ("_ms", 2.0), ("_seconds", 0.5), ("_s", 0.01), ("idle_in_tx_mean", 0.5))
+
+
+def min_absolute_change(metric: str) -> float:
+    if metric in COUNTS:
+        return 0.0
+    for suffix, floor in MIN_ABSOLUTE:
+        if suffix in metric if suffix.endswith(".") else metric.endswith(suffix):
+            return floor
+    return 0.0
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of a comparison: a summary and, per app, the per-repeat figures if it has repeats."""
+
+    label: str
+    summary: dict[str, Any]
+
+    def app(self, name: str) -> dict[str, Any]:
+        apps: dict[str, Any] = self.summary.get("apps", {})
+        if name not in apps:
+            raise UsageError(f"{self.label} has no app '{name}' (it has: {', '.join(apps) or 'none'})")
+        app: dict[str, Any] = apps[name]
+        return app
+
+    def samples(self, app: str, metric: str) -> list[float]:
+        repeats = self.summary.get("repeats", {}).get(app, [])
+        values = [metric_value(r, metric) for r in repeats]
+        return [v for v in values if v is not None]
+
+
+def load_side(path: Path) -> Side:
+    """A run folder or a summary.json; refuses what this version cannot read (exit 2)."""
+    file = path / "summary.json" if path.is_dir() else path
+    data = read_json(file)
+    if not isinstance(data, dict) or "schema_version" not in data:
+        raise UsageError(f"{file} is not a scopebench summary (no schema_version)")
+    if data["schema_version"] != SCHEMA_VERSION:
+        raise UsageError(f"{file} has schema_version {data['schema_version']}; this bench reads {SCHEMA_VERSION}")
+    if not isinstance(data.get("apps"), dict) or not data["apps"]:
+        raise UsageError(f"{file} holds no app results (run status: {data.get('status', '?')})")
+    return Side(label=str(path), summary=data)
+
+
+@dataclass(frozen=True)
+class Row:
+    app: str
+    metric: str
+    base: float | None
+    current: float | None
+    ratio: float | None
+    mark: str  # "+" worse, "-" better, "~" not significant, "!" newly failing, " " unchanged
+    p_value: float | None
+    gate: str | None = None
+    gate_failed: bool = False
+
+
+@dataclass
+class Comparison:
+    scenario: str
+    pairs: list[tuple[str, str]]
+    rows: list[Row] = field(default_factory=list)
+    repeats: tuple[int, int] = (0, 0)
+
+    @property
+    def failed_gates(self) -> list[Row]:
+        return [r for r in self.rows if r.gate_failed]
+
+    @property
+    def worsened(self) -> list[Row]:
+        return [r for r in self.rows if r.mark in "+!"]
+
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def single_sample(self) -> bool:
+        return min(self.repeats) < MIN_REPEATS
+
+
+def pairs_for(base: Side, current: Side, base_app: str | None, current_app: str | None) -> list[tuple[str, str]]:
+    if base_app or current_app:
+        b = base_app or current_app
+        c = current_app or base_app
+        assert b is not None and c is not None
+        base.app(b), current.app(c)
+        return [(b, c)]
+    common = [a for a in base.summary["apps"] if a in current.summary["apps"]]
+    if not common:
+        raise UsageError(
+            f"no app ran in both: base has {', '.join(base.summary['apps'])}, current has "
+            f"{', '.join(current.summary['apps'])}; pick them with --base-app / --current-app"
+        )
+    return [(a, a) for a in common]
+
+
+def compare(
+    base: Side,
+    current: Side,
+    gates: list[Gate] | None = None,
+    base_app: str | None = None,
+    current_app: str | None = None,
+) -> Comparison:
+    if base.summary.get("scenario") != current.summary.get("scenario"):
+        raise UsageError(
+            f"different scenarios: base is '{base.summary.get('scenario')}', current is "
+            f"'{current.summary.get('scenario')}'; compare runs of the same scenario"
+        )
+    gates = default_gates() if gates is None else gates
+    by_metric = {g.metric: g for g in gates}
+    result = Comparison(scenario=str(base.summary.get("scenario")),
+                        pairs=pairs_for(base, current, base_app, current_app))
+    for b_app, c_app in result.pairs:
+        for metric, lower in METRICS:
+            row = _row(base, current, b_app, c_app, metric, lower, by_metric.get(metric))
+            if row is not None:
+                result.rows.append(row)
+        result.repeats = (len(base.summary.get("repeats", {}).get(b_app, [])),
+                          len(current.summary.get("repeats", {}).get(c_app, [])))
+    result.notes = config_differences(base.summary.get("config", {}), current.summary.get("config", {}))
+    return result
+
+
+_COMPARABLE = ("users", "spawn_rate", "duration_s", "pool_size", "max_overflow", "pool_timeout_s",
+               "upstream_latency_ms", "idle_threshold_ms", "cooldown_s")
+
+
+def config_differences(base: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Load settings that differ: totals (connection-seconds, counts) then scale with them."""
+    return [f"config differs: {key} {base.get(key)} -> {current.get(key)}"
+            for key in _COMPARABLE if base.get(key) != current.get(key)]
+
+
+def _row(base: Side, current: Side, b_app: str, c_app: str, metric: str, lower: bool,
+         gate: Gate | None) -> Row | None:
+    b = metric_value(base.app(b_app), metric)
+    c = metric_value(current.app(c_app), metric)
+    if b is None and c is None:
+        return None
+    ratio = _ratio(b, c)
+    p = None
+    b_samples, c_samples = base.samples(b_app, metric), current.samples(c_app, metric)
+    if len(b_samples) >= MIN_REPEATS and len(c_samples) >= MIN_REPEATS:
+        p = mann_whitney_p(b_samples, c_samples)
+    mark = _mark(metric, b, c, ratio, lower, p)
+    label = b_app if b_app == c_app else f"{b_app}->{c_app}"
+    failed = gate is not None and gate.fails(b, c, significant=mark in "+!")
+    return Row(label, metric, b, c, ratio, mark, p, gate.text if gate else None, failed)
+
+
+def _ratio(b: float | None, c: float | None) -> float | None:
+    if b is None or c is None:
+        return None
+    if b == 0:
+        return 1.0 if c == 0 else math.inf
+    return c / b
+
+
+def _mark(metric: str, b: float | None, c: float | None, ratio: float | None, lower: bool,
+          p: float | None) -> str:
+    if b is None or c is None or ratio is None:
+        return " "
+    if metric in COUNTS and b == 0 and c > 0 and lower:
+        return "!"  # a count that was zero (lost writes, timeouts, failures) no longer is
+    if ratio == 1.0:
+        return " "
+    if abs(c - b) < min_absolute_change(metric):
+        return "~"
+    worse = ratio > 1 if lower else ratio < 1
+    effect = abs(ratio - 1) if math.isfinite(ratio) else math.inf
+    if effect < MIN_EFFECT or (p is not None and p >= ALPHA):
+        return "~"
+    return "+" if worse else "-"

@@ -1,0 +1,271 @@
+"""Turns one app run's raw material (requests, pool snapshot, collector figures, row counts) into
+summary.json's schema-1 figures, and evaluates the scenario's checks over them.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.errors import UsageError
+from bench.instrument.pool import Histogram
+from bench.run.collector import DbFigures
+
+SCHEMA_VERSION = 1
+PERCENTILES = (50, 95, 99)
+
+
+@dataclass(frozen=True)
+class Integrity:
+    """Writes acknowledged to the client vs rows in the database, per write route."""
+
+    acknowledged: dict[str, int]
+    written: dict[str, int]
+
+    @property
+    def lost_writes(self) -> int:
+        return sum(max(0, n - self.written.get(route, 0)) for route, n in self.acknowledged.items())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "acknowledged_writes": sum(self.acknowledged.values()),
+            "rows_written": sum(self.written.values()),
+            "lost_writes": self.lost_writes,
+            "by_route": {
+                route: {"acknowledged_writes": n, "rows_written": self.written.get(route, 0),
+                        "lost_writes": max(0, n - self.written.get(route, 0))}
+                for route, n in sorted(self.acknowledged.items())
+            },
+        }
+
+
+def latency_ms(values: pd.Series) -> dict[str, float]:
+    if values.empty:
+        return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0}
+    # Nearest rank: a percentile is a latency some request really had, as HDR histograms report it.
+    quantiles = np.percentile(values.to_numpy(dtype=float), PERCENTILES, method="inverted_cdf")
+    out = {f"p{p}": round(float(q), 3) for p, q in zip(PERCENTILES, quantiles, strict=True)}
+    out["max"] = round(float(values.max()), 3)
+    return out
+
+
+def hist_ms(hist: Histogram) -> dict[str, float]:
+    out = {f"p{p}": round(hist.percentile(p) * 1000, 3) for p in PERCENTILES}
+    out["max"] = round(hist.max * 1000, 3)
+    out["mean"] = round(hist.mean * 1000, 3)
+    return out
+
+
+def load_window_s(requests: pd.DataFrame) -> float:
+    """From the first request's start to the last response: the span throughput is measured over."""
+    if requests.empty:
+        return 0.0
+    end = (requests["start_epoch_s"] + requests["response_time_ms"] / 1000).max()
+    return float(end - requests["start_epoch_s"].min())
+
+
+def summarize_app(
+    *,
+    requests: pd.DataFrame,
+    pool: dict[str, Any] | None,
+    db: DbFigures,
+    integrity: Integrity | None,
+    pool_capacity: int,
+    locust_stats: list[dict[str, Any]] | None = None,
+    app_log: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    window = load_window_s(requests)
+    ok = requests[requests["failed"] == 0] if not requests.empty else requests
+    throughput = len(ok) / window if window > 0 else 0.0
+    recorded_failures = int(requests["failed"].sum()) if not requests.empty else 0
+    # Final counts come from Locust's own JSON; our per-request log gives the exact percentiles and
+    # must agree with it (requests_recorded shows any gap).
+    counted = bool(locust_stats)
+    summary: dict[str, Any] = {
+        "requests": sum(int(e.get("num_requests", 0)) for e in locust_stats or []) if counted else len(requests),
+        "failures": sum(int(e.get("num_failures", 0)) for e in locust_stats or []) if counted else recorded_failures,
+        "requests_recorded": len(requests),
+        "throughput_rps": round(throughput, 3),
+        "load_window_s": round(window, 3),
+        "latency_ms": latency_ms(ok["response_time_ms"] if not ok.empty else pd.Series(dtype=float)),
+        "pool": _pool_block(pool, pool_capacity, throughput, len(ok)),
+        "db": _db_block(db, len(ok)),
+        "integrity": integrity.to_json() if integrity else None,
+        "endpoints": _endpoints(requests, pool),
+        "app_log": app_log,
+    }
+    return summary
+
+
+def _pool_block(pool: dict[str, Any] | None, capacity: int, throughput: float,
+                completed: int) -> dict[str, Any] | None:
+    if pool is None:
+        return None
+    wait = Histogram.from_json(pool["wait_time"])
+    hold = Histogram.from_json(pool["use_time"])
+    counters = pool.get("counters", {})
+    gauges = pool.get("gauges", {})
+    if "size" in gauges:  # what the app really runs with (in target mode the flags do not set it)
+        capacity = int(gauges["size"]) + max(0, int(gauges.get("max_overflow", 0)))
+    # Little's law: at most `capacity` connections, each busy for the connection time one request
+    # needs (all its checkouts: the good long-session route checks out twice).
+    # Checkouts per request, rounded: requests still queued when Locust stops are served (and hold
+    # connections) after the load, so the raw ratio runs a little high.
+    checkouts_per_request = max(1, round(hold.count / completed)) if completed else 1
+    per_request = hold.mean * checkouts_per_request
+    ceiling = capacity / per_request if per_request > 0 else None
+    return {
+        "wait_ms": hist_ms(wait),
+        "hold_ms": hist_ms(hold),
+        "connect_ms": hist_ms(Histogram.from_json(pool["create_time"])),
+        "checkouts": counters.get("checkouts", 0),
+        "timeouts": counters.get("timeouts", 0),
+        "checked_out_max": counters.get("checked_out_max", 0),
+        "pending_max": counters.get("pending_max", 0),
+        "connections_opened": counters.get("connections_opened", 0),
+        "invalidated": counters.get("invalidated", 0),
+        "capacity": capacity,
+        "hold_ms_per_request": round(per_request * 1000, 3),
+        "hold_share_by_route": _hold_shares(pool.get("use_time_by_route", {})),
+        "littles_law_ceiling_rps": round(ceiling, 3) if ceiling else None,
+        "ceiling_utilisation": round(throughput / ceiling, 4) if ceiling else None,
+    }
+
+
+def _hold_shares(by_route: dict[str, Any]) -> dict[str, float]:
+    """Each route's share of all connection-holding time: the culprit owns most of it."""
+    sums = {route: float(h.get("sum_s", 0.0)) for route, h in by_route.items()}
+    total = sum(sums.values())
+    if total <= 0:
+        return {}
+    return {route: round(v / total, 4) for route, v in sorted(sums.items(), key=lambda kv: -kv[1])}
+
+
+def _db_block(db: DbFigures, completed: int) -> dict[str, Any]:
+    server_idle = db.server.get("idle_in_transaction_time")
+    # The server counts every spell exactly, but only once it ends: a leaked connection's spell never
+    # does, so it is missing there and present in the samples. Take whichever saw more.
+    total = max(server_idle or 0.0, db.idle_in_tx_seconds_sampled)
+    return {
+        "idle_in_tx_max": db.idle_in_tx_max,
+        "idle_in_tx_mean": round(db.idle_in_tx_mean, 3),
+        "idle_in_tx_oldest_s": round(db.idle_in_tx_oldest_s, 4),
+        "idle_in_tx_seconds": round(total, 4),
+        "idle_in_tx_seconds_sampled": round(db.idle_in_tx_seconds_sampled, 4),
+        "idle_in_tx_sampled_share": round(db.idle_in_tx_seconds_sampled / total, 3) if total else None,
+        "idle_in_tx_long_seconds": round(db.idle_in_tx_long_seconds, 4),
+        "idle_in_tx_long_per_request_ms": round(db.idle_in_tx_long_seconds * 1000 / completed, 3) if completed else None,
+        "idle_in_tx_per_request_ms": round(total * 1000 / completed, 3) if completed else None,
+        "idle_in_tx_after_load": db.idle_in_tx_after_load,
+        "connections_max": db.connections_max,
+        "xact_oldest_s": round(db.xact_oldest_s, 4),
+        "samples": db.samples,
+        "server": {k: round(v, 4) for k, v in db.server.items()},
+        "idle_in_tx_long_by_route": {k: round(v, 3) for k, v in sorted(
+            db.idle_in_tx_long_by_route.items(), key=lambda kv: -kv[1])[:10]},
+    }
+
+
+def _endpoints(requests: pd.DataFrame, pool: dict[str, Any] | None) -> dict[str, Any]:
+    by_route = (pool or {}).get("use_time_by_route", {})
+    wait_by_route = (pool or {}).get("wait_time_by_route", {})
+    out: dict[str, Any] = {}
+    if requests.empty:
+        return out
+    for name, group in requests.groupby("name", sort=True):
+        ok = group[group["failed"] == 0]
+        hold = by_route.get(str(name))
+        wait = wait_by_route.get(str(name))
+        out[str(name)] = {
+            "requests": len(group),
+            "failures": int(group["failed"].sum()),
+            "latency_ms": latency_ms(ok["response_time_ms"]),
+            "pool_hold_ms": hist_ms(Histogram.from_json(hold)) if hold else None,
+            "pool_wait_ms": hist_ms(Histogram.from_json(wait)) if wait else None,
+        }
+    return out
+
+
+# --- checks -------------------------------------------------------------------------------------
+
+_OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq}
+_CHECK = re.compile(r"^\s*([a-z]+)(?:/([a-z]+))?\s*:\s*([A-Za-z0-9_.]+)\s*(>=|<=|==|>|<)\s*(-?[0-9.]+)\s*$")
+
+
+@dataclass(frozen=True)
+class Check:
+    app: str
+    other: str | None
+    metric: str
+    op: str
+    threshold: float
+
+    @classmethod
+    def parse(cls, text: str) -> Check:
+        match = _CHECK.match(text)
+        if match is None:
+            raise UsageError(f"check {text!r} is malformed; write e.g. 'bad/good: pool.wait_ms.p95 >= 10'")
+        app, other, metric, op, threshold = match.groups()
+        return cls(app, other, metric, op, float(threshold))
+
+    @property
+    def name(self) -> str:
+        who = f"{self.app}/{self.other}" if self.other else self.app
+        return f"{who}: {self.metric} {self.op} {self.threshold:g}"
+
+
+def metric_value(app: dict[str, Any], path: str) -> float | None:
+    node: Any = app
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return float(node) if isinstance(node, (int, float)) and not isinstance(node, bool) else None
+
+
+def evaluate(checks: list[Check], apps: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Checks whose apps all ran; a missing metric fails its check rather than passing silently."""
+    results = []
+    for check in checks:
+        if check.app not in apps or (check.other and check.other not in apps):
+            continue
+        value = metric_value(apps[check.app], check.metric)
+        if check.other and value is not None:
+            base = metric_value(apps[check.other], check.metric)
+            value = None if base is None else _ratio(value, base)
+        passed = value is not None and bool(_OPS[check.op](value, check.threshold))
+        results.append({
+            "name": check.name, "app": check.app if not check.other else f"{check.app}/{check.other}",
+            "metric": check.metric, "op": check.op, "threshold": check.threshold,
+            "value": None if value is None else (round(value, 4) if math.isfinite(value) else str(value)),
+            "passed": passed,
+        })
+    return results
+
+
+def _ratio(a: float, b: float) -> float:
+    if b == 0:
+        return 1.0 if a == 0 else math.inf
+    return a / b
+
+
+def median_summary(repeats: list[dict[str, Any]]) -> dict[str, Any]:
+    """One app's figures over repeats: the median of every number, other values from the first."""
+    first = repeats[0]
+    out: dict[str, Any] = {}
+    for key, value in first.items():
+        values = [r.get(key) for r in repeats]
+        if isinstance(value, dict) and all(isinstance(v, dict) for v in values):
+            out[key] = median_summary(values)  # type: ignore[arg-type]
+        elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            mid = float(np.median(np.asarray(values, dtype=float)))
+            out[key] = int(mid) if all(isinstance(v, int) for v in values) and mid.is_integer() else round(mid, 4)
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,77 @@
+"""Pool metrics across the worker processes of one app (``uvicorn --workers N``): each process writes
+its snapshot to a shared folder, and the pool endpoint serves their sum, whichever worker answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.instrument.pool import Histogram, PoolMetrics
+
+_HISTOGRAMS = ("wait_time", "create_time", "use_time")
+_BY_ROUTE = ("use_time_by_route", "wait_time_by_route")
+_STALE_S = 5.0  # a snapshot this old belongs to a worker that is gone
+
+
+def write_snapshot(metrics: PoolMetrics, folder: Path) -> None:
+    """This process's snapshot, written atomically (readers never see half a file)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{os.getpid()}.json"
+    tmp = folder / f".{os.getpid()}.json.tmp"
+    tmp.write_text(json.dumps(metrics.snapshot()), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+async def keep_writing(metrics: PoolMetrics, folder: Path, interval_s: float = 0.1) -> None:
+    """Runs for the app's lifetime (started in its lifespan); the last write happens at shutdown."""
+    try:
+        while True:
+            await asyncio.to_thread(write_snapshot, metrics, folder)
+            await asyncio.sleep(interval_s)
+    finally:
+        write_snapshot(metrics, folder)
+
+
+def read_merged(folder: Path) -> dict[str, Any] | None:
+    now = time.time()
+    snapshots = []
+    for path in folder.glob("*.json"):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+        if now - float(data.get("time", 0)) <= _STALE_S:
+            snapshots.append(data)
+    return merge(snapshots) if snapshots else None
+
+
+def merge(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
+    """Sums counters and gauges, merges histograms; peaks are summed too (an upper bound across workers)."""
+    out: dict[str, Any] = {**snapshots[0], "workers": len(snapshots), "time": max(s["time"] for s in snapshots)}
+    for block in ("gauges", "counters"):
+        keys = {k for s in snapshots for k in s.get(block, {})}
+        out[block] = {k: _sum(s.get(block, {}).get(k) for s in snapshots) for k in sorted(keys)}
+    for name in _HISTOGRAMS:
+        out[name] = _merged([s.get(name, {}) for s in snapshots])
+    for name in _BY_ROUTE:
+        routes = {r for s in snapshots for r in s.get(name, {})}
+        out[name] = {r: _merged([s.get(name, {}).get(r, {}) for s in snapshots]) for r in sorted(routes)}
+    return out
+
+
+def _sum(values: Any) -> float | int:
+    numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return sum(numbers)
+
+
+def _merged(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    total = Histogram()
+    for part in parts:
+        if part:
+            total.merge(Histogram.from_json(part))
+    return total.to_json()

@@ -1,0 +1,119 @@
+"""Renders a ``Comparison`` as an asv-style text table, GitHub markdown, JSON or JUnit XML.
+
+``bench compare`` picks the format; the text table is what a person reads in a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+from xml.sax.saxutils import escape, quoteattr
+
+from bench.analysis.compare import ALPHA, MIN_EFFECT, MIN_REPEATS, Comparison, Row
+
+LEGEND = "marks: + worse  - better  ~ not significant  ! newly failing (was 0)   gate: ✗ failed"
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if not math.isfinite(value):
+        return "inf"
+    if value == int(value) and abs(value) < 1e9:
+        return f"{int(value)}"
+    return f"{value:.4g}" if abs(value) < 1000 else f"{value:.1f}"
+
+
+def _ratio(row: Row) -> str:
+    if row.ratio is None:
+        return "-"
+    return "inf" if not math.isfinite(row.ratio) else f"{row.ratio:.2f}"
+
+
+def verdict_line(result: Comparison) -> str:
+    failed = result.failed_gates
+    basis = (
+        f"Mann-Whitney U over {result.repeats[0]} vs {result.repeats[1]} repeats (alpha {ALPHA}) and"
+        if not result.single_sample
+        else f"ONE sample per side (bench run --repeat {MIN_REPEATS} or more gives a significance test); judged by"
+    )
+    head = f"{len(failed)} gate(s) failed" if failed else "all gates passed"
+    return f"{head}; {basis} a minimum effect of {MIN_EFFECT:.0%}"
+
+
+def render_text(result: Comparison, show_all: bool = False) -> str:
+    rows = [r for r in result.rows if show_all or r.mark != " " or r.gate_failed]
+    header = ("", "app", "metric", "base", "current", "ratio", "gate")
+    body = [
+        (r.mark, r.app, r.metric, _num(r.base), _num(r.current), _ratio(r),
+         ("✗ " if r.gate_failed else "") + (r.gate or ""))
+        for r in rows
+    ]
+    widths = [max(len(str(x[i])) for x in [header, *body]) for i in range(len(header))]
+    lines = [f"scenario {result.scenario}: " + ", ".join(f"{b} -> {c}" for b, c in result.pairs)]
+    fmt = "  ".join("{:<%d}" % w if i < 3 or i == 6 else "{:>%d}" % w for i, w in enumerate(widths))
+    lines.append(fmt.format(*header).rstrip())
+    lines.extend(fmt.format(*row).rstrip() for row in body)
+    if not body:
+        lines.append("(no metric changed)")
+    lines.append(LEGEND)
+    lines.extend(result.notes)
+    lines.append(verdict_line(result))
+    return "\n".join(lines)
+
+
+def render_markdown(result: Comparison) -> str:
+    status = "❌" if result.failed_gates else "✅"
+    lines = [f"### {status} scopebench compare: `{result.scenario}`", "", verdict_line(result), "",
+             *[f"> {note}" for note in result.notes], "",
+             "| | app | metric | base | current | ratio | gate |", "|---|---|---|---:|---:|---:|---|"]
+    for r in result.rows:
+        if r.mark == " " and not r.gate_failed:
+            continue
+        gate = ("❌ " if r.gate_failed else "") + (f"`{r.gate}`" if r.gate else "")
+        lines.append(f"| `{r.mark}` | {r.app} | `{r.metric}` | {_num(r.base)} | {_num(r.current)} | "
+                     f"{_ratio(r)} | {gate} |")
+    lines.append("")
+    lines.append(f"<sub>{LEGEND}</sub>")
+    return "\n".join(lines)
+
+
+def render_json(result: Comparison) -> str:
+    data: dict[str, Any] = {
+        "scenario": result.scenario,
+        "pairs": result.pairs,
+        "repeats": list(result.repeats),
+        "single_sample": result.single_sample,
+        "failed_gates": [r.gate for r in result.failed_gates],
+        "notes": result.notes,
+        "rows": [
+            {"app": r.app, "metric": r.metric, "base": r.base, "current": r.current,
+             "ratio": r.ratio if r.ratio is None or math.isfinite(r.ratio) else "inf",
+             "mark": r.mark.strip() or "=", "p_value": r.p_value, "gate": r.gate, "gate_failed": r.gate_failed}
+            for r in result.rows
+        ],
+    }
+    return json.dumps(data, indent=2)
+
+
+def render_junit(result: Comparison) -> str:
+    """Each gate is a test case, so CI systems list them; failed gates are failures."""
+    gated = [r for r in result.rows if r.gate]
+    failures = sum(r.gate_failed for r in gated)
+    cases = []
+    for r in gated:
+        name = quoteattr(f"{r.app}: {r.gate}")
+        if r.gate_failed:
+            message = quoteattr(f"{r.metric}: {_num(r.base)} -> {_num(r.current)} (ratio {_ratio(r)})")
+            cases.append(f'    <testcase classname="scopebench.{escape(result.scenario)}" name={name}>'
+                         f"<failure message={message}/></testcase>")
+        else:
+            cases.append(f'    <testcase classname="scopebench.{escape(result.scenario)}" name={name}/>')
+    return "\n".join([
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        f'<testsuites><testsuite name="scopebench compare {escape(result.scenario)}" '
+        f'tests="{len(gated)}" failures="{failures}">',
+        *cases,
+        "</testsuite></testsuites>",
+    ])

@@ -1,0 +1,180 @@
+"""What a person sees in the terminal: the run header, a live progress line, the k6-style final summary.
+
+The runner calls ``Console``; output goes to stderr (progress) and stdout (summary), never a DSN password.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from bench.config.catalog import Scenario
+from bench.config.options import RunConfig
+
+if TYPE_CHECKING:
+    from bench.run.collector import Collector
+    from bench.run.loadgen import RequestTail
+
+# (label, metric path, format, lower is better)
+ROWS: tuple[tuple[str, str, str, bool], ...] = (
+    ("throughput (req/s)", "throughput_rps", "{:.1f}", False),
+    ("latency p95 (ms)", "latency_ms.p95", "{:.1f}", True),
+    ("pool wait p95 (ms)", "pool.wait_ms.p95", "{:.1f}", True),
+    ("pool hold mean (ms)", "pool.hold_ms.mean", "{:.1f}", True),
+    ("checkout timeouts", "pool.timeouts", "{:.0f}", True),
+    ("failures", "failures", "{:.0f}", True),
+    ("idle in tx past threshold (s)", "db.idle_in_tx_long_seconds", "{:.2f}", True),
+    ("idle in tx total (conn-s)", "db.idle_in_tx_seconds", "{:.2f}", True),
+    ("idle in tx per request (ms)", "db.idle_in_tx_per_request_ms", "{:.2f}", True),
+    ("idle in tx oldest (s)", "db.idle_in_tx_oldest_s", "{:.3f}", True),
+    ("idle in tx after load", "db.idle_in_tx_after_load", "{:.0f}", True),
+    ("lost writes", "integrity.lost_writes", "{:.0f}", True),
+    ("backends ended by the server", "db.server.sessions_fatal", "{:.0f}", True),
+    ("Little's-law ceiling (req/s)", "pool.littles_law_ceiling_rps", "{:.1f}", False),
+)
+
+
+# The terminal shows these five always, the rest of ROWS only where some app has a non-zero value
+# for the counts below; the report shows every row.
+HEADLINE = ("throughput_rps", "latency_ms.p95", "pool.wait_ms.p95", "db.idle_in_tx_long_seconds", "failures")
+SHOWN_WHEN_NONZERO = ("pool.timeouts", "db.idle_in_tx_after_load", "integrity.lost_writes",
+                      "db.server.sessions_fatal")
+
+
+def lookup(app: dict[str, Any], path: str) -> float | None:
+    node: Any = app
+    for part in path.split("."):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part)
+    return float(node) if isinstance(node, (int, float)) and not isinstance(node, bool) else None
+
+
+class Console:
+    def __init__(self, out: TextIO | None = None, err: TextIO | None = None, quiet: bool = False) -> None:
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.quiet = quiet
+        self.live = self.err.isatty()
+        self._last_line = 0.0
+        self._width = 0
+
+    def info(self, message: str) -> None:
+        self.end_progress()
+        print(message, file=self.err, flush=True)
+
+    def header(self, config: RunConfig, scenario: Scenario, folder: Path) -> None:
+        apps = " then ".join(config.apps)
+        self.info(
+            f"scopebench · {scenario.name} · {apps} · {config.users} users · {config.duration_s:g}s load"
+            f" + {config.cooldown_s:g}s cool-down · pool {config.pool_size}+{config.max_overflow}"
+            f" (timeout {config.pool_timeout_s:g}s) · upstream {config.upstream_latency_ms:g} ms"
+        )
+        self.info(f"run folder: {folder}")
+
+    def progress(self, app: str, phase: str, elapsed: float, total: float, tail: RequestTail,
+                 collector: Collector) -> None:
+        now = time.monotonic()
+        if self.quiet or (not self.live and now - self._last_line < 5.0):
+            return
+        self._last_line = now
+        pool = collector.last_pool or {}
+        gauges = pool.get("gauges", {})
+        rate = tail.requests / elapsed if phase == "load" and elapsed > 0 else 0.0
+        line = (
+            f"{app:>4} {phase:<9} {elapsed:5.1f}/{total:g}s  {tail.requests:>7} req"
+            f"{f'  {rate:7.1f} req/s' if phase == 'load' else ''}  {tail.failures} failed"
+            f"  pool {gauges.get('checked_out', '?')}/{gauges.get('size', '?')} out, {gauges.get('pending', 0)} waiting"
+            f"  idle-in-tx {collector.figures.idle_in_tx_after_load}"
+        )
+        if self.live:
+            pad = max(0, self._width - len(line))
+            self.err.write("\r" + line + " " * pad)
+            self.err.flush()
+            self._width = len(line)
+        else:
+            print(line, file=self.err, flush=True)
+
+    def end_progress(self) -> None:
+        if self.live and self._width:
+            self.err.write("\r" + " " * self._width + "\r")
+            self.err.flush()
+            self._width = 0
+
+    def final(self, summary: dict[str, Any], folder: Path, error: str | None, report: Path | None = None) -> None:
+        self.end_progress()
+        print(render_summary(summary, folder, report), file=self.out, flush=True)
+        if error:
+            print(f"error: {error}", file=self.err, flush=True)
+
+
+def render_summary(summary: dict[str, Any], folder: Path, report: Path | None = None) -> str:
+    apps: dict[str, Any] = summary.get("apps", {})
+    names = list(apps)
+    lines = [""]
+    if names:
+        ratio = len(names) == 2
+        head = f"  {'':<30}" + "".join(f"{n:>12}" for n in names) + (f"{names[1] + '/' + names[0]:>12}" if ratio else "")
+        lines.append(head)
+        for label, path, fmt, _lower in ROWS:
+            values = [lookup(apps[n], path) for n in names]
+            if path not in HEADLINE and not (path in SHOWN_WHEN_NONZERO and any(values)):
+                continue
+            cells = "".join(f"{fmt.format(v) if v is not None else '-':>12}" for v in values)
+            if ratio:
+                cells += f"{_ratio(values[0], values[1]):>12}"
+            lines.append(f"  {label:<30}{cells}")
+        for name in names:
+            pool = apps[name].get("pool") or {}
+            if pool.get("ceiling_utilisation") is not None:
+                lines.append(f"  {name}: {apps[name]['throughput_rps']:.1f} req/s measured vs "
+                             f"{pool['littles_law_ceiling_rps']:.1f} req/s Little's-law ceiling "
+                             f"(pool {pool['capacity']} / {pool.get('hold_ms_per_request', pool['hold_ms']['mean']):.1f} ms "
+                             f"held per request)"
+                             f" = {100 * pool['ceiling_utilisation']:.0f}%")
+        lines.extend(_culprits(apps))
+    checks = summary.get("checks", [])
+    if checks:
+        lines.append("")
+        lines.append("checks")
+        for check in checks:
+            mark = "✓" if check["passed"] else "✗"
+            lines.append(f"  {mark} {check['name']:<46} value {check['value']}")
+    startup = summary.get("timings", {}).get("startup_s")
+    if startup is not None:
+        lines.append(f"\nstart-up: {startup:.2f}s from command to first request")
+    status = summary.get("status", "?")
+    lines.append(f"{status}: {folder / 'summary.json'}")
+    if report is not None:
+        lines.append(f"report: {report}")
+    return "\n".join(lines)
+
+
+def _culprits(apps: dict[str, Any]) -> list[str]:
+    """Per app, the route that holds the pool most and the one the database sees idle in transaction
+    most (a leaked connection never returns to the pool, so only the database side sees it)."""
+    lines = []
+    for name, app in apps.items():
+        shares = (app.get("pool") or {}).get("hold_share_by_route") or {}
+        if len(shares) >= 2:
+            route, share = next(iter(shares.items()))
+            lines.append(f"  {name}: {route} holds {100 * share:.0f}% of pool time")
+        idle = (app.get("db") or {}).get("idle_in_tx_long_by_route") or {}
+        if idle and (len(shares) >= 2 or len(idle) >= 2):
+            route, seconds = next(iter(idle.items()))
+            requests = (app.get("endpoints") or {}).get(route, {}).get("requests")
+            per = f", {seconds / requests * 1000:.0f} ms per request" if requests else ""
+            lines.append(f"  {name}: {route} left connections idle in transaction {seconds:.1f} s{per}")
+    return lines
+
+
+def _ratio(base: float | None, other: float | None) -> str:
+    if base is None or other is None:
+        return "-"
+    if base == 0:
+        return "=" if other == 0 else "∞"
+    value = other / base
+    return f"{value:.2f}x" if math.isfinite(value) else "-"

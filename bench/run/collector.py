@@ -1,0 +1,262 @@
+"""Samples pg_stat_activity and an app's pool endpoint on a fixed tick, through load and cool-down.
+
+The runner starts one ``Collector`` per app run; its own asyncpg connection never comes from a measured pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from bench.instrument.pool import Histogram
+
+_ACTIVITY = """
+SELECT pid, state, extract(epoch FROM state_change)::float8 AS state_change,
+       extract(epoch FROM xact_start)::float8 AS xact_start, extract(epoch FROM now())::float8 AS now,
+       left(query, 300) AS query
+FROM pg_stat_activity
+WHERE datname = $1 AND backend_type = 'client backend' AND pid <> pg_backend_pid()
+  AND (application_name = $2 OR $2::text IS NULL)
+"""
+_DATABASE = """
+SELECT idle_in_transaction_time, active_time, session_time, sessions, sessions_abandoned,
+       sessions_fatal, sessions_killed, xact_commit, xact_rollback
+FROM pg_stat_database WHERE datname = $1
+"""
+IDLE_IN_TX = ("idle in transaction", "idle in transaction (aborted)")
+# bench.instrument.pool.tag_statements prefixes each statement with the route that ran it.
+_ROUTE_TAG = re.compile(r"/\* route: (.*?) \*/")
+
+
+def statement_key(query: str | None) -> str:
+    """What a backend's last statement says about who holds it: its route tag, else the statement."""
+    if not query:
+        return "?"
+    tag = _ROUTE_TAG.search(query)
+    if tag:
+        return tag.group(1)
+    return "SQL: " + " ".join(query.split())[:80]
+
+
+@dataclass
+class DbFigures:
+    """What the collector measured for one app; names follow summary.json's ``db`` block."""
+
+    samples: int = 0
+    idle_in_tx_max: int = 0
+    idle_in_tx_mean: float = 0.0
+    idle_in_tx_oldest_s: float = 0.0
+    idle_in_tx_seconds_sampled: float = 0.0
+    idle_in_tx_long_seconds: float = 0.0
+    idle_in_tx_after_load: int = 0
+    connections_max: int = 0
+    xact_oldest_s: float = 0.0
+    server: dict[str, float] = field(default_factory=dict)
+    # connection-seconds idle in transaction past the threshold, by the route (or statement) that left it so
+    idle_in_tx_long_by_route: dict[str, float] = field(default_factory=dict)
+
+
+class Collector:
+    def __init__(
+        self,
+        *,
+        admin_dsn: str,
+        database: str,
+        application_name: str | None,
+        pool_url: str | None,
+        samples_path: Path,
+        interval_s: float = 0.1,
+        idle_threshold_s: float = 0.05,
+        pool_token: str | None = None,
+    ) -> None:
+        self.pool_token = pool_token
+        self.admin_dsn = admin_dsn
+        self.database = database
+        self.application_name = application_name
+        self.pool_url = pool_url
+        self.samples_path = samples_path
+        self.interval_s = interval_s
+        self.idle_threshold_s = idle_threshold_s
+        self.phase = "warmup"
+        self.figures = DbFigures()
+        self.last_pool: dict[str, Any] | None = None
+        self.pool_errors = 0
+        self.events: list[dict[str, Any]] = []  # what went wrong on the time line (connection lost...)
+        self._conn: asyncpg.Connection | None = None
+        self._server_start: dict[str, float] = {}
+        self._load_idle_sum = 0.0
+        self._load_samples = 0
+        self._last_t: float | None = None
+        self._prev_wait: Histogram | None = None
+        self._prev_use: Histogram | None = None
+
+    async def open(self) -> None:
+        self._conn = await self._connect()
+        self._server_start = await self._database_stats()
+
+    async def _connect(self) -> asyncpg.Connection:
+        return await asyncpg.connect(self.admin_dsn, timeout=10, server_settings={
+            "application_name": "scopebench-collector"})
+
+    async def _reconnect(self, error: BaseException) -> bool:
+        """The collector's connection dropped (server restart, terminated backend): note it, try again."""
+        self.events.append({"t": time.time(), "event": "collector connection lost",
+                            "detail": f"{type(error).__name__}: {str(error)[:200]}"})
+        if self._conn is not None:
+            self._conn.terminate()
+        try:
+            self._conn = await self._connect()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as err:
+            self._conn = None
+            self.events.append({"t": time.time(), "event": "collector reconnect failed",
+                                "detail": f"{type(err).__name__}: {str(err)[:200]}"})
+            return False
+        self.events.append({"t": time.time(), "event": "collector reconnected"})
+        return True
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Sample every ``interval_s`` until ``stop`` is set; one JSON line per sample."""
+        with open(self.samples_path, "a", encoding="utf-8") as out:
+            next_tick = time.monotonic()
+            while not stop.is_set():
+                try:
+                    sample = await self.sample()
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as err:
+                    if not await self._reconnect(err):
+                        await asyncio.sleep(1.0)  # the server may be restarting: keep trying, calmly
+                    continue
+                out.write(json.dumps(sample) + "\n")
+                next_tick += self.interval_s
+                delay = next_tick - time.monotonic()
+                if delay < 0:  # fell behind (a slow query): skip ticks rather than burst
+                    next_tick = time.monotonic()
+                    delay = 0
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=delay)
+                except TimeoutError:
+                    pass
+            out.flush()
+
+    async def sample(self) -> dict[str, Any]:
+        if self._conn is None:
+            raise ConnectionError("collector has no database connection")
+        rows, pool = await asyncio.gather(
+            self._conn.fetch(_ACTIVITY, self.database, self.application_name),
+            self._fetch_pool(),
+        )
+        now = rows[0]["now"] if rows else time.time()
+        sample = self._activity(rows, now)
+        if pool is not None:
+            sample.update(self._pool_fields(pool))
+        return sample
+
+    def _activity(self, rows: list[asyncpg.Record], now: float) -> dict[str, Any]:
+        dt = 0.0 if self._last_t is None else max(0.0, now - self._last_t)
+        self._last_t = now
+        states: dict[str, int] = {}
+        idle_ages: list[float] = []
+        xact_ages = [now - r["xact_start"] for r in rows if r["xact_start"] is not None]
+        for r in rows:
+            state = r["state"] or "unknown"
+            states[state] = states.get(state, 0) + 1
+            if state in IDLE_IN_TX and r["state_change"] is not None:
+                age = max(0.0, now - r["state_change"])
+                idle_ages.append(age)
+                if age > self.idle_threshold_s and dt:
+                    key = statement_key(r["query"])
+                    by_route = self.figures.idle_in_tx_long_by_route
+                    by_route[key] = by_route.get(key, 0.0) + dt
+        idle = len(idle_ages)
+        long = sum(1 for age in idle_ages if age > self.idle_threshold_s)
+        f = self.figures
+        f.samples += 1
+        # Each sample stands for the interval before it: an unbiased estimate of connection-seconds
+        # (checked against the server's own idle_in_transaction_time, which it matches within a few %).
+        f.idle_in_tx_seconds_sampled += idle * dt
+        f.idle_in_tx_long_seconds += long * dt
+        f.idle_in_tx_max = max(f.idle_in_tx_max, idle)
+        f.idle_in_tx_oldest_s = max([f.idle_in_tx_oldest_s, *idle_ages])
+        f.xact_oldest_s = max([f.xact_oldest_s, *xact_ages])
+        f.connections_max = max(f.connections_max, len(rows))
+        if self.phase == "load":
+            self._load_idle_sum += idle
+            self._load_samples += 1
+            f.idle_in_tx_mean = self._load_idle_sum / self._load_samples
+        f.idle_in_tx_after_load = idle
+        return {
+            "t": now,
+            "phase": self.phase,
+            "connections": len(rows),
+            "active": states.get("active", 0),
+            "idle": states.get("idle", 0),
+            "idle_in_tx": idle,
+            "idle_in_tx_long": long,
+            "idle_in_tx_oldest_s": round(max(idle_ages, default=0.0), 4),
+            "xact_oldest_s": round(max(xact_ages, default=0.0), 4),
+        }
+
+    def _pool_fields(self, pool: dict[str, Any]) -> dict[str, Any]:
+        self.last_pool = pool
+        gauges, counters = pool.get("gauges", {}), pool.get("counters", {})
+        fields: dict[str, Any] = {f"pool_{k}": v for k, v in gauges.items() if k in (
+            "checked_out", "pending", "size", "overflow", "checked_in")}
+        fields.update({f"pool_{k}": v for k, v in counters.items()})
+        wait, use = Histogram.from_json(pool["wait_time"]), Histogram.from_json(pool["use_time"])
+        for name, hist, prev in (("wait", wait, self._prev_wait), ("use", use, self._prev_use)):
+            delta = hist if prev is None else hist.minus(prev)
+            fields[f"pool_{name}_p95_ms"] = round(delta.percentile(95) * 1000, 3) if delta.count else None
+        self._prev_wait, self._prev_use = wait, use
+        return fields
+
+    async def _fetch_pool(self) -> dict[str, Any] | None:
+        if self.pool_url is None:
+            return None
+        try:
+            return await asyncio.to_thread(_get_json, self.pool_url, self.pool_token)
+        except (urllib.error.URLError, OSError, ValueError):
+            self.pool_errors += 1
+            return None
+
+    async def _database_stats(self) -> dict[str, float]:
+        assert self._conn is not None
+        row = await self._conn.fetchrow(_DATABASE, self.database)
+        return {k: float(v or 0) for k, v in dict(row).items()} if row else {}
+
+    async def finish(self) -> DbFigures:
+        """Take the pg_stat_database deltas; call after the app has stopped so its backends flushed them."""
+        if self._conn is None and not await self._reconnect(ConnectionError("closed before the end")):
+            return self.figures
+        try:
+            end = await self._database_stats()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as err:
+            self.events.append({"t": time.time(), "event": "final statistics unavailable", "detail": str(err)[:200]})
+            return self.figures
+        # pg_stat_database times are in milliseconds; sessions etc. are counts.
+        deltas = {k: (end.get(k, 0.0) - v) / (1000.0 if k.endswith("_time") else 1.0)
+                  for k, v in self._server_start.items()}
+        if any(v < 0 for v in deltas.values()):  # a crash or restart reset the server's counters
+            self.events.append({"t": time.time(), "event": "server statistics were reset during the run"})
+            return self.figures
+        self.figures.server = deltas
+        return self.figures
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close(timeout=5)
+            self._conn = None
+
+
+def _get_json(url: str, token: str | None = None) -> dict[str, Any]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    with urllib.request.urlopen(request, timeout=2.0) as response:
+        data: dict[str, Any] = json.loads(response.read())
+        return data
