@@ -14,7 +14,7 @@ from perf_drivers import ITEMS_LUA, CpuMeter, have_module, locust_child, measure
 from perf_options import Options
 from perf_table import Section, median, medians, spread
 
-from bench.instrument.pool import Histogram
+from bench.instrument import Histogram
 
 Figures = dict[str, float | None]
 

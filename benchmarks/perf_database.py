@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from bench.db import embedded as postgres
-from bench.instrument.pool import ENDPOINT_PATH
+from bench.instrument import ENDPOINT_PATH
 from bench.run.processes import Child, free_port, wait_for_http
 
 POOL_SIZE = 5  # the harness's default pool (long-session), so the pool figures mean what they mean in a run

@@ -17,7 +17,7 @@ from perf_table import Section, median, ratio, spread
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
-from bench.instrument.pool import Histogram, TimedAsyncPool, instrument
+from bench.instrument import Histogram, TimedAsyncPool, instrument
 from target_apps.common.models import SEED_ITEMS, Item
 
 Figures = dict[str, float | None]

@@ -73,9 +73,9 @@ def _wall(argv: list[str]) -> float:
 
 def _histogram(values: np.ndarray) -> dict[str, Any]:
     """A pool histogram as the app serves it (log buckets of 1%), built vectorised."""
-    from bench.instrument.pool import _GROWTH, _MIN_S
+    from bench.instrument.histogram import GROWTH, MIN_S
 
-    index = np.where(values < _MIN_S, -1, np.floor(np.log(np.maximum(values, _MIN_S) / _MIN_S) / math.log(_GROWTH)))
+    index = np.where(values < MIN_S, -1, np.floor(np.log(np.maximum(values, MIN_S) / MIN_S) / math.log(GROWTH)))
     keys, counts = np.unique(index.astype(np.int64), return_counts=True)
     return {"count": int(values.size), "sum_s": float(values.sum()), "max_s": float(values.max()),
             "buckets": {str(int(k)): int(c) for k, c in zip(keys, counts, strict=True)}}

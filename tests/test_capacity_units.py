@@ -14,7 +14,7 @@ from bench.analysis.steps import StepFigures, cut_steps
 from bench.config.slo import DEFAULT_SLO, Slo
 from bench.config.sweep import build_plan, parse_levels, parse_pool_sizes
 from bench.errors import UsageError
-from bench.instrument.pool import Histogram
+from bench.instrument import Histogram
 
 DATA = Path(__file__).parent / "data" / "capacity-steps.json"
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from bench.db import embedded as postgres
-from bench.instrument.pool import Histogram, PoolMetrics, TimedAsyncPool, instrument
+from bench.instrument import Histogram, PoolMetrics, TimedAsyncPool, instrument
 
 
 def _engine(server: postgres.Server, database: str, **pool: float) -> AsyncEngine:

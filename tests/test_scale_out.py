@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.instrument.pool import PoolMetrics
+from bench.instrument import PoolMetrics
 from bench.instrument.shared import merge
 from tests.conftest import run_bench
 

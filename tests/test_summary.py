@@ -7,7 +7,7 @@ import pytest
 
 from bench.analysis.summary import Check, Integrity, evaluate, summarize_app
 from bench.errors import UsageError
-from bench.instrument.pool import Histogram, PoolMetrics
+from bench.instrument import Histogram, PoolMetrics
 from bench.run.collector import DbFigures
 
 

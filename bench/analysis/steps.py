@@ -16,7 +16,7 @@ import pandas as pd
 from bench.analysis.stepsamples import WindowSamples, read_samples, window
 from bench.config.sweep import SweepPlan
 from bench.errors import InfraError
-from bench.instrument.pool import Histogram
+from bench.instrument import Histogram
 from bench.run.loadgen import read_requests
 
 # request_type of the rows bench/locust_pacer.py writes for arrivals that never got an answer

@@ -14,7 +14,7 @@ import pandas as pd
 import psutil
 
 from bench.errors import UsageError
-from bench.instrument.pool import Histogram
+from bench.instrument import Histogram
 from bench.run.collector import Collector
 
 # sample field -> where its cumulative histogram is in the pool endpoint's JSON

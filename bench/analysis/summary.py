@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import UsageError
-from bench.instrument.pool import Histogram
+from bench.instrument import Histogram
 from bench.run.collector import DbFigures
 
 SCHEMA_VERSION = 1

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import math
 
-from bench.instrument.pool import _GROWTH, _MIN_S, Histogram, PoolMetrics
+from bench.instrument.histogram import GROWTH, Histogram, bucket_bounds
+from bench.instrument.pool import PoolMetrics
 
 # Upper bounds (seconds) of the exported buckets; the in-process histogram is much finer.
 BOUNDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -16,9 +17,9 @@ def _cumulative(hist: Histogram) -> list[tuple[str, int]]:
     """Counts at or below each bound; a fine bucket counts where its upper edge falls (<= 1% off)."""
     counts = [0] * len(BOUNDS)
     for index, n in hist.buckets.items():
-        upper = 0.0 if index < 0 else _MIN_S * _GROWTH ** (index + 1)
+        upper = 0.0 if index < 0 else bucket_bounds(index)[1]
         for i, bound in enumerate(BOUNDS):
-            if upper <= bound * _GROWTH:
+            if upper <= bound * GROWTH:
                 counts[i] += n
                 break
     out, running = [], 0

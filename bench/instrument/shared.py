@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.instrument.pool import Histogram, PoolMetrics
+from bench.instrument.histogram import Histogram
+from bench.instrument.pool import PoolMetrics
 
 _HISTOGRAMS = ("wait_time", "create_time", "use_time")
 _BY_ROUTE = ("use_time_by_route", "wait_time_by_route")

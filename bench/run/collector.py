@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from bench.instrument.pool import Histogram
+from bench.instrument import Histogram
 
 _ACTIVITY = """
 SELECT pid, state, extract(epoch FROM state_change)::float8 AS state_change,
@@ -33,7 +33,7 @@ SELECT idle_in_transaction_time, active_time, session_time, sessions, sessions_a
 FROM pg_stat_database WHERE datname = $1
 """
 IDLE_IN_TX = ("idle in transaction", "idle in transaction (aborted)")
-# bench.instrument.pool.tag_statements prefixes each statement with the route that ran it.
+# bench.instrument.tag_statements prefixes each statement with the route that ran it.
 _ROUTE_TAG = re.compile(r"/\* route: (.*?) \*/")
 
 

@@ -31,7 +31,7 @@ from bench.config.catalog import Scenario
 from bench.config.options import RunConfig
 from bench.db import embedded as postgres
 from bench.errors import BenchError, InfraError, Interrupted
-from bench.instrument.pool import ENDPOINT_PATH
+from bench.instrument import ENDPOINT_PATH
 from bench.render.terminal import Console
 from bench.results.folder import new_run_dir, write_json
 from bench.run.collector import Collector

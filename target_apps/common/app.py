@@ -19,7 +19,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from bench.instrument.pool import (
+from bench.instrument import (
     ENDPOINT_PATH,
     LoopLag,
     PoolEndpoint,
@@ -27,9 +27,9 @@ from bench.instrument.pool import (
     RouteTagMiddleware,
     TimedAsyncPool,
     instrument,
+    keep_writing,
     tag_statements,
 )
-from bench.instrument.shared import keep_writing
 from target_apps.common.models import Item
 from target_apps.common.settings import AppSettings
 

@@ -10,7 +10,7 @@ import uuid
 from fastapi import HTTPException
 from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
-from bench.instrument.pool import ASGIApp, Receive, Scope, Send
+from bench.instrument import ASGIApp, Receive, Scope, Send
 from target_apps.common.models import Item, Order
 
 log = logging.getLogger("target_apps.scoped_session")

@@ -11,7 +11,7 @@ from contextvars import ContextVar
 from fastapi import APIRouter, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
-from bench.instrument.pool import ASGIApp, Receive, Scope, Send
+from bench.instrument import ASGIApp, Receive, Scope, Send
 from target_apps.common.scoped_orders import call_logged, place_order
 
 PREFIX = "/scoped/"
