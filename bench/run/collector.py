@@ -11,13 +11,13 @@ import re
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
 from bench.instrument import Histogram
+from bench.results.records import DbFigures
 
 _ACTIVITY = """
 SELECT pid, state, extract(epoch FROM state_change)::float8 AS state_change,
@@ -45,24 +45,6 @@ def statement_key(query: str | None) -> str:
     if tag:
         return tag.group(1)
     return "SQL: " + " ".join(query.split())[:80]
-
-
-@dataclass
-class DbFigures:
-    """What the collector measured for one app; names follow summary.json's ``db`` block."""
-
-    samples: int = 0
-    idle_in_tx_max: int = 0
-    idle_in_tx_mean: float = 0.0
-    idle_in_tx_oldest_s: float = 0.0
-    idle_in_tx_seconds_sampled: float = 0.0
-    idle_in_tx_long_seconds: float = 0.0
-    idle_in_tx_after_load: int = 0
-    connections_max: int = 0
-    xact_oldest_s: float = 0.0
-    server: dict[str, float] = field(default_factory=dict)
-    # connection-seconds idle in transaction past the threshold, by the route (or statement) that left it so
-    idle_in_tx_long_by_route: dict[str, float] = field(default_factory=dict)
 
 
 class Collector:
