@@ -7,9 +7,11 @@ import json
 from pathlib import Path
 
 import asyncpg
+import pytest
 
-from bench.db import embedded as postgres
-from bench.run.collector import Collector, DbFigures
+from bench.db import server as postgres
+from bench.results.records import DbFigures
+from bench.run.collector import Collector, CollectorEvent, EventKind, Phase
 
 
 async def _idle_in_transaction(dsn: str, app: str, seconds: float, short: int) -> None:
@@ -35,9 +37,9 @@ def test_collector_measures_idle_in_transaction(pg_server: postgres.Server, data
         await collector.open()
         stop = asyncio.Event()
         sampling = asyncio.create_task(collector.run(stop))
-        collector.phase = "load"
+        collector.start_load()
         await _idle_in_transaction(pg_server.dsn(database), "sb-test", 1.0, short=20)
-        collector.phase = "cooldown"
+        collector.start_cooldown()
         await asyncio.sleep(0.3)
         stop.set()
         await sampling
@@ -77,3 +79,48 @@ def test_collector_ignores_other_applications(pg_server: postgres.Server, databa
 
     figures = asyncio.run(scenario())
     assert figures.idle_in_tx_max == 0 and figures.connections_max == 0 and figures.samples >= 3
+
+
+def test_phases_only_move_forward(tmp_path: Path) -> None:
+    collector = Collector(admin_dsn="postgresql://unused/postgres", database="x", application_name=None,
+                          pool_url=None, samples_path=tmp_path / "s.jsonl")
+    assert collector.phase is Phase.WARMUP
+    with pytest.raises(RuntimeError, match="from warmup to cooldown"):
+        collector.start_cooldown()
+    collector.start_load()
+    assert collector.phase is Phase.LOAD
+    with pytest.raises(RuntimeError, match="from load to load"):
+        collector.start_load()
+    collector.start_cooldown()
+    assert collector.phase == "cooldown"
+
+
+def test_a_lost_connection_is_a_typed_fault_on_the_time_line(pg_server: postgres.Server, database: str,
+                                                             tmp_path: Path) -> None:
+    async def scenario() -> list[CollectorEvent]:
+        collector = Collector(admin_dsn=pg_server.dsn("postgres"), database=database, application_name=None,
+                              pool_url=None, samples_path=tmp_path / "s.jsonl", interval_s=0.05)
+        await collector.open()
+        stop = asyncio.Event()
+        sampling = asyncio.create_task(collector.run(stop))
+        await asyncio.sleep(0.2)
+        admin = await asyncpg.connect(pg_server.dsn("postgres"))
+        try:
+            await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                "WHERE application_name = 'scopebench-collector'")
+        finally:
+            await admin.close()
+        await asyncio.sleep(0.5)
+        stop.set()
+        await sampling
+        await collector.close()
+        return collector.events
+
+    events = asyncio.run(scenario())
+    assert [e.kind for e in events] == [EventKind.CONNECTION_LOST, EventKind.RECONNECTED]
+    lost, back = events
+    assert lost.fault is not None and lost.fault.startswith("the collector lost its database connection (")
+    assert back.fault is None
+    # The time line keeps the shape run.json and summary.json always had.
+    assert set(lost.to_json()) == {"t", "event", "detail"} and lost.to_json()["event"] == "collector connection lost"
+    assert back.to_json() == {"t": back.t, "event": "collector reconnected"}

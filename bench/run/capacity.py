@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,18 +15,21 @@ from typing import Any
 from bench.analysis.assessment import Assessment, assess, pool_scaling, recommend
 from bench.analysis.bottleneck import HOST_FULL, other_cores
 from bench.analysis.steps import cut_steps
-from bench.analysis.stepsamples import DetailCollector
 from bench.config.catalog import Scenario
 from bench.config.options import RunConfig, resolve_config
 from bench.config.slo import Slo
 from bench.config.sweep import SweepPlan
-from bench.errors import BenchError, Interrupted
+from bench.errors import InfraError
 from bench.render.capacity_report import render_report
 from bench.render.terminal import Console
 from bench.results.folder import new_run_dir, write_json
-from bench.run.environment import describe
+from bench.results.layout import CapacityFiles
+from bench.run.detail_collector import DetailCollector
+from bench.run.digest import summarize, write_summary
+from bench.run.drive import Driven, drive
 from bench.run.loadgen import PLUGINS
-from bench.run.runner import RunHooks, run_scenario
+from bench.run.runner import database
+from bench.run.state import COMPLETED, Outcome, RunHooks, RunState, ended_by
 
 SCHEMA = "scopebench.capacity/1"
 SCHEMA_VERSION = 1
@@ -91,71 +94,103 @@ def pool_configs(request: CapacityRequest) -> list[RunConfig]:
     return [resolve_config(request.scenario, {**flags, "pool_size": size}) for size in plan.pool_sizes]
 
 
+@dataclass
+class _Sweep:
+    """What the sweep has so far: one entry per pool size run, the assessments of every app in them."""
+
+    request: CapacityRequest
+    configs: list[RunConfig]
+    files: CapacityFiles
+    started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    wall0: float = field(default_factory=time.monotonic)
+    runs: dict[str, Any] = field(default_factory=dict)
+    assessments: list[Assessment] = field(default_factory=list)
+
+
 async def run_capacity(request: CapacityRequest, console: Console) -> CapacityResult:
     configs = pool_configs(request)  # a usage error leaves no folder behind
-    folder = new_run_dir(f"capacity_{request.scenario.name}", request.out)
-    configs = [replace(c, out=folder / f"pool-{c.pool_size}") for c in configs]
-    started, wall0 = datetime.now(UTC).isoformat(), time.monotonic()
-    # No scenario checks: they judge one steady load, not a sweep.
-    scenario = replace(request.scenario, checks=())
-    hooks = _hooks(request.plan)
-    assessments: list[Assessment] = []
-    runs: dict[str, Any] = {}
-    status, error, exit_code = "completed", None, 0
+    files = CapacityFiles(new_run_dir(f"capacity_{request.scenario.name}", request.out))
+    sweep = _Sweep(request=request, configs=[replace(c, out=files.pool_run(c.pool_size)) for c in configs],
+                   files=files)
+    runs = [_pool_state(sweep, config, console) for config in sweep.configs]
+    outcome = COMPLETED
     try:
-        for config in configs:
-            result = await run_scenario(config, scenario, console, request.command, hooks)
-            runs[f"pool-{config.pool_size}"] = _run_entry(result.folder, folder, result.summary, result.error)
-            if result.exit_code not in (0, 1):
-                status, error, exit_code = _failure(result.exit_code), result.error, result.exit_code
-                break
-            assessments += _assess_pool(request, config, result.folder)
-            _write(folder, _document(request, configs, started, wall0, runs, assessments, "running", None))
-    except asyncio.CancelledError:
-        status, error, exit_code = "interrupted", "interrupted by a signal", Interrupted.exit_code
-    except BenchError as err:
-        status, error, exit_code = "failed", str(err), err.exit_code
-    data = _document(request, configs, started, wall0, runs, assessments, status, error)
-    _write(folder, data)
-    render_report(folder, data)
-    return CapacityResult(folder=folder, data=data, exit_code=exit_code, error=error)
+        # One database server for the whole sweep; every app run still gets a fresh database in it.
+        async with database(runs[0]):
+            for run in runs:
+                run.server = runs[0].server
+                outcome = await _sweep_pool(sweep, run)
+                _write(sweep, runs[0], "running")
+                if outcome != COMPLETED:
+                    break
+    except (asyncio.CancelledError, Exception) as err:  # noqa: BLE001 - whatever stopped it, keep the results
+        outcome = ended_by(err, files.root)
+    data = _write(sweep, runs[0], outcome.status, outcome.error)
+    render_report(files.root, data)
+    return CapacityResult(folder=files.root, data=data, exit_code=outcome.exit_code, error=outcome.error)
 
 
-def _hooks(plan: SweepPlan) -> RunHooks:
-    return RunHooks(locust_files=(PACER,), locust_env=plan.pacer_env(), collector=DetailCollector)
+def _pool_state(sweep: _Sweep, config: RunConfig, console: Console) -> RunState:
+    assert config.out is not None
+    # No scenario checks: they judge one steady load, not a sweep.
+    scenario = replace(sweep.request.scenario, checks=())
+    hooks = RunHooks(locust_files=(PACER,), locust_env=sweep.request.plan.pacer_env(), collector=DetailCollector)
+    return RunState(config=config, scenario=scenario, console=console, command=sweep.request.command,
+                    folder=config.out, hooks=hooks)
 
 
-def _assess_pool(request: CapacityRequest, config: RunConfig, run_folder: Path) -> list[Assessment]:
-    capacity = config.pool_size + config.max_overflow
-    return [assess(app=app, pool_size=config.pool_size, capacity=capacity,
-                   steps=cut_steps(run_folder / app, request.plan), plan=request.plan, slo=request.slo)
-            for app in config.apps]
+async def _sweep_pool(sweep: _Sweep, run: RunState) -> Outcome:
+    """Drive and assess each app at one pool size; its summary.json is written whatever ends it."""
+    run.folder.mkdir(parents=True, exist_ok=True)
+    run.console.header(run.config, run.scenario, run.folder)
+    outcome = COMPLETED
+    try:
+        for app in run.config.apps:
+            driven = await drive(run, app)
+            run.apps[app] = summarize(run, driven)
+            if run.faults:  # its figures are kept, but a sweep with a fault is not a measurement to trust
+                raise InfraError("; ".join(run.faults))
+            sweep.assessments.append(_assess(sweep, run.config, driven))
+    except (asyncio.CancelledError, Exception) as err:  # noqa: BLE001 - whatever stopped it, keep the results
+        outcome = ended_by(err, run.folder)
+    # Each pool size's folder stays a run folder: bench report and bench compare read its summary.json.
+    summary = write_summary(run, outcome)
+    sweep.runs[sweep.files.pool_run_name(run.config.pool_size)] = _run_entry(sweep, run, outcome)
+    run.console.final(summary, run.folder, outcome.error)
+    return outcome
 
 
-def _failure(code: int) -> str:
-    return "interrupted" if code == Interrupted.exit_code else "failed"
+def _assess(sweep: _Sweep, config: RunConfig, driven: Driven) -> Assessment:
+    plan = sweep.request.plan
+    return assess(app=driven.app, pool_size=config.pool_size, capacity=config.pool_size + config.max_overflow,
+                  steps=cut_steps(driven.files.root, plan), plan=plan, slo=sweep.request.slo)
 
 
-def _run_entry(run_folder: Path, folder: Path, summary: dict[str, Any] | None, error: str | None) -> dict[str, Any]:
-    summary = summary or {}
-    return {"folder": str(run_folder.relative_to(folder)) if run_folder.is_relative_to(folder) else str(run_folder),
-            "status": summary.get("status"), "error": error, "timings": summary.get("timings"),
-            "postgres": (summary.get("environment") or {}).get("postgres")}
+def _run_entry(sweep: _Sweep, run: RunState, outcome: Outcome) -> dict[str, Any]:
+    folder = run.folder
+    return {"folder": str(folder.relative_to(sweep.files.root)) if folder.is_relative_to(sweep.files.root)
+            else str(folder), "status": outcome.status, "error": outcome.error, "timings": run.timings,
+            "postgres": run.server.version if run.server else None}
 
 
-def _document(request: CapacityRequest, configs: list[RunConfig], started: str, wall0: float,
-              runs: dict[str, Any], assessments: list[Assessment], status: str, error: str | None) -> dict[str, Any]:
-    postgres = next((r["postgres"] for r in runs.values() if r.get("postgres")), None)
-    config = {k: v for k, v in configs[0].to_json().items()
+def _write(sweep: _Sweep, first: RunState, status: str, error: str | None = None) -> dict[str, Any]:
+    data = _document(sweep, first.environment(), status, error)
+    write_json(sweep.files.capacity_json, data)
+    return data
+
+
+def _document(sweep: _Sweep, environment: dict[str, Any], status: str, error: str | None) -> dict[str, Any]:
+    request, assessments = sweep.request, sweep.assessments
+    config = {k: v for k, v in sweep.configs[0].to_json().items()
               if k not in ("pool_size", "users", "spawn_rate", "duration_s", "out", "repeat", "scenario")}
     return {
         "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "scenario": request.scenario.name,
-        "status": status, "error": error, "started_at": started, "finished_at": datetime.now(UTC).isoformat(),
-        "wall_time_s": round(time.monotonic() - wall0, 1), "command": request.command,
-        "environment": describe(postgres),
+        "status": status, "error": error, "started_at": sweep.started_at,
+        "finished_at": datetime.now(UTC).isoformat(), "wall_time_s": round(time.monotonic() - sweep.wall0, 1),
+        "command": request.command, "environment": environment,
         "config": {**config, "pool_sizes": list(request.plan.pool_sizes), "sweep": request.plan.to_json(),
                    "slo": request.slo.to_json(), "duration_s_per_app": request.plan.duration_s},
-        "runs": runs,
+        "runs": sweep.runs,
         "results": [a.to_json() for a in assessments],
         "pool_scaling": pool_scaling(assessments),
         "recommendation": recommend(assessments, request.slo, request.scenario.name) if assessments else None,
@@ -175,7 +210,3 @@ def busy_machine_warnings(assessments: list[Assessment]) -> list[str]:
                        f"{len(a.steps)} steps, {cores:.1f} cores of it outside the app and Locust (PostgreSQL and "
                        "anything else running): a CPU-bound app measures lower than on a quiet machine")
     return out
-
-
-def _write(folder: Path, data: dict[str, Any]) -> None:
-    write_json(folder / "capacity.json", data)

@@ -11,6 +11,8 @@ import re
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,56 @@ def statement_key(query: str | None) -> str:
     return "SQL: " + " ".join(query.split())[:80]
 
 
+class Phase(StrEnum):
+    """Where a run is; each sample carries it, and idle-in-transaction means count over LOAD only."""
+
+    WARMUP = "warmup"
+    LOAD = "load"
+    COOLDOWN = "cooldown"
+
+
+# A collector only moves forward: a run never goes back to warm-up, nor from cool-down to load.
+_NEXT = {Phase.WARMUP: Phase.LOAD, Phase.LOAD: Phase.COOLDOWN}
+
+
+class EventKind(StrEnum):
+    """What happened to the collector; the value is the ``event`` the time line shows."""
+
+    CONNECTION_LOST = "collector connection lost"
+    RECONNECT_FAILED = "collector reconnect failed"
+    RECONNECTED = "collector reconnected"
+    FINAL_STATISTICS_UNAVAILABLE = "final statistics unavailable"
+    STATISTICS_RESET = "server statistics were reset during the run"
+
+
+# Kinds that leave a gap in the samples: the run's figures are kept, but it is not a measurement to trust.
+_FAULTS = {EventKind.CONNECTION_LOST: "the collector lost its database connection"}
+
+
+@dataclass(frozen=True)
+class CollectorEvent:
+    kind: EventKind
+    detail: str | None = None
+    t: float = field(default_factory=time.time)
+
+    @property
+    def fault(self) -> str | None:
+        """Why this event spoils the run's figures, or None when it does not."""
+        why = _FAULTS.get(self.kind)
+        return None if why is None else f"{why} ({self.detail})"
+
+    def to_json(self) -> dict[str, Any]:
+        """The time line's shape: ``t``, ``event`` and, when there is one, ``detail``."""
+        out: dict[str, Any] = {"t": self.t, "event": self.kind.value}
+        if self.detail is not None:
+            out["detail"] = self.detail
+        return out
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {str(error)[:200]}"
+
+
 class Collector:
     def __init__(
         self,
@@ -68,11 +120,11 @@ class Collector:
         self.samples_path = samples_path
         self.interval_s = interval_s
         self.idle_threshold_s = idle_threshold_s
-        self.phase = "warmup"
+        self._phase = Phase.WARMUP
         self.figures = DbFigures()
         self.last_pool: dict[str, Any] | None = None
         self.pool_errors = 0
-        self.events: list[dict[str, Any]] = []  # what went wrong on the time line (connection lost...)
+        self.events: list[CollectorEvent] = []  # what went wrong, for the run's time line
         self._conn: asyncpg.Connection | None = None
         self._server_start: dict[str, float] = {}
         self._load_idle_sum = 0.0
@@ -80,6 +132,23 @@ class Collector:
         self._last_t: float | None = None
         self._prev_wait: Histogram | None = None
         self._prev_use: Histogram | None = None
+
+    @property
+    def phase(self) -> Phase:
+        return self._phase
+
+    def start_load(self) -> None:
+        """Locust is about to send its first request: samples from here on are the load window."""
+        self._advance(Phase.LOAD)
+
+    def start_cooldown(self) -> None:
+        """Locust has stopped: samples from here on show what the load left behind."""
+        self._advance(Phase.COOLDOWN)
+
+    def _advance(self, to: Phase) -> None:
+        if _NEXT.get(self._phase) is not to:
+            raise RuntimeError(f"collector cannot go from {self._phase} to {to}")
+        self._phase = to
 
     async def open(self) -> None:
         self._conn = await self._connect()
@@ -91,18 +160,16 @@ class Collector:
 
     async def _reconnect(self, error: BaseException) -> bool:
         """The collector's connection dropped (server restart, terminated backend): note it, try again."""
-        self.events.append({"t": time.time(), "event": "collector connection lost",
-                            "detail": f"{type(error).__name__}: {str(error)[:200]}"})
+        self.events.append(CollectorEvent(EventKind.CONNECTION_LOST, _describe(error)))
         if self._conn is not None:
             self._conn.terminate()
         try:
             self._conn = await self._connect()
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as err:
             self._conn = None
-            self.events.append({"t": time.time(), "event": "collector reconnect failed",
-                                "detail": f"{type(err).__name__}: {str(err)[:200]}"})
+            self.events.append(CollectorEvent(EventKind.RECONNECT_FAILED, _describe(err)))
             return False
-        self.events.append({"t": time.time(), "event": "collector reconnected"})
+        self.events.append(CollectorEvent(EventKind.RECONNECTED))
         return True
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -169,14 +236,14 @@ class Collector:
         f.idle_in_tx_oldest_s = max([f.idle_in_tx_oldest_s, *idle_ages])
         f.xact_oldest_s = max([f.xact_oldest_s, *xact_ages])
         f.connections_max = max(f.connections_max, len(rows))
-        if self.phase == "load":
+        if self._phase is Phase.LOAD:
             self._load_idle_sum += idle
             self._load_samples += 1
             f.idle_in_tx_mean = self._load_idle_sum / self._load_samples
         f.idle_in_tx_after_load = idle
         return {
             "t": now,
-            "phase": self.phase,
+            "phase": self._phase.value,
             "connections": len(rows),
             "active": states.get("active", 0),
             "idle": states.get("idle", 0),
@@ -220,13 +287,13 @@ class Collector:
         try:
             end = await self._database_stats()
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as err:
-            self.events.append({"t": time.time(), "event": "final statistics unavailable", "detail": str(err)[:200]})
+            self.events.append(CollectorEvent(EventKind.FINAL_STATISTICS_UNAVAILABLE, str(err)[:200]))
             return self.figures
         # pg_stat_database times are in milliseconds; sessions etc. are counts.
         deltas = {k: (end.get(k, 0.0) - v) / (1000.0 if k.endswith("_time") else 1.0)
                   for k, v in self._server_start.items()}
         if any(v < 0 for v in deltas.values()):  # a crash or restart reset the server's counters
-            self.events.append({"t": time.time(), "event": "server statistics were reset during the run"})
+            self.events.append(CollectorEvent(EventKind.STATISTICS_RESET))
             return self.figures
         self.figures.server = deltas
         return self.figures

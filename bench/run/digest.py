@@ -1,0 +1,79 @@
+"""Digests a run: each driven app's raw files into its figures, then the run's figures into summary.json and the report.
+
+bench.run.runner digests every drive and then the run; bench.run.capacity writes its per-pool summary.json here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.analysis import applog
+from bench.analysis.summary import Check, Integrity, evaluate, summarize_app
+from bench.errors import BenchError
+from bench.results.folder import write_json
+from bench.results.layout import RunFiles
+from bench.results.locustfiles import read_locust_json
+from bench.results.requestlog import read_requests
+from bench.results.summaryfile import SCHEMA_VERSION
+from bench.run.drive import Driven
+from bench.run.state import Outcome, RunState
+
+
+def summarize(run: RunState, driven: Driven) -> dict[str, Any]:
+    """One app run's figures (summary.json's ``apps.<app>``) from its raw files and what the drive measured."""
+    cfg = run.config
+    requests = read_requests(driven.files.root).frame
+    # The paired apps' log is ours to read; a target's log is wherever the user keeps it.
+    app_log = None if cfg.target else applog.scan(driven.files.app_log)
+    return summarize_app(requests=requests, pool=driven.pool, db=driven.db,
+                         integrity=_integrity(run, driven, requests), pool_capacity=cfg.pool_size + cfg.max_overflow,
+                         locust_stats=list(read_locust_json(driven.files.root).entries), app_log=app_log)
+
+
+def _integrity(run: RunState, driven: Driven, requests: pd.DataFrame) -> Integrity | None:
+    """Successful responses of each write route vs the rows carrying that route's tag."""
+    routes = run.scenario.write_routes
+    if not routes or driven.written is None:
+        return None
+    ok = requests[requests["failed"] == 0]
+    acknowledged = {name: int((ok["name"] == name).sum()) for name in routes}
+    written = {name: driven.written.get(tag, 0) for name, tag in routes.items()}
+    return Integrity(acknowledged=acknowledged, written=written)
+
+
+def write_summary(run: RunState, outcome: Outcome) -> dict[str, Any]:
+    """summary.json (schema_version 1); the scenario's checks judge only a completed run."""
+    completed = outcome.status == "completed"
+    checks = evaluate([Check.parse(c) for c in run.scenario.checks], run.apps) if completed else []
+    summary = {
+        "schema_version": SCHEMA_VERSION,
+        "scenario": run.config.scenario,
+        "status": outcome.status,
+        "error": outcome.error,
+        "started_at": run.started_at,
+        "command": run.command,
+        "environment": run.environment(),
+        "config": run.config.to_json(),
+        "timings": run.timings,
+        "events": run.events,
+        "apps": run.apps,
+        "checks": checks,
+    }
+    if run.config.repeat > 1:
+        summary["repeats"] = run.repeats
+    write_json(RunFiles(run.folder).summary_json, summary)
+    return summary
+
+
+def render_report(run: RunState) -> Path | None:
+    from bench.render.run_report import render_report as render
+
+    try:
+        _md, html = render(run.folder)
+    except BenchError as err:  # the run's own results are safe on disk; say why there is no report
+        run.console.info(f"no report: {err}")
+        return None
+    return html

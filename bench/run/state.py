@@ -1,0 +1,113 @@
+"""What one run shares across its drives: config, folder, database server, time line, faults; and how it ended.
+
+bench.run.runner and bench.run.capacity create a ``RunState``; bench.run.drive and bench.run.digest read and add to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.config.catalog import Scenario
+from bench.config.options import RunConfig
+from bench.db import server as postgres
+from bench.db.embedded import EmbeddedPostgres
+from bench.errors import BenchError, InfraError, Interrupted
+from bench.render.terminal import Console
+from bench.results.layout import HARNESS_ERROR, RunFiles
+from bench.results.summaryfile import SCHEMA_VERSION
+from bench.run.collector import Collector
+from bench.run.environment import describe
+
+
+@dataclass(frozen=True)
+class RunHooks:
+    """What a command built on runs (bench capacity) changes: extra Locust files and env, the collector class."""
+
+    locust_files: tuple[Path, ...] = ()
+    locust_env: dict[str, str] = field(default_factory=dict)
+    collector: type[Collector] = Collector
+
+
+@dataclass
+class RunState:
+    config: RunConfig
+    scenario: Scenario
+    console: Console
+    command: list[str]
+    folder: Path
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    # The apps' pool endpoint is token-protected, as a real service's would be; only the collector knows it.
+    pool_token: str = field(default_factory=lambda: secrets.token_hex(16), repr=False)
+    server: postgres.Server | None = None
+    embedded: EmbeddedPostgres | None = None
+    apps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    repeats: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    faults: list[str] = field(default_factory=list)
+    _environment: dict[str, Any] | None = None
+    started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    hooks: RunHooks = field(default_factory=RunHooks)
+
+    def note(self, message: str) -> None:
+        self.events.append({"t": time.time(), "message": message})
+        self.console.info(message)
+
+    def environment(self) -> dict[str, Any]:
+        """Described once the server is known (describing runs git); before that, without it."""
+        postgres_version = self.server.version if self.server else None
+        if self._environment is None or self._environment.get("postgres") != postgres_version:
+            self._environment = describe(postgres_version)
+        return self._environment
+
+    def run_json(self, status: str, error: str | None = None) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "status": status,
+            "error": error,
+            "scenario": self.config.scenario,
+            "run_id": self.run_id,
+            "started_at": self.started_at,
+            "updated_at": datetime.now(UTC).isoformat(),
+            "command": self.command,
+            "config": self.config.to_json(),
+            "database": (f"{self.server.safe_dsn('postgres').rsplit('/', 1)[0]} "
+                         f"({'embedded' if self.server.embedded else 'external'}; a fresh database per app run)")
+            if self.server else None,
+            "environment": self.environment(),
+            "timings": self.timings,
+            "events": self.events,
+            "apps_completed": list(self.apps),
+        }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run (or one pool size of a sweep) ended: run.json's status and error, and the exit code."""
+
+    status: str
+    error: str | None = None
+    exit_code: int = 0
+
+
+COMPLETED = Outcome("completed")
+
+
+def ended_by(err: BaseException, folder: Path) -> Outcome:
+    """The outcome of a run stopped by ``err``; call it in the ``except`` block (a bug's traceback is saved)."""
+    if isinstance(err, asyncio.CancelledError):
+        return Outcome("interrupted", "interrupted by a signal", Interrupted.exit_code)
+    if isinstance(err, BenchError):
+        return Outcome("failed", postgres.redact(str(err)), err.exit_code)
+    # A bug or an unforeseen fault: keep the results, say what broke, and where the details are.
+    RunFiles(folder).harness_error.write_text(postgres.redact(traceback.format_exc()), encoding="utf-8")
+    return Outcome("failed", postgres.redact(f"{type(err).__name__}: {err} (details in {HARNESS_ERROR})"),
+                   InfraError.exit_code)
