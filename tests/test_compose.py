@@ -2,7 +2,7 @@
 
 The compose file is parsed with PyYAML and interpolated as Compose does with an empty environment (the
 defaults apply), then checked against the harness itself rather than against copies of its values: the app
-commands are the argv ``bench.run.runner._app_child`` builds, the ``BENCH_APP_*`` names are those the target apps
+commands are the argv ``bench.run.subjects._app_child`` builds, the ``BENCH_APP_*`` names are those the target apps
 read, the defaults are those of the scenario Locust runs. The seed entry point of the ``schema`` service runs
 for real against the test session's embedded PostgreSQL.
 """
@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from bench.db import embedded as postgres
-from tests.conftest import sqlalchemy_url
+from bench.db import server as postgres
+from bench.db.server import sqlalchemy_url
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
@@ -158,13 +158,14 @@ def harness_app_child(variant: str, scenario_name: str, folder: Path) -> Any:
     from bench.config.catalog import get_scenario
     from bench.config.options import resolve_config
     from bench.render.terminal import Console
-    from bench.run.runner import _app_child, _Run
+    from bench.run.state import RunState
+    from bench.run.subjects import _app_child
 
     scenario = get_scenario(scenario_name)
     config = resolve_config(scenario, {}, env={})
     server = postgres.Server(host="postgres", port=5432, user="postgres", password="x", embedded=False, version="")
-    run = _Run(config=config, scenario=scenario, console=Console(quiet=True), command=[], folder=folder,
-               server=server)
+    run = RunState(config=config, scenario=scenario, console=Console(quiet=True), command=[], folder=folder,
+                   server=server)
     return _app_child(run, variant, "scopebench", 8000, folder)
 
 
@@ -324,7 +325,7 @@ def test_app_commands_are_the_harness_commands(services: dict[str, dict[str, Any
         expected = list(harness[1:])
         expected[expected.index("--host") + 1] = "0.0.0.0"
         expected[expected.index("--port") + 1] = flag_value(ours, "--port")
-        assert ours[1:] == expected, f"{name} drifted from bench.run.runner._app_child: {ours} vs {harness}"
+        assert ours[1:] == expected, f"{name} drifted from bench.run.subjects._app_child: {ours} vs {harness}"
         port = flag_value(ours, "--port")
         assert [container for _ip, _host, container in published_ports(services[name])] == [port]
         assert f"127.0.0.1:{port}/healthz" in " ".join(services[name]["healthcheck"]["test"])
