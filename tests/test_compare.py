@@ -119,7 +119,7 @@ def _write(path: Path, data: Any) -> Path:
         (lambda s: {**s, "scenario": "background-task"}, "different scenarios"),
         (lambda s: {**s, "schema_version": 2}, "schema_version 2; this bench reads 1"),
         (lambda s: {**s, "apps": {}}, "holds no app results"),
-        (lambda s: json.dumps(s)[:200], "is not valid JSON"),
+        (lambda s: json.dumps(s)[:200], "is truncated or not valid JSON"),
         (lambda s: [1, 2], "not a scopebench summary"),
     ],
 )

@@ -19,7 +19,8 @@ from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from bench.run.loadgen import LoadPlan, go_file, locust_child, read_requests
+from bench.results.requestlog import read_requests
+from bench.run.loadgen import LoadPlan, go_file, locust_child
 from tests.conftest import run_bench
 
 pytestmark = pytest.mark.e2e
@@ -76,7 +77,7 @@ def test_sockets_past_the_pool_time_out_and_close_with_1011(runs: tuple[Any, dic
     # Each socket past the pool fails once per pool_timeout + think time (measured: 90 in 15 s).
     assert bad["pool"]["timeouts"] >= extra_sockets
     assert bad["failures"] >= extra_sockets
-    errors = read_requests(out / "bad").query("failed == 1")["error"]
+    errors = read_requests(out / "bad").frame.query("failed == 1")["error"]
     assert len(errors) == bad["failures"] and errors.str.contains("1011").all(), errors.head().tolist()
     assert good["failures"] == 0 and good["pool"]["timeouts"] == 0
     # Only the sockets holding a connection get answers: throughput follows the pool, not the users.
@@ -138,7 +139,7 @@ def test_ws_user_records_round_trips_refusals_and_server_closes(echo_server: str
             time.sleep(0.1)
     finally:
         locust.stop(timeout=5)
-    requests = read_requests(tmp_path)
+    requests = read_requests(tmp_path).frame
     assert len(requests) > 0, locust.log_tail(10)
     assert set(requests["request_type"]) == {"WS"} and set(requests["name"]) == {ROUTE}
     assert (requests["start_epoch_s"] > time.time() - 60).all()

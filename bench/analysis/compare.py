@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.analysis.stats import mann_whitney_p
-from bench.analysis.summary import SCHEMA_VERSION, metric_value
+from bench.analysis.summary import metric_value
 from bench.config.gates import Gate, default_gates
 from bench.errors import UsageError
-from bench.results.folder import read_json
+from bench.results.summaryfile import load_summary
 
 # path, lower is better. Every schema-1 figure a person gates on, with its direction.
 METRICS: tuple[tuple[str, bool], ...] = (
@@ -89,16 +89,8 @@ class Side:
 
 
 def load_side(path: Path) -> Side:
-    """A run folder or a summary.json; refuses what this version cannot read (exit 2)."""
-    file = path / "summary.json" if path.is_dir() else path
-    data = read_json(file)
-    if not isinstance(data, dict) or "schema_version" not in data:
-        raise UsageError(f"{file} is not a scopebench summary (no schema_version)")
-    if data["schema_version"] != SCHEMA_VERSION:
-        raise UsageError(f"{file} has schema_version {data['schema_version']}; this bench reads {SCHEMA_VERSION}")
-    if not isinstance(data.get("apps"), dict) or not data["apps"]:
-        raise UsageError(f"{file} holds no app results (run status: {data.get('status', '?')})")
-    return Side(label=str(path), summary=data)
+    """A run folder or a summary.json, through the one loader; refuses what this version cannot read (exit 2)."""
+    return Side(label=str(path), summary=load_summary(path, require_apps=True))
 
 
 @dataclass(frozen=True)

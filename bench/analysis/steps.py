@@ -1,11 +1,10 @@
-"""Per-step figures of one sweep, cut from one continuous run's time series (requests.csv, samples.jsonl).
+"""Per-step figures of one sweep, cut from one continuous run's raw files (request log, samples, pacer's steps).
 
 bench.run.capacity calls ``cut_steps`` for each app and pool size; the start of every step is discarded (settling).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -13,13 +12,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.analysis.stepsamples import WindowSamples, read_samples, window
+from bench.analysis.stepsamples import COLUMNS, WindowSamples, window
 from bench.config.sweep import SweepPlan
-from bench.errors import InfraError
+from bench.errors import UsageError
 from bench.instrument import Histogram
-from bench.run.loadgen import read_requests
+from bench.results.layout import AppFiles
+from bench.results.locustfiles import read_pacer
+from bench.results.requestlog import read_requests
+from bench.results.samples import read_samples
 
-# request_type of the rows bench/locust_pacer.py writes for arrivals that never got an answer
+# request_type of the rows bench/locust_plugins/pacer.py writes for arrivals that never got an answer
 LOST_TYPES = ("DROPPED", "UNFINISHED")
 _PERCENTILES = (50, 90, 95, 99)
 
@@ -67,8 +69,12 @@ class StepFigures:
 def cut_steps(app_dir: Path, plan: SweepPlan) -> list[StepFigures]:
     """One ``StepFigures`` per step the pacer started, from the app's raw files."""
     pacer = read_pacer(app_dir)
-    requests = read_requests(app_dir)
-    samples = read_samples(app_dir / "samples.jsonl")
+    requests = read_requests(app_dir).frame
+    log = read_samples(app_dir, COLUMNS)
+    if not log.present:
+        raise UsageError(f"{AppFiles(app_dir).samples} is missing; the sweep's run folder is incomplete, "
+                         "re-run bench capacity")
+    samples = log.frame
     if not requests.empty:
         requests = requests.assign(end=requests["start_epoch_s"] + requests["response_time_ms"] / 1000,
                                    lost=requests["request_type"].isin(LOST_TYPES))
@@ -79,16 +85,6 @@ def cut_steps(app_dir: Path, plan: SweepPlan) -> list[StepFigures]:
             continue  # the run stopped inside this step's settling period
         figures.append(_step(step, start, end, requests, window(samples, start, end)))
     return figures
-
-
-def read_pacer(app_dir: Path) -> dict[str, Any]:
-    path = app_dir / "pacer.json"
-    try:
-        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        raise InfraError(f"{path} is missing or torn: Locust never ran the load steps (see {app_dir / 'locust.log'})") \
-            from None
-    return data
 
 
 def _step(step: dict[str, Any], start: float, end: float, requests: pd.DataFrame,

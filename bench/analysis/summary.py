@@ -15,9 +15,9 @@ import pandas as pd
 
 from bench.errors import UsageError
 from bench.instrument import Histogram
-from bench.run.collector import DbFigures
+from bench.results.records import DbFigures
+from bench.results.summaryfile import SCHEMA_VERSION  # noqa: F401 - the runner writes it from here
 
-SCHEMA_VERSION = 1
 PERCENTILES = (50, 95, 99)
 
 

@@ -1,25 +1,23 @@
-"""One app's run as time series: requests.csv and samples.jsonl on a clock that starts with its load.
+"""One app's run as time series: its request log and samples on a clock that starts with its load.
 
 The report reads a Timeline per app and plots good and bad on the same axes; runs may be torn or partial.
+The raw files are read through bench.results (a --workers run's request log is one file per Locust worker).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from io import BytesIO
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from bench.errors import UsageError
+from bench.results.requestlog import read_requests
+from bench.results.samples import read_samples
 
 SAMPLE_COLUMNS = ("t", "phase", "pool_wait_p95_ms", "pool_checked_out", "pool_size", "idle_in_tx",
                   "idle_in_tx_oldest_s")
-REQUEST_COLUMNS = ("start_epoch_s", "response_time_ms", "failed")
 FloatArray = NDArray[np.float64]
 
 
@@ -31,6 +29,8 @@ class Timeline:
     samples: pd.DataFrame  # x plus SAMPLE_COLUMNS
     load_end_s: float | None  # when the cool-down began; None if the run never got there
     end_s: float
+    unreadable_requests: int = 0  # request-log rows that could not be read (a torn last line, garbled fields)
+    unreadable_samples: int = 0  # samples.jsonl lines that were not a sample
 
     def per_second(self) -> pd.DataFrame:
         """Successful responses per 1 s bucket of completion time: count and p95 latency (NaN if none)."""
@@ -54,8 +54,8 @@ class Timeline:
 
 
 def read_timeline(app_dir: Path) -> Timeline:
-    samples = _read_samples(app_dir / "samples.jsonl")
-    requests = _read_requests(app_dir / "requests.csv")
+    sample_log, request_log = read_samples(app_dir, SAMPLE_COLUMNS), read_requests(app_dir)
+    samples, requests = sample_log.frame, request_log.frame
     load = samples.loc[samples["phase"] == "load", "t"]
     starts = [float(load.min())] if not load.empty else []
     starts += [float(requests["start_epoch_s"].min())] if not requests.empty else []
@@ -69,51 +69,5 @@ def read_timeline(app_dir: Path) -> Timeline:
     ends = [float(samples["x"].max())] if not samples.empty else []
     ends += [float(requests["end_s"].max())] if not requests.empty else []
     return Timeline(requests=requests, samples=samples, end_s=max(ends, default=0.0),
-                    load_end_s=float(cooldown.min()) if not cooldown.empty else None)
-
-
-def _read_samples(path: Path) -> pd.DataFrame:
-    rows: list[dict[str, Any]] = []
-    lines = 0
-    if path.exists():
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                lines += 1
-                try:
-                    row = json.loads(line)
-                except ValueError:
-                    continue  # an interrupted run can leave one torn last line
-                if isinstance(row, dict):
-                    rows.append(row)
-    if lines > 1 and not rows:
-        raise UsageError(f"{path} holds no valid JSON line; the run folder is damaged, re-run bench run")
-    frame = pd.DataFrame(rows, columns=list(SAMPLE_COLUMNS))
-    numeric = [c for c in SAMPLE_COLUMNS if c != "phase"]
-    frame[numeric] = frame[numeric].apply(pd.to_numeric, errors="coerce")
-    return frame.dropna(subset=["t"]).sort_values("t", kind="stable")
-
-
-def _read_requests(path: Path) -> pd.DataFrame:
-    if not path.exists() or path.stat().st_size == 0:
-        return pd.DataFrame({c: pd.Series(dtype=float) for c in REQUEST_COLUMNS})
-    try:
-        try:
-            frame = _parse_requests(path, torn=False)
-        except pd.errors.ParserError:
-            frame = _parse_requests(path, torn=True)
-    except (ValueError, pd.errors.ParserError) as err:  # wrong columns or garbage: not a requests log
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise UsageError(f"{path} is not a requests log ({reason}); the run folder is damaged, re-run bench run") \
-            from None
-    numeric: pd.DataFrame = frame.apply(pd.to_numeric, errors="coerce")
-    return numeric.dropna()
-
-
-def _parse_requests(path: Path, *, torn: bool) -> pd.DataFrame:
-    source: Path | BytesIO = path
-    if torn:  # an unterminated quote in a torn last line: parse up to the last complete line
-        data = path.read_bytes()
-        source = BytesIO(data[: data.rfind(b"\n") + 1])
-    # Only three columns; values a torn line left unparseable are coerced to NaN and dropped after.
-    frame: pd.DataFrame = pd.read_csv(source, usecols=list(REQUEST_COLUMNS), on_bad_lines="skip", engine="c")
-    return frame
+                    load_end_s=float(cooldown.min()) if not cooldown.empty else None,
+                    unreadable_requests=request_log.unreadable, unreadable_samples=sample_log.unreadable)

@@ -310,8 +310,8 @@ def _on_init(environment: Any, **_kwargs: Any) -> None:
     plan: Plan | None = _state["plan"]
     if plan is None:
         return
-    log = os.environ.get("BENCH_REQUEST_LOG")
-    pacer = Pacer(plan, environment, Path(log).with_name("pacer.json") if log else None)
+    log = os.environ.get("BENCH_PACER_LOG")  # named by the harness (bench.results.layout)
+    pacer = Pacer(plan, environment, Path(log) if log else None)
     _state["pacer"] = pacer
     if plan.mode == "rate":
         for user_class in environment.user_classes:

@@ -15,6 +15,8 @@ from locust import events
 HEADER = "start_epoch_s,request_type,name,response_time_ms,response_length,failed,error\n"
 
 _path = os.environ.get("BENCH_REQUEST_LOG")
+# A worker process's own log: the harness (bench.results.layout) names it, with "{pid}" to fill in.
+_worker_path = os.environ.get("BENCH_WORKER_REQUEST_LOG")
 _go_file = os.environ.get("BENCH_GO_FILE")
 _file = None
 
@@ -50,8 +52,8 @@ def _on_init(environment, **_kwargs):
     if _go_file:
         _wait_for_go()
     role = type(environment.runner).__name__ if environment.runner is not None else ""
-    if _path and role != "MasterRunner":  # a master sends no requests; its workers log their own
-        path = _path if role != "WorkerRunner" else _path.replace(".csv", f"-{os.getpid()}.csv")
+    path = _path if role != "WorkerRunner" else _worker_path and _worker_path.replace("{pid}", str(os.getpid()))
+    if path and role != "MasterRunner":  # a master sends no requests; its workers log their own
         _file = open(path, "w", buffering=1 << 16, encoding="utf-8")
         _file.write(HEADER)
         gevent.spawn(_flush_forever)

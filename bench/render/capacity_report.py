@@ -17,6 +17,7 @@ import numpy as np
 from bench.render.page import CSS, Cell, Heading, Table, to_markdown
 from bench.render.svgplot import Chart, Reference, Series, render
 from bench.results.folder import write_text
+from bench.results.layout import CapacityFiles
 
 COLORS = {"good": "#0072B2", "bad": "#D55E00"}
 MODEL_COLORS = {"good": "#56B4E9", "bad": "#E69F00"}
@@ -73,8 +74,9 @@ def render_terminal(data: dict[str, Any], folder: Path) -> str:
     if data.get("recommendation"):
         lines += ["", _wrap(data["recommendation"], 110)]
     lines += [f"\nwarning: {w}" for w in data.get("warnings") or []]
-    lines += ["", f"{data.get('status')}: {folder / 'capacity.json'} (sweep wall time {data.get('wall_time_s')}s)",
-              f"report: {folder / 'capacity.html'}"]
+    files = CapacityFiles(folder)
+    lines += ["", f"{data.get('status')}: {files.capacity_json} (sweep wall time {data.get('wall_time_s')}s)",
+              f"report: {files.capacity_html}"]
     return "\n".join(lines)
 
 
@@ -83,7 +85,7 @@ def render_report(folder: Path, data: dict[str, Any]) -> tuple[Path, Path]:
     heading = Heading(scenario=f"{data.get('scenario')} capacity", status=str(data.get("status")),
                       error=data.get("error"), subtitle=_subtitle(data), date=_date(data.get("started_at")),
                       folder=str(folder))
-    md, page = folder / "capacity.md", folder / "capacity.html"
+    md, page = CapacityFiles(folder).capacity_md, CapacityFiles(folder).capacity_html
     write_text(md, to_markdown(heading, tables))
     write_text(page, _page(heading, tables, [render(c) for c in build_charts(data)]))
     return md, page

@@ -8,6 +8,8 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
+from bench.results.layout import REPORT_HTML
+
 # Sections shown side by side on a wide screen: the verdict at a glance, before the plots.
 SIDE_BY_SIDE = ("headline", "checks")
 PLOTS_NOTE = ("Seconds since each app's load started, so the apps line up. The shaded stretch is the "
@@ -57,7 +59,7 @@ def to_markdown(heading: Heading, tables: list[Table]) -> str:
             lines.append("")
         lines += [line for note in table.notes for line in (_md(note), "")]
         if table.anchor == SIDE_BY_SIDE[-1]:
-            lines += ["Plots over time (throughput, latency, pool, idle in transaction): open `report.html`.", ""]
+            lines += [f"Plots over time (throughput, latency, pool, idle in transaction): open `{REPORT_HTML}`.", ""]
     return "\n".join(lines)
 
 

@@ -1,60 +1,28 @@
 """Renders a run folder as report.md and a self-contained report.html: parameters, tables, SVG plots.
 
-`bench report RUN` and the end of `bench run` call ``render_report``; it reads only the run folder.
+`bench report RUN` and the end of `bench run` call ``render_report``; it reads the run folder through bench.results.
 """
 
 from __future__ import annotations
 
-import json
 import shlex
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.analysis.summary import SCHEMA_VERSION
 from bench.analysis.timeline import Timeline, read_timeline
 from bench.db.embedded import redact
-from bench.errors import UsageError
 from bench.render.page import Cell, Heading, Table, to_html, to_markdown
 from bench.render.svgplot import Band, Chart, Reference, Series, render
 from bench.render.terminal import ROWS, lookup
 from bench.results.folder import write_text
+from bench.results.layout import RunFiles
+from bench.results.summaryfile import RunFolder, load_run
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
 COLORS = {"good": "#0072B2", "bad": "#D55E00", "target": "#009E73"}
 SPARE_COLORS = ("#CC79A7", "#E69F00", "#56B4E9")
-
-
-@dataclass(frozen=True)
-class RunFolder:
-    path: Path
-    summary: dict[str, Any]
-    run: dict[str, Any]
-
-    @property
-    def apps(self) -> dict[str, dict[str, Any]]:
-        apps: dict[str, dict[str, Any]] = self.summary.get("apps") or {}
-        return apps
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return _obj(self.summary.get("config")) or _obj(self.run.get("config"))
-
-    @property
-    def status(self) -> str:
-        return str(self.summary.get("status") or self.run.get("status") or "unknown")
-
-    @property
-    def error(self) -> str | None:
-        error = self.summary.get("error") or self.run.get("error")
-        return redact(str(error)) if error else None
-
-    def plotted_apps(self) -> list[str]:
-        """Apps with a raw-data folder, in run order; a failed run may have one without a summary entry."""
-        planned = [str(a) for a in self.config.get("apps") or []]
-        names = list(dict.fromkeys([*planned, *self.apps]))
-        return [name for name in names if (self.path / name).is_dir()]
 
 
 def render_report(run_dir: Path) -> tuple[Path, Path]:
@@ -63,54 +31,10 @@ def render_report(run_dir: Path) -> tuple[Path, Path]:
     tables = [_redacted(table) for table in build_tables(folder)]
     charts = build_charts(folder)
     head = heading(folder)
-    md_path, html_path = run_dir / "report.md", run_dir / "report.html"
+    md_path, html_path = RunFiles(run_dir).report_md, RunFiles(run_dir).report_html
     write_text(md_path, to_markdown(head, tables))
     write_text(html_path, to_html(head, tables, [render(chart) for chart in charts]))
     return md_path, html_path
-
-
-# --- reading the run folder ---------------------------------------------------------------------
-
-def load_run(run_dir: Path) -> RunFolder:
-    if not run_dir.is_dir():
-        raise UsageError(f"run folder {run_dir} does not exist; pass a folder written by bench run")
-    summary_path, run_path = run_dir / "summary.json", run_dir / "run.json"
-    if not summary_path.is_file():
-        status = _read_object(run_path, "re-run bench run").get("status") if run_path.is_file() else None
-        hint = ("; pass a folder written by bench run" if not status
-                else f" yet (run.json says '{status}'); wait for the run to finish" if status == "running"
-                else f" (run.json says '{status}'); the folder is incomplete, re-run bench run")
-        raise UsageError(f"run folder {run_dir} has no summary.json{hint}")
-    summary = _read_object(summary_path, "re-run bench run to write it again")
-    version = summary.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise UsageError(f"run folder {run_dir} has schema_version {version}; this bench reads {SCHEMA_VERSION}")
-    for key, kind in (("apps", dict), ("checks", list), ("config", dict), ("environment", dict)):
-        value = summary.get(key)
-        if value is not None and not isinstance(value, kind):
-            raise UsageError(f"{summary_path}: '{key}' is not a JSON {'object' if kind is dict else 'array'}; "
-                             "the file is damaged, re-run bench run")
-    for app, figures in (summary.get("apps") or {}).items():
-        if not isinstance(figures, dict):
-            raise UsageError(f"{summary_path}: apps.{app} is not a JSON object; the file is damaged, re-run bench run")
-    run = _read_object(run_path, "restore it, or delete it to report from summary.json alone") \
-        if run_path.exists() else {}
-    return RunFolder(path=run_dir, summary=summary, run=run)
-
-
-def _read_object(path: Path, fix: str) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise UsageError(f"cannot read {path}: {err.strerror}; check the run folder's permissions") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{path} is not UTF-8 text; the run folder is damaged, {fix}") from None
-    except json.JSONDecodeError as err:
-        raise UsageError(f"{path} is truncated or not valid JSON ({err.msg} at line {err.lineno} "
-                         f"column {err.colno}); {fix}") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"{path} holds a JSON {type(data).__name__}, not an object; {fix}")
-    return data
 
 
 # --- tables -------------------------------------------------------------------------------------
@@ -262,7 +186,7 @@ def _count_cells(figures: dict[str, Any], keys: tuple[str, ...]) -> tuple[Cell, 
 # --- plots --------------------------------------------------------------------------------------
 
 def build_charts(folder: RunFolder) -> list[Chart]:
-    timelines = {app: read_timeline(folder.path / app) for app in folder.plotted_apps()}
+    timelines = {app: read_timeline(folder.app_dir(app)) for app in folder.plotted_apps()}
     seconds = {app: timeline.per_second() for app, timeline in timelines.items()}
     colors = {app: COLORS.get(app, SPARE_COLORS[i % len(SPARE_COLORS)]) for i, app in enumerate(timelines)}
 

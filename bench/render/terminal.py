@@ -9,14 +9,25 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from bench.config.catalog import Scenario
 from bench.config.options import RunConfig
+from bench.results.layout import RunFiles
 
 if TYPE_CHECKING:
-    from bench.run.collector import Collector
-    from bench.run.loadgen import RequestTail
+    from bench.results.records import DbFigures
+    from bench.results.requestlog import RequestTail
+
+
+class LiveFigures(Protocol):
+    """What the progress line reads from the run's collector (bench.run.collector, a layer above this one)."""
+
+    @property
+    def last_pool(self) -> dict[str, Any] | None: ...
+
+    @property
+    def figures(self) -> DbFigures: ...
 
 # (label, metric path, format, lower is better)
 ROWS: tuple[tuple[str, str, str, bool], ...] = (
@@ -76,7 +87,7 @@ class Console:
         self.info(f"run folder: {folder}")
 
     def progress(self, app: str, phase: str, elapsed: float, total: float, tail: RequestTail,
-                 collector: Collector) -> None:
+                 collector: LiveFigures) -> None:
         now = time.monotonic()
         if self.quiet or (not self.live and now - self._last_line < 5.0):
             return
@@ -147,7 +158,7 @@ def render_summary(summary: dict[str, Any], folder: Path, report: Path | None = 
     if startup is not None:
         lines.append(f"\nstart-up: {startup:.2f}s from command to first request")
     status = summary.get("status", "?")
-    lines.append(f"{status}: {folder / 'summary.json'}")
+    lines.append(f"{status}: {RunFiles(folder).summary_json}")
     if report is not None:
         lines.append(f"report: {report}")
     return "\n".join(lines)

@@ -1,6 +1,7 @@
-"""A run's folder on disk: where it goes, and atomic JSON writes so a crash never leaves half a file.
+"""A run's folder on disk: where it goes, and atomic writes so a crash never leaves half a file.
 
-The runner writes run.json first and updates it as the run goes; summary.json comes last.
+The runner, capacity and the renderers write through here; bench.results.layout names the files,
+bench.results.summaryfile and the other readers in bench.results read them back.
 """
 
 from __future__ import annotations
@@ -62,12 +63,3 @@ def write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{path} does not exist; pass a run folder written by bench run") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise UsageError(f"{path} is not valid JSON ({err}); the run folder is damaged") from None

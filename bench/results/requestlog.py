@@ -1,0 +1,117 @@
+"""The request log: every request Locust made, as bench/locust_plugins/recorder.py writes it (one CSV per process).
+
+The runner follows it live (``RequestTail``) and reads it for the summary; the report's timeline and capacity's
+steps read it too. All of them go through here, so a --workers run's requests-<pid>.csv files are never missed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+
+import pandas as pd
+
+from bench.errors import UsageError
+from bench.results.layout import AppFiles
+
+COLUMNS = ("start_epoch_s", "request_type", "name", "response_time_ms", "response_length", "failed", "error")
+NUMERIC = ("start_epoch_s", "response_time_ms", "response_length", "failed")
+_TYPES = {"start_epoch_s": "float64", "response_time_ms": "float64", "response_length": "int64", "failed": "int64"}
+
+
+@dataclass(frozen=True)
+class RequestLog:
+    """Every readable row of an app run's request logs, and how many rows could not be read."""
+
+    frame: pd.DataFrame  # COLUMNS: numbers as numbers, text as text ("" where a request had no error)
+    unreadable: int  # rows dropped: a torn last line (Locust killed mid-write), garbled fields
+    files: tuple[Path, ...]
+
+
+def read_requests(app_dir: Path) -> RequestLog:
+    """requests.csv, or every worker's requests-<pid>.csv, as one frame; an empty frame when there is none."""
+    files = tuple(AppFiles(app_dir).request_logs())
+    frames, unreadable = [], 0
+    for path in files:
+        frame, dropped = _read_one(path)
+        unreadable += dropped
+        if not frame.empty:
+            frames.append(frame)
+    if not frames:
+        return RequestLog(frame=_empty(), unreadable=unreadable, files=files)
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return RequestLog(frame=frame, unreadable=unreadable, files=files)
+
+
+def _read_one(path: Path) -> tuple[pd.DataFrame, int]:
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise UsageError(f"cannot read {path}: {err.strerror}; check the run folder's permissions") from None
+    # Parse up to the last complete line: a torn one may hold an unterminated quote, which swallows the rest.
+    complete = data[: data.rfind(b"\n") + 1]
+    if not complete.strip():
+        return _empty(), 0  # empty, or killed before the header was complete: no row was written
+    torn = 1 if data[len(complete):].strip() else 0
+    try:
+        frame = pd.read_csv(BytesIO(complete), keep_default_na=False, on_bad_lines="skip", engine="c",
+                            dtype={"request_type": str, "name": str, "error": str})
+    except (ValueError, pd.errors.ParserError) as err:  # garbage: not a requests log
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise UsageError(f"{path} is not a requests log ({reason}); the run folder is damaged, re-run bench run") \
+            from None
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise UsageError(f"{path} is not a requests log (no column {', '.join(missing)}); the run folder is "
+                         "damaged, re-run bench run")
+    rows = complete.count(b"\n") - 1  # the header is not a row
+    numbers = frame[list(NUMERIC)].apply(pd.to_numeric, errors="coerce")
+    valid = numbers.notna().all(axis=1)
+    frame = frame.loc[valid, list(COLUMNS)].assign(**{c: numbers.loc[valid, c] for c in NUMERIC})
+    return frame.astype(_TYPES).reset_index(drop=True), torn + max(0, rows - len(frame))
+
+
+def _empty() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=_TYPES.get(c, "object")) for c in COLUMNS})
+
+
+class RequestTail:
+    """Follows an app run's request logs while Locust writes them (one per worker process): progress counts."""
+
+    def __init__(self, app_dir: Path) -> None:
+        self.files = AppFiles(app_dir)
+        self.offsets: dict[Path, int] = {}
+        self.partial: dict[Path, bytes] = {}
+        self.requests = 0
+        self.failures = 0
+        self.unreadable = 0
+        self.first_start: float | None = None
+
+    def poll(self) -> None:
+        for path in self.files.request_logs():
+            try:
+                with open(path, "rb") as handle:
+                    handle.seek(self.offsets.get(path, 0))
+                    chunk = handle.read()
+            except FileNotFoundError:
+                continue
+            self.offsets[path] = self.offsets.get(path, 0) + len(chunk)
+            lines = (self.partial.get(path, b"") + chunk).split(b"\n")
+            self.partial[path] = lines.pop()
+            self._count(lines)
+
+    def _count(self, lines: list[bytes]) -> None:
+        for line in lines:
+            if not line or line.startswith(COLUMNS[0].encode()):
+                continue
+            try:
+                start = float(line.split(b",", 1)[0])
+            except ValueError:
+                self.unreadable += 1
+                continue
+            self.requests += 1
+            if self.first_start is None or start < self.first_start:
+                self.first_start = start
+            if b',1,"' in line:  # the failed column, just before the quoted error
+                self.failures += 1
