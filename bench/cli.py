@@ -16,7 +16,7 @@ import typer
 
 from bench.config.catalog import get_scenario, load_catalog, scenario_from_locustfile
 from bench.config.options import resolve_config
-from bench.db.embedded import redact
+from bench.db.server import redact
 from bench.errors import EXIT_INFRA, BenchError, Interrupted, UsageError
 from bench.render.terminal import Console
 

@@ -24,7 +24,8 @@ from perf_drivers import (
 from perf_options import Options
 from perf_table import Section, median, medians, ratio, spread
 
-from bench.run.processes import Child, free_port, wait_for_http
+from bench.db.ports import free_port
+from bench.run.processes import Child, wait_for_http
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,11 @@ from perf_drivers import get_json
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from bench.db import embedded as postgres
+from bench.db.embedded import EmbeddedPostgres
+from bench.db.ports import free_port
+from bench.db.server import Server, create_database, drop_database, sqlalchemy_url
 from bench.instrument import ENDPOINT_PATH
-from bench.run.processes import Child, free_port, wait_for_http
+from bench.run.processes import Child, wait_for_http
 
 POOL_SIZE = 5  # the harness's default pool (long-session), so the pool figures mean what they mean in a run
 
@@ -46,7 +48,7 @@ class AppServer:
 
 @dataclass
 class Target:
-    server: postgres.Server
+    server: Server
     database: str
     postmaster_pid: int | None
     workdir: Path
@@ -54,7 +56,7 @@ class Target:
 
     @property
     def sqlalchemy_url(self) -> str:
-        return "postgresql+asyncpg://" + self.server.dsn(self.database).split("://", 1)[1]
+        return sqlalchemy_url(self.server.dsn(self.database))
 
     def start_app(self, label: str, *, loop: str | None, http: str | None, workers: int = 1,
                   pool_size: int = POOL_SIZE) -> AppServer:
@@ -79,8 +81,8 @@ class Target:
 @contextmanager
 def open_target(workdir: Path) -> Iterator[Target]:
     """Embedded PostgreSQL (the harness's own), a fresh seeded database; everything stopped on exit."""
-    embedded = postgres.EmbeddedPostgres()
-    server = embedded.start()
+    embedded = EmbeddedPostgres()
+    server = asyncio.run(embedded.start())  # the server outlives this loop; the sections run their own
     database = f"scopebench_perf_{uuid.uuid4().hex[:8]}"
     target = Target(server=server, database=database, postmaster_pid=embedded.pid, workdir=workdir)
     try:
@@ -90,17 +92,16 @@ def open_target(workdir: Path) -> Iterator[Target]:
         for app in reversed(target.apps):
             app.child.stop(timeout=10)
         try:
-            asyncio.run(postgres.drop_database(server, database))
+            asyncio.run(drop_database(server, database))
         finally:
-            embedded.stop()
+            embedded.close()
 
 
-async def _prepare(server: postgres.Server, database: str) -> None:
+async def _prepare(server: Server, database: str) -> None:
     from target_apps.common.models import create_schema  # the schema belongs to the paired apps
 
-    await postgres.create_database(server, database)
-    engine = create_async_engine("postgresql+asyncpg://" + server.dsn(database).split("://", 1)[1],
-                                 poolclass=NullPool)
+    await create_database(server, database)
+    engine = create_async_engine(sqlalchemy_url(server.dsn(database)), poolclass=NullPool)
     try:
         async with engine.begin() as conn:
             await create_schema(conn)

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from bench.db import embedded as postgres
+from bench.db.embedded import EmbeddedPostgres
+from bench.db.server import Server, create_database, drop_database, sqlalchemy_url
 
 
 @pytest.fixture(scope="session")
@@ -27,21 +28,22 @@ def pg_home() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def pg_server(pg_home: Path) -> Iterator[postgres.Server]:
-    server = postgres.EmbeddedPostgres(home=pg_home)
+def pg_server(pg_home: Path) -> Iterator[Server]:
+    # Started in a loop of its own: the server outlives it, and each test runs its own loops against it.
+    embedded = EmbeddedPostgres(home=pg_home)
     try:
-        yield server.start()
+        yield asyncio.run(embedded.start())
     finally:
-        server.stop()
+        embedded.close()
 
 
 @pytest.fixture
-def database(pg_server: postgres.Server) -> Iterator[str]:
+def database(pg_server: Server) -> Iterator[str]:
     """A fresh, empty database for one test."""
     name = f"scopebench_t{uuid.uuid4().hex[:10]}"
-    asyncio.run(postgres.create_database(pg_server, name))
+    asyncio.run(create_database(pg_server, name))
     yield name
-    asyncio.run(postgres.drop_database(pg_server, name))
+    asyncio.run(drop_database(pg_server, name))
 
 
 def run_bench(scenario_name: str, out: Path, pg_home: Path, **flags: object) -> tuple[Any, dict[str, Any]]:
@@ -68,7 +70,7 @@ def run_bench(scenario_name: str, out: Path, pg_home: Path, **flags: object) -> 
     return result, json.loads((out / "summary.json").read_text())
 
 
-def seed(server: postgres.Server, database: str) -> None:
+def seed(server: Server, database: str) -> None:
     """Create the paired apps' tables and seed rows in ``database``."""
     from sqlalchemy.ext.asyncio import create_async_engine
     from sqlalchemy.pool import NullPool
@@ -84,16 +86,13 @@ def seed(server: postgres.Server, database: str) -> None:
     asyncio.run(schema())
 
 
-def sqlalchemy_url(dsn: str) -> str:
-    return "postgresql+asyncpg://" + dsn.split("://", 1)[1]
-
-
-def start_app(server: postgres.Server, database: str, folder: Path, variant: str = "good",
+def start_app(server: Server, database: str, folder: Path, variant: str = "good",
               **env: str) -> tuple[Any, str]:
     """A target app under a real uvicorn on a free loopback port; returns (Child, base URL)."""
     import sys
 
-    from bench.run.processes import Child, free_port, wait_for_http
+    from bench.db.ports import free_port
+    from bench.run.processes import Child, wait_for_http
 
     port = free_port()
     child = Child(name=f"{variant} app", log_path=folder / f"{variant}-app.log",

@@ -202,8 +202,8 @@ def test_sigkill_leaves_nothing_running_and_the_next_run_cleans_up(tmp_path: Pat
     finally:
         proc.kill()
         # Starting and stopping on the same home stops any server a failed assertion left behind.
-        script = f"from pathlib import Path\nfrom bench.db.embedded import EmbeddedPostgres\n" \
-                 f"with EmbeddedPostgres(home=Path({str(home)!r})):\n    pass\n"
+        script = f"import asyncio\nfrom pathlib import Path\nfrom bench.db.embedded import EmbeddedPostgres\n" \
+                 f"pg = EmbeddedPostgres(home=Path({str(home)!r}))\nasyncio.run(pg.start())\npg.close()\n"
         subprocess.run([sys.executable, "-c", script], check=False, env=env, capture_output=True, timeout=60)
         shutil.rmtree(home, ignore_errors=True)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.db import embedded as postgres
+from bench.db import server as postgres
 from bench.run.processes import Child
 from tests.conftest import seed, start_app
 

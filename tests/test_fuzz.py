@@ -16,7 +16,7 @@ from bench.analysis.summary import Check
 from bench.config.catalog import load_catalog
 from bench.config.gates import Gate
 from bench.config.options import parse_duration
-from bench.db.embedded import parse_dsn, redact
+from bench.db.server import parse_dsn, redact
 from bench.errors import BenchError, UsageError
 
 TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)

@@ -14,12 +14,12 @@ from sqlalchemy import exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
-from bench.db import embedded as postgres
+from bench.db import server as postgres
 from bench.instrument import Histogram, PoolMetrics, TimedAsyncPool, instrument
 
 
 def _engine(server: postgres.Server, database: str, **pool: float) -> AsyncEngine:
-    url = "postgresql+asyncpg://" + server.dsn(database).split("://", 1)[1]
+    url = postgres.sqlalchemy_url(server.dsn(database))
     return create_async_engine(url, poolclass=TimedAsyncPool, **pool)  # type: ignore[arg-type]
 
 

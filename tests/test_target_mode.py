@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.db import embedded as postgres
+from bench.db import server as postgres
 from tests.conftest import seed, start_app
 
 pytestmark = pytest.mark.e2e

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.config.catalog import Scenario
-from bench.db.embedded import parse_dsn
+from bench.db.server import parse_dsn
 from bench.errors import UsageError
 
 APPS = ("good", "bad")

@@ -1,5 +1,5 @@
-"""The PostgreSQL a run talks to: DSNs (parsed, validated, redacted), the user's own server (--dsn)
-and the per-run databases on any server. ``bench.db.embedded`` starts the embedded one.
+"""The PostgreSQL a run talks to: DSNs (parsed, validated, redacted, as SQLAlchemy URLs), the user's own
+server (--dsn) and the per-run databases on any server. ``bench.db.embedded`` starts the embedded one.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urlsplit
 
 import asyncpg
+from sqlalchemy.engine import make_url
 
 from bench.errors import EXIT_USAGE, InfraError
 
@@ -84,6 +85,11 @@ def redact(text: str) -> str:
     return _QUERY_PASSWORD.sub(r"\g<head>***", _URL_PASSWORD.sub(r"\g<head>***", text))
 
 
+def sqlalchemy_url(dsn: str) -> str:
+    """The same DSN for SQLAlchemy's async engine: driver asyncpg, password kept (this is for connecting)."""
+    return make_url(dsn).set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
 def parse_dsn(dsn: str) -> ParsedDsn:
     """Validate a postgresql:// URL; the database defaults to "postgres", the port to 5432."""
     try:
@@ -127,7 +133,7 @@ async def connect_external(dsn: str, timeout: float = 10.0, need_createdb: bool 
             f"user '{server.user}' on {server.address} may not create databases; "
             f'run ALTER ROLE "{server.user}" CREATEDB or use a DSN with a user that may'
         )
-    return Server(server.host, server.port, server.user, server.password, False, _label(version), server.params)
+    return Server(server.host, server.port, server.user, server.password, False, version_label(version), server.params)
 
 
 def _connect_failure(server: Server, database: str, exc: BaseException, timeout: float) -> str:
@@ -148,7 +154,8 @@ def _connect_failure(server: Server, database: str, exc: BaseException, timeout:
     return f"cannot reach PostgreSQL at {where}: {cause}; {fix}"
 
 
-def _label(server_version: str) -> str:
+def version_label(server_version: str) -> str:
+    """"PostgreSQL 18.1" from what ``SHOW server_version`` says."""
     return f"PostgreSQL {server_version.split()[0]}"
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.analysis.timeline import Timeline, read_timeline
-from bench.db.embedded import redact
+from bench.db.server import redact
 from bench.render.page import Cell, Heading, Table, to_html, to_markdown
 from bench.render.svgplot import Band, Chart, Reference, Series, render
 from bench.render.terminal import ROWS, lookup

@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.db.ports import free_port
 from bench.results.layout import AppFiles
-from bench.run.processes import Child, free_port
+from bench.run.processes import Child
 
 # Locust plugins run only inside Locust: the harness passes their files to ``locust -f``, never imports them.
 PLUGINS = Path(__file__).resolve().parents[1] / "locust_plugins"

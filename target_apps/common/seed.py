@@ -16,23 +16,31 @@ import sys
 import time
 
 from sqlalchemy import func, select, text
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from bench.db.embedded import redact
 from target_apps.common.models import SEED_ITEMS, Base, Item, create_schema
 
 DSN_ENV = "BENCH_APP_DSN"
 _LOCK_KEY = 0x5C0BE5EED  # one seeder at a time per database (pg_advisory_xact_lock)
 
 
-def asyncpg_url(dsn: str) -> str:
+def asyncpg_url(dsn: str) -> URL:
     """``postgresql://`` or ``postgres://`` -> ``postgresql+asyncpg://``; an asyncpg URL is kept as it is."""
-    scheme, sep, rest = dsn.partition("://")
-    if not sep or scheme.lower() not in ("postgresql", "postgres", "postgresql+asyncpg"):
+    try:
+        url = make_url(dsn)
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        url = None
+    if url is None or url.drivername.lower() not in ("postgresql", "postgres", "postgresql+asyncpg"):
         raise ValueError(f"{DSN_ENV} must be a postgresql+asyncpg:// (or postgresql://) URL")
-    return "postgresql+asyncpg://" + rest
+    return url.set(drivername="postgresql+asyncpg")
+
+
+def _shown(url: URL, message: str) -> str:
+    """`message` with the URL's password masked, should an error repeat it."""
+    return message.replace(url.password, "***") if url.password else message
 
 
 async def seed(dsn: str, reset: bool = False) -> str:
@@ -86,16 +94,19 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     try:
-        message = asyncio.run(seed_with_retry(dsn, args.reset, args.wait))
+        url = asyncpg_url(dsn)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    shown = url.render_as_string(hide_password=True)
+    try:
+        message = asyncio.run(seed_with_retry(dsn, args.reset, args.wait))
     except (OSError, SQLAlchemyError) as err:
         lines = str(getattr(err, "orig", None) or err).strip().splitlines()
         reason = lines[0] if lines else type(err).__name__
-        print(f"error: cannot prepare {redact(dsn)}: {redact(reason)}", file=sys.stderr)
+        print(f"error: cannot prepare {shown}: {_shown(url, reason)}", file=sys.stderr)
         return 3
-    print(f"{redact(dsn)}: {message}")
+    print(f"{shown}: {message}")
     return 0
 
 
