@@ -14,24 +14,25 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import UsageError
+from bench.results.layout import DEFAULT_FOLDER, TAKEN_SUFFIX, WRITE_PROBE
 
 
 def default_results_dir() -> Path:
     return Path(os.environ.get("BENCH_RESULTS", "results"))
 
 
-def new_run_dir(scenario: str, out: Path | None) -> Path:
-    """``out`` exactly, or ``results/<UTC timestamp>_<scenario>/``; must be creatable and writable."""
+def new_run_dir(name: str, out: Path | None) -> Path:
+    """``out`` exactly, or ``results/<UTC timestamp>_<name>/``; must be creatable and writable."""
     if out is None:
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        out = default_results_dir() / f"{stamp}_{scenario}"
+        base = DEFAULT_FOLDER.format(stamp=datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"), name=name)
+        out = default_results_dir() / base
         suffix = 1
         while out.exists():
             suffix += 1
-            out = default_results_dir() / f"{stamp}_{scenario}-{suffix}"
+            out = default_results_dir() / (base + TAKEN_SUFFIX.format(n=suffix))
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
+        probe = out / WRITE_PROBE
         probe.write_text("ok")
         probe.unlink()
     except OSError as err:

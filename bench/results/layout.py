@@ -9,6 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+# Where a run goes without --out: results/<UTC timestamp>_<name>/, then -2, -3, ... if that is taken.
+DEFAULT_FOLDER = "{stamp}_{name}"
+TAKEN_SUFFIX = "-{n}"
+WRITE_PROBE = ".write-test"  # written and removed to learn, before anything runs, that the folder is writable
 # A run folder (bench run): run.json first, updated as the run goes; summary.json last; then the report.
 RUN_JSON = "run.json"
 SUMMARY_JSON = "summary.json"
@@ -30,6 +34,7 @@ GO_FILE = ".go"  # Locust holds its users until the harness creates it
 POOL_METRICS = "pool-metrics"  # per uvicorn worker pool snapshots (--app-workers)
 PACER_JSON = "pacer.json"  # bench/locust_plugins/pacer.py: when each load step of bench capacity ran
 # A capacity folder (bench capacity): one run folder per pool size, and the sweep's own files.
+CAPACITY_NAME = "capacity_{scenario}"  # the <name> of its default folder
 POOL_RUN = "pool-{size}"
 CAPACITY_JSON = "capacity.json"
 CAPACITY_MD = "capacity.md"
@@ -127,6 +132,10 @@ class CapacityFiles:
     """A capacity sweep's folder: one run folder per pool size, capacity.json and its report."""
 
     root: Path
+
+    @staticmethod
+    def default_name(scenario: str) -> str:
+        return CAPACITY_NAME.format(scenario=scenario)
 
     @staticmethod
     def pool_run_name(size: int) -> str:
