@@ -16,7 +16,6 @@ import pandas as pd
 from bench.errors import UsageError
 from bench.instrument import Histogram
 from bench.results.records import DbFigures
-from bench.results.summaryfile import SCHEMA_VERSION  # noqa: F401 - the runner writes it from here
 
 PERCENTILES = (50, 95, 99)
 
