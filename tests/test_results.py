@@ -130,3 +130,15 @@ def test_summary_loader_names_a_folder_as_a_run_folder_and_a_file_by_its_path(tm
         load_summary(tmp_path, require_apps=True)
     with pytest.raises(UsageError, match=re.escape(f"run folder {tmp_path / 'nope'} does not exist")):
         load_summary(tmp_path / "nope")
+
+
+def test_results_readme_names_every_file_of_the_layout() -> None:
+    """results/README.md is the users' map of a run folder: it may not miss a name bench writes."""
+    from bench.results import layout
+
+    readme = (Path(__file__).parents[1] / "results" / "README.md").read_text()
+    internal = {layout.GO_FILE, layout.WRITE_PROBE, layout.DEFAULT_FOLDER, layout.TAKEN_SUFFIX}
+    names = [v for k, v in vars(layout).items() if k.isupper() and isinstance(v, str) and v not in internal]
+    assert len(names) > 15
+    missing = [n for n in names if re.sub(r"\{(\w+)\}", r"<\1>", n) not in readme]
+    assert missing == []
