@@ -16,6 +16,7 @@ from bench.analysis.knee import Knee, Point, find_knee, plateau, saturated_steps
 from bench.analysis.steps import StepFigures
 from bench.config.slo import Slo
 from bench.config.sweep import SweepPlan
+from bench.results.metrics import ratio
 
 _QUANTILES = {"pool_wait_p50": 0.5, "pool_wait_p95": 0.95, "pool_wait_p99": 0.99, "pool_wait_mean": None}
 
@@ -207,13 +208,14 @@ def pool_scaling(items: Sequence[Assessment]) -> list[dict[str, Any]]:
         for small, big in itertools.pairwise(runs):
             out.append({"app": app, "from_pool": small.pool_size, "to_pool": big.pool_size,
                         "pool_ratio": round(big.capacity / small.capacity, 3),
-                        "plateau_ratio": _ratio(big.plateau_rps, small.plateau_rps),
-                        "sustained_ratio": _ratio(big.sustained, small.sustained)})
+                        "plateau_ratio": _scaled(small.plateau_rps, big.plateau_rps),
+                        "sustained_ratio": _scaled(small.sustained, big.sustained)})
     return out
 
 
-def _ratio(a: float | None, b: float | None) -> float | None:
-    return round(a / b, 3) if a is not None and b else None
+def _scaled(small: float | None, big: float | None) -> float | None:
+    """big / small, rounded; None when the smaller pool has no figure (or 0) to scale from."""
+    return _r(ratio(small, big)) if small else None
 
 
 def _r(value: float | None, digits: int = 3) -> float | None:

@@ -11,61 +11,18 @@ from pathlib import Path
 from typing import Any
 
 from bench.analysis.stats import mann_whitney_p
-from bench.analysis.summary import metric_value
 from bench.config.gates import Gate, default_gates
 from bench.errors import UsageError
+from bench.results.metric import Direction, Metric
+from bench.results.metrics import COMPARED, expand, ratio, value_at
 from bench.results.summaryfile import load_summary
 
-# path, lower is better. Every schema-1 figure a person gates on, with its direction.
-METRICS: tuple[tuple[str, bool], ...] = (
-    ("throughput_rps", False),
-    ("failures", True),
-    ("latency_ms.p50", True),
-    ("latency_ms.p95", True),
-    ("latency_ms.p99", True),
-    ("latency_ms.max", True),
-    ("pool.wait_ms.p50", True),
-    ("pool.wait_ms.p95", True),
-    ("pool.wait_ms.p99", True),
-    ("pool.wait_ms.max", True),
-    ("pool.hold_ms.p50", True),
-    ("pool.hold_ms.p95", True),
-    ("pool.hold_ms.p99", True),
-    ("pool.timeouts", True),
-    ("pool.checked_out_max", True),
-    ("pool.pending_max", True),
-    ("pool.connections_opened", True),
-    ("pool.invalidated", True),
-    ("db.idle_in_tx_max", True),
-    ("db.idle_in_tx_mean", True),
-    ("db.idle_in_tx_oldest_s", True),
-    ("db.idle_in_tx_seconds", True),
-    ("db.idle_in_tx_long_seconds", True),
-    ("db.idle_in_tx_long_per_request_ms", True),
-    ("db.idle_in_tx_per_request_ms", True),
-    ("db.idle_in_tx_after_load", True),
-    ("db.connections_max", True),
-    ("integrity.lost_writes", True),
-)
-LOWER_IS_BETTER = dict(METRICS)
-# Counts where any appearance is news: 0 -> n is marked "!" (newly failing).
-COUNTS = frozenset({"failures", "pool.timeouts", "pool.invalidated", "db.idle_in_tx_after_load",
-                    "integrity.lost_writes"})
+# Every figure under apps.<app>, from the metric registry (bench.results.metrics), in its order: direction,
+# noise floor and whether 0 -> n is news ("!") come with each.
+METRICS: tuple[Metric, ...] = COMPARED
 MIN_EFFECT = 0.05  # changes smaller than 5% are noise whatever a test says
 ALPHA = 0.05
 MIN_REPEATS = 4  # the exact two-sided Mann-Whitney p cannot go below 0.1 with 3 vs 3
-# Smallest absolute change that counts, by unit: on a shared 2-core runner a few milliseconds of
-# scheduling noise are routine, while the anti-patterns move these figures by tens to thousands of ms.
-MIN_ABSOLUTE = (("_ms.", 5.0), ("_ms", 2.0), ("_seconds", 0.5), ("_s", 0.01), ("idle_in_tx_mean", 0.5))
-
-
-def min_absolute_change(metric: str) -> float:
-    if metric in COUNTS:
-        return 0.0
-    for suffix, floor in MIN_ABSOLUTE:
-        if suffix in metric if suffix.endswith(".") else metric.endswith(suffix):
-            return floor
-    return 0.0
 
 
 @dataclass(frozen=True)
@@ -82,9 +39,9 @@ class Side:
         app: dict[str, Any] = apps[name]
         return app
 
-    def samples(self, app: str, metric: str) -> list[float]:
+    def samples(self, app: str, parts: tuple[str, ...]) -> list[float]:
         repeats = self.summary.get("repeats", {}).get(app, [])
-        values = [metric_value(r, metric) for r in repeats]
+        values = [value_at(r, parts) for r in repeats]
         return [v for v in values if v is not None]
 
 
@@ -100,7 +57,8 @@ class Row:
     base: float | None
     current: float | None
     ratio: float | None
-    mark: str  # "+" worse, "-" better, "~" not significant, "!" newly failing, " " unchanged
+    mark: str  # "+" worse, "-" better, "*" changed (no better direction), "~" not significant, "!" newly failing,
+    # " " unchanged
     p_value: float | None
     gate: str | None = None
     gate_failed: bool = False
@@ -161,10 +119,11 @@ def compare(
     result = Comparison(scenario=str(base.summary.get("scenario")),
                         pairs=pairs_for(base, current, base_app, current_app))
     for b_app, c_app in result.pairs:
-        for metric, lower in METRICS:
-            row = _row(base, current, b_app, c_app, metric, lower, by_metric.get(metric))
-            if row is not None:
-                result.rows.append(row)
+        for metric in METRICS:
+            for name, parts in expand(metric, base.app(b_app), current.app(c_app)):
+                row = _row(base, current, b_app, c_app, metric, parts, by_metric.get(name))
+                if row is not None:
+                    result.rows.append(row)
         result.repeats = (len(base.summary.get("repeats", {}).get(b_app, [])),
                           len(current.summary.get("repeats", {}).get(c_app, [])))
     result.notes = config_differences(base.summary.get("config", {}), current.summary.get("config", {}))
@@ -181,43 +140,36 @@ def config_differences(base: dict[str, Any], current: dict[str, Any]) -> list[st
             for key in _COMPARABLE if base.get(key) != current.get(key)]
 
 
-def _row(base: Side, current: Side, b_app: str, c_app: str, metric: str, lower: bool,
+def _row(base: Side, current: Side, b_app: str, c_app: str, metric: Metric, parts: tuple[str, ...],
          gate: Gate | None) -> Row | None:
-    b = metric_value(base.app(b_app), metric)
-    c = metric_value(current.app(c_app), metric)
+    b = value_at(base.app(b_app), parts)
+    c = value_at(current.app(c_app), parts)
     if b is None and c is None:
         return None
-    ratio = _ratio(b, c)
+    change = ratio(b, c)
     p = None
-    b_samples, c_samples = base.samples(b_app, metric), current.samples(c_app, metric)
+    b_samples, c_samples = base.samples(b_app, parts), current.samples(c_app, parts)
     if len(b_samples) >= MIN_REPEATS and len(c_samples) >= MIN_REPEATS:
         p = mann_whitney_p(b_samples, c_samples)
-    mark = _mark(metric, b, c, ratio, lower, p)
+    mark = _mark(metric, b, c, change, p)
     label = b_app if b_app == c_app else f"{b_app}->{c_app}"
-    failed = gate is not None and gate.fails(b, c, significant=mark in "+!")
-    return Row(label, metric, b, c, ratio, mark, p, gate.text if gate else None, failed)
+    failed = gate is not None and gate.fails(b, c, significant=mark in "+!*")
+    return Row(label, ".".join(parts), b, c, change, mark, p, gate.text if gate else None, failed)
 
 
-def _ratio(b: float | None, c: float | None) -> float | None:
-    if b is None or c is None:
-        return None
-    if b == 0:
-        return 1.0 if c == 0 else math.inf
-    return c / b
-
-
-def _mark(metric: str, b: float | None, c: float | None, ratio: float | None, lower: bool,
-          p: float | None) -> str:
-    if b is None or c is None or ratio is None:
+def _mark(metric: Metric, b: float | None, c: float | None, change: float | None, p: float | None) -> str:
+    if b is None or c is None or change is None:
         return " "
-    if metric in COUNTS and b == 0 and c > 0 and lower:
+    if metric.alarm and b == 0 and c > 0 and metric.direction is Direction.LOWER:
         return "!"  # a count that was zero (lost writes, timeouts, failures) no longer is
-    if ratio == 1.0:
+    if change == 1.0:
         return " "
-    if abs(c - b) < min_absolute_change(metric):
+    if abs(c - b) < metric.noise_floor:
         return "~"
-    worse = ratio > 1 if lower else ratio < 1
-    effect = abs(ratio - 1) if math.isfinite(ratio) else math.inf
+    effect = abs(change - 1) if math.isfinite(change) else math.inf
     if effect < MIN_EFFECT or (p is not None and p >= ALPHA):
         return "~"
+    if metric.direction is Direction.NEITHER:
+        return "*"  # a size or a setting moved: news, not a verdict
+    worse = change > 1 if metric.direction is Direction.LOWER else change < 1
     return "+" if worse else "-"

@@ -15,6 +15,7 @@ import pandas as pd
 
 from bench.errors import UsageError
 from bench.instrument import Histogram
+from bench.results.metrics import ratio
 from bench.results.records import DbFigures
 
 PERCENTILES = (50, 95, 99)
@@ -237,7 +238,7 @@ def evaluate(checks: list[Check], apps: dict[str, dict[str, Any]]) -> list[dict[
         value = metric_value(apps[check.app], check.metric)
         if check.other and value is not None:
             base = metric_value(apps[check.other], check.metric)
-            value = None if base is None else _ratio(value, base)
+            value = ratio(base, value)
         passed = value is not None and bool(_OPS[check.op](value, check.threshold))
         results.append({
             "name": check.name, "app": check.app if not check.other else f"{check.app}/{check.other}",
@@ -246,12 +247,6 @@ def evaluate(checks: list[Check], apps: dict[str, dict[str, Any]]) -> list[dict[
             "passed": passed,
         })
     return results
-
-
-def _ratio(a: float, b: float) -> float:
-    if b == 0:
-        return 1.0 if a == 0 else math.inf
-    return a / b
 
 
 def median_summary(repeats: list[dict[str, Any]]) -> dict[str, Any]:

@@ -1,33 +1,18 @@
 """Regression gates written as data (``pool.wait_ms.p95:+20%``, ``integrity.lost_writes:>0``), parsed
-into small typed checks that ``bench compare`` evaluates; the defaults live here.
+into small typed checks that ``bench compare`` evaluates; the defaults come from the metric registry.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from dataclasses import dataclass
 
 from bench.errors import UsageError
+from bench.results import metrics
 
 _GATE = re.compile(r"^\s*([A-Za-z0-9_.]+)\s*:\s*(?:([+-])\s*([0-9]+(?:\.[0-9]+)?)\s*%|(>=|>)\s*(-?[0-9]+(?:\.[0-9]+)?))\s*$")
-
-# Wide enough that a rerun of the same build on a noisy 2-core runner passes, narrow enough that every
-# anti-pattern scenario fails them by a large margin (its ratios are 5x to 100x).
-DEFAULT_GATES = (
-    "throughput_rps:-15%",
-    "latency_ms.p95:+25%",
-    "latency_ms.p99:+30%",
-    "pool.wait_ms.p95:+25%",
-    "pool.hold_ms.p95:+25%",
-    "db.idle_in_tx_long_per_request_ms:+25%",
-    "db.idle_in_tx_per_request_ms:+25%",
-    "failures:+10%",
-    "pool.timeouts:+10%",
-    "db.idle_in_tx_after_load:+10%",
-    "integrity.lost_writes:+0%",
-)
-
 
 @dataclass(frozen=True)
 class Gate:
@@ -74,12 +59,26 @@ class Gate:
 
 
 def default_gates() -> list[Gate]:
-    return [Gate.parse(text) for text in DEFAULT_GATES]
+    """The registry's default gates (bench.results.metrics): each is defined beside the figure it guards."""
+    return [Gate.parse(text) for text in metrics.DEFAULT_GATES]
 
 
 def merge_gates(overrides: list[str]) -> list[Gate]:
     """Defaults, with any ``--fail-on`` for the same metric replacing the default one."""
     parsed = [Gate.parse(text) for text in overrides]
+    for gate in parsed:
+        _known(gate)
     chosen = {g.metric: g for g in default_gates()}
     chosen.update({g.metric: g for g in parsed})
     return list(chosen.values())
+
+
+def _known(gate: Gate) -> None:
+    """A gate on a figure bench compare does not list would never be evaluated: refuse it rather than pass."""
+    if metrics.find(gate.metric) is not None:
+        return
+    names = [m.path for m in metrics.COMPARED if not m.is_pattern]
+    close = difflib.get_close_matches(gate.metric, names, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise UsageError(f"--fail-on {gate.text!r}: no figure {gate.metric!r} in summary.json; {hint}"
+                     "see docs/metrics.md")

@@ -14,16 +14,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.errors import UsageError
+from bench.results import metrics
 
 DEFAULT_SLO = "p95<250ms,errors<1%,pool_wait_p95<50ms"
 EXAMPLE = "write e.g. 'p95<250ms,errors<1%,pool_wait_p95<50ms'"
 
-# metric -> (path in a step's figures, kind); kind "ms" takes ms or s, "ratio" takes a percentage.
+# metric -> (path in a step's figures, kind), from the registry's capacity step figures (bench.results.metrics);
+# kind "ms" takes ms or s, "ratio" takes a percentage.
 METRICS: dict[str, tuple[str, str]] = {
-    **{p: (f"latency_ms.{p}", "ms") for p in ("p50", "p90", "p95", "p99", "max")},
-    **{f"pool_wait_{p}": (f"pool_wait_ms.{p}", "ms") for p in ("p50", "p95", "p99", "mean")},
-    **{f"loop_lag_{p}": (f"loop_lag_ms.{p}", "ms") for p in ("p50", "p95", "p99")},
-    "errors": ("error_rate", "ratio"),
+    name: (metric.path.removeprefix(metrics.STEP_PREFIX), "ms" if metric.unit == "ms" else "ratio")
+    for name, metric in metrics.SLO.items()
 }
 _OPS: dict[str, Callable[[float, float], bool]] = {"<": operator.lt, "<=": operator.le}
 _OBJECTIVE = re.compile(r"^\s*([a-z0-9_]+)\s*(<=|<)\s*(\d+(?:\.\d+)?)\s*(ms|s|%)?\s*$")
@@ -75,9 +75,6 @@ class Slo:
     def missed(self, figures: Mapping[str, Any]) -> list[str]:
         """The objectives a step's figures miss (empty: the step meets the SLO)."""
         return [o.text for o in self.objectives if not o.met(figures)]
-
-    def find(self, metric: str) -> Objective | None:
-        return next((o for o in self.objectives if o.metric == metric), None)
 
     def to_json(self) -> dict[str, Any]:
         return {"text": self.text, "objectives": [

@@ -12,7 +12,8 @@ from xml.sax.saxutils import escape, quoteattr
 
 from bench.analysis.compare import ALPHA, MIN_EFFECT, MIN_REPEATS, Comparison, Row
 
-LEGEND = "marks: + worse  - better  ~ not significant  ! newly failing (was 0)   gate: ✗ failed"
+LEGEND = ("marks: + worse  - better  * changed (no better direction)  ~ not significant  ! newly failing (was 0)"
+          "   gate: ✗ failed")
 
 
 def _num(value: float | None) -> str:

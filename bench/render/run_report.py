@@ -18,6 +18,7 @@ from bench.render.svgplot import Band, Chart, Reference, Series, render
 from bench.render.terminal import ROWS, lookup
 from bench.results.folder import write_text
 from bench.results.layout import RunFiles
+from bench.results.metrics import ratio
 from bench.results.summaryfile import RunFolder, load_run
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
@@ -157,13 +158,14 @@ def app_log_tables(folder: RunFolder) -> list[Table]:
 
 
 def _ratio_cell(base: float | None, other: float | None, lower_is_better: bool) -> Cell:
-    if base is None or other is None:
+    value = ratio(base, other)
+    if value is None or base is None or other is None:
         return Cell("-", "num")
     if base == other:
         return Cell("=", "num")
     worse = (other > base) == lower_is_better
     verdict, css = ("worse", "num worse") if worse else ("better", "num better")
-    text = "∞" if base == 0 else f"{other / base:,.2f}×"
+    text = "∞" if base == 0 else f"{value:,.2f}×"
     return Cell(f"{text} {verdict}", css)
 
 

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 from bench.config.catalog import Scenario
 from bench.config.options import RunConfig
 from bench.results.layout import RunFiles
+from bench.results.metric import Direction, Shown
+from bench.results.metrics import SHOWN, ratio
 
 if TYPE_CHECKING:
     from bench.results.records import DbFigures
@@ -29,30 +31,14 @@ class LiveFigures(Protocol):
     @property
     def figures(self) -> DbFigures: ...
 
-# (label, metric path, format, lower is better)
-ROWS: tuple[tuple[str, str, str, bool], ...] = (
-    ("throughput (req/s)", "throughput_rps", "{:.1f}", False),
-    ("latency p95 (ms)", "latency_ms.p95", "{:.1f}", True),
-    ("pool wait p95 (ms)", "pool.wait_ms.p95", "{:.1f}", True),
-    ("pool hold mean (ms)", "pool.hold_ms.mean", "{:.1f}", True),
-    ("checkout timeouts", "pool.timeouts", "{:.0f}", True),
-    ("failures", "failures", "{:.0f}", True),
-    ("idle in tx past threshold (s)", "db.idle_in_tx_long_seconds", "{:.2f}", True),
-    ("idle in tx total (conn-s)", "db.idle_in_tx_seconds", "{:.2f}", True),
-    ("idle in tx per request (ms)", "db.idle_in_tx_per_request_ms", "{:.2f}", True),
-    ("idle in tx oldest (s)", "db.idle_in_tx_oldest_s", "{:.3f}", True),
-    ("idle in tx after load", "db.idle_in_tx_after_load", "{:.0f}", True),
-    ("lost writes", "integrity.lost_writes", "{:.0f}", True),
-    ("backends ended by the server", "db.server.sessions_fatal", "{:.0f}", True),
-    ("Little's-law ceiling (req/s)", "pool.littles_law_ceiling_rps", "{:.1f}", False),
-)
-
-
-# The terminal shows these five always, the rest of ROWS only where some app has a non-zero value
-# for the counts below; the report shows every row.
-HEADLINE = ("throughput_rps", "latency_ms.p95", "pool.wait_ms.p95", "db.idle_in_tx_long_seconds", "failures")
-SHOWN_WHEN_NONZERO = ("pool.timeouts", "db.idle_in_tx_after_load", "integrity.lost_writes",
-                      "db.server.sessions_fatal")
+# (label, metric path, format, lower is better), from the metric registry (bench.results.metrics): the report's
+# headline table shows every row; the terminal the HEADLINE ones always, the SHOWN_WHEN_NONZERO ones only where
+# some app has a non-zero value.
+ROWS: tuple[tuple[str, str, str, bool], ...] = tuple(
+    (m.heading, m.path, m.number_format, m.direction is Direction.LOWER) for m in SHOWN)
+HEADLINE = tuple(m.path for m in SHOWN if m.shown is Shown.ALWAYS)
+SHOWN_WHEN_NONZERO = tuple(m.path for m in SHOWN if m.shown is Shown.NONZERO)
+LABEL_WIDTH = max(30, *(len(label) for label, *_ in ROWS))
 
 
 def lookup(app: dict[str, Any], path: str) -> float | None:
@@ -128,7 +114,7 @@ def render_summary(summary: dict[str, Any], folder: Path, report: Path | None = 
     lines = [""]
     if names:
         ratio = len(names) == 2
-        head = f"  {'':<30}" + "".join(f"{n:>12}" for n in names) + (f"{names[1] + '/' + names[0]:>12}" if ratio else "")
+        head = f"  {'':<{LABEL_WIDTH}}" + "".join(f"{n:>12}" for n in names) + (f"{names[1] + '/' + names[0]:>12}" if ratio else "")
         lines.append(head)
         for label, path, fmt, _lower in ROWS:
             values = [lookup(apps[n], path) for n in names]
@@ -136,8 +122,8 @@ def render_summary(summary: dict[str, Any], folder: Path, report: Path | None = 
                 continue
             cells = "".join(f"{fmt.format(v) if v is not None else '-':>12}" for v in values)
             if ratio:
-                cells += f"{_ratio(values[0], values[1]):>12}"
-            lines.append(f"  {label:<30}{cells}")
+                cells += f"{_ratio_text(values[0], values[1]):>12}"
+            lines.append(f"  {label:<{LABEL_WIDTH}}{cells}")
         for name in names:
             pool = apps[name].get("pool") or {}
             if pool.get("ceiling_utilisation") is not None:
@@ -182,10 +168,10 @@ def _culprits(apps: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _ratio(base: float | None, other: float | None) -> str:
-    if base is None or other is None:
+def _ratio_text(base: float | None, other: float | None) -> str:
+    value = ratio(base, other)
+    if value is None:
         return "-"
     if base == 0:
-        return "=" if other == 0 else "∞"
-    value = other / base
+        return "=" if value == 1.0 else "∞"
     return f"{value:.2f}x" if math.isfinite(value) else "-"

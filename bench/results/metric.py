@@ -1,0 +1,156 @@
+"""One figure the harness reports: where it lives, what it counts, which way is better, its default gate.
+
+The tables in bench.results.summary_figures and bench.results.capacity_figures are made of these; everything
+else reads them through the registry, bench.results.metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from bench.results.layout import CAPACITY_JSON, SUMMARY_JSON
+
+
+class Direction(StrEnum):
+    LOWER = "lower"
+    HIGHER = "higher"
+    NEITHER = "neither"  # a size or a setting: a change is news, not a verdict
+
+
+class Window(StrEnum):
+    """The stretch of a run a figure is measured over."""
+
+    LOAD = "load"
+    COOLDOWN = "end of cool-down"  # the last sample, taken when the cool-down ends
+    BOTH = "load + cool-down"
+    TO_SHUTDOWN = "load + cool-down + app shutdown"  # deltas taken once the app has stopped
+    APP_LIFE = "app start to stop"
+    STARTUP = "start-up"
+    STEP = "step"  # a capacity step's measured window, after its settling time
+    SWEEP = "sweep"  # derived from all the steps of one pool size
+    SETTING = "setting"  # not measured: what the run was given or found
+    OF_METRIC = "its metric's"  # a check's value: the window of the figure it judges
+
+
+class Coverage(StrEnum):
+    """Which requests a figure counts."""
+
+    ALL = "all requests"
+    SUCCESSES = "successes only"
+    CHECKOUTS = "every checkout"  # failed requests' and background work's checkouts too
+    NONE = "not about requests"
+
+
+class Scope(StrEnum):
+    """Where a path starts: inside each app's figures, at summary.json's top, or at capacity.json's top."""
+
+    APP = "apps.<app>"
+    RUN = SUMMARY_JSON
+    CAPACITY = CAPACITY_JSON
+
+
+class Shown(StrEnum):
+    """Where the run's terminal summary and report.md show a figure (every figure is in summary.json)."""
+
+    NO = ""
+    ALWAYS = "terminal, report"
+    NONZERO = "terminal when not 0, report"
+    REPORT = "report"
+
+
+# Units that are counts: a heading needs no unit after the label ("lost writes", not "lost writes (writes)").
+COUNT_UNITS = frozenset({"requests", "checkouts", "connections", "writes", "rows", "sessions", "samples",
+                         "transactions", "lines", "steps", "index"})
+# Smallest absolute change bench compare counts, by unit: on a shared 2-core runner a few milliseconds of
+# scheduling noise are routine, while the anti-patterns move these figures by tens to thousands of ms.
+UNIT_NOISE = {"ms": 5.0, "ms/request": 2.0, "s": 0.01, "conn-s": 0.5}
+UNIT_FORMAT = {"req/s": "{:.1f}", "ms": "{:.1f}", "ms/request": "{:.2f}", "s": "{:.3f}", "conn-s": "{:.2f}",
+               "fraction": "{:.3f}", "cores": "{:.2f}"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Metric:
+    """A figure, or a family of them when the path holds ``<name>`` (any key) or ``[]`` (any list element).
+
+    ``gate`` is the default ``bench compare`` gate without the metric (``+25%``, ``-15%``, ``>0``); ``alarm``
+    marks a count whose first appearance is news (0 -> n is marked ``!``); ``slo`` is the name ``--slo``
+    knows a capacity step figure by.
+    """
+
+    path: str
+    label: str
+    unit: str
+    direction: Direction
+    window: Window
+    coverage: Coverage
+    description: str
+    scope: Scope = Scope.APP
+    gate: str | None = None
+    alarm: bool = False
+    noise: float | None = None
+    shown: Shown = Shown.NO
+    fmt: str | None = None
+    slo: str | None = None
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        out: list[str] = []
+        for part in self.path.split("."):
+            if part.endswith("[]"):
+                out += [part[:-2], "[]"] if part != "[]" else ["[]"]
+            else:
+                out.append(part)
+        return tuple(out)
+
+    @property
+    def is_pattern(self) -> bool:
+        return any(_wild(p) for p in self.parts)
+
+    @property
+    def gate_text(self) -> str | None:
+        return f"{self.path}:{self.gate}" if self.gate else None
+
+    @property
+    def heading(self) -> str:
+        """The label with its unit, as a table row names it: "latency p95 (ms)", "lost writes"."""
+        if self.unit in COUNT_UNITS:
+            return self.label
+        unit = self.unit.removesuffix("/request") if self.label.endswith("per request") else self.unit
+        return f"{self.label} ({unit})"
+
+    @property
+    def noise_floor(self) -> float:
+        if self.noise is not None:
+            return self.noise
+        return 0.0 if self.alarm else UNIT_NOISE.get(self.unit, 0.0)
+
+    @property
+    def number_format(self) -> str:
+        return self.fmt or UNIT_FORMAT.get(self.unit, "{:.0f}" if self.unit in COUNT_UNITS else "{:.4g}")
+
+    def matches(self, parts: tuple[str, ...]) -> bool:
+        """Whether a concrete path (list positions as ``[]``) is this figure or one of its family."""
+        mine = self.parts
+        return len(mine) == len(parts) and all(m == p or (m.startswith("<") and p != "[]")
+                                               for m, p in zip(mine, parts, strict=True))
+
+
+def _wild(part: str) -> bool:
+    return part == "[]" or part.startswith("<")
+
+
+_WORD = {"p50": "median", "p90": "90th percentile", "p95": "95th percentile", "p99": "99th percentile",
+         "max": "largest", "mean": "mean"}
+
+
+def family(prefix: str, label: str, what: str, keys: tuple[str, ...], *, unit: str, direction: Direction,
+           window: Window, coverage: Coverage, scope: Scope = Scope.APP, gates: Mapping[str, str] | None = None,
+           shown: Mapping[str, Shown] | None = None, slo: Mapping[str, str] | None = None) -> tuple[Metric, ...]:
+    """One metric per percentile (or max, mean) of a histogram or a latency list; ``what`` says of what."""
+    return tuple(Metric(path=f"{prefix}.{key}", label=f"{label} {key}", unit=unit, direction=direction,
+                        window=window, coverage=coverage, scope=scope, gate=(gates or {}).get(key),
+                        shown=(shown or {}).get(key, Shown.NO), slo=(slo or {}).get(key),
+                        description=f"{_WORD[key].capitalize()}: {what}.")
+                 for key in keys)

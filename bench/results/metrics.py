@@ -1,0 +1,217 @@
+"""THE metric registry: every figure summary.json and capacity.json hold, defined once, with the views of it.
+
+The terminal, the report, bench compare, the default gates and the SLO parser read it; so does docs/metrics.md,
+written by ``python -m bench.results.metrics > docs/metrics.md`` (tests/test_metrics.py fails when it drifts).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from bench.errors import EXIT_OK, EXIT_USAGE
+from bench.results.capacity_figures import CAPACITY, STEP_PREFIX
+from bench.results.metric import Direction, Metric, Scope, Shown
+from bench.results.summary_figures import APP, RUN, SECTIONS
+
+REGISTRY: tuple[Metric, ...] = (*APP, *RUN, *CAPACITY)
+
+# Every figure under apps.<app>: bench compare lists each (families once per key found), in this order.
+COMPARED: tuple[Metric, ...] = APP
+# The report's headline table, in this order; the terminal shows the ALWAYS ones and the NONZERO ones that are not 0.
+SHOWN: tuple[Metric, ...] = tuple(m for m in APP if m.shown is not Shown.NO)
+# bench compare's default gates; a --fail-on for the same metric replaces its default. Wide enough that a rerun
+# of the same build on a noisy 2-core runner passes, narrow enough that every anti-pattern scenario fails them
+# by a large margin (its ratios are 5x to 100x).
+DEFAULT_GATES: tuple[str, ...] = tuple(m.gate_text for m in APP if m.gate_text)
+# --slo's vocabulary: name -> the capacity step figure it judges (its path below STEP_PREFIX in capacity.json).
+SLO: Mapping[str, Metric] = {m.slo: m for m in CAPACITY if m.slo}
+
+# Parts of the files that hold numbers but are not figures.
+NOT_FIGURES: Mapping[Scope, Mapping[str, str]] = {
+    Scope.RUN: {
+        "schema_version": "the file format's version (1)",
+        "config": "the settings the run was given: flags, BENCH_* variables, the scenario's defaults",
+        "environment": "the machine (CPUs, memory) and software versions",
+        "events": "the time line of what went wrong during the run (`t` in epoch seconds)",
+    },
+    Scope.CAPACITY: {
+        "schema_version": "the file format's version (1)",
+        "config": "the sweep's settings: pool sizes, steps, SLO thresholds",
+        "environment": "the machine (CPUs, memory) and software versions",
+    },
+}
+
+
+def ratio(base: float | None, current: float | None) -> float | None:
+    """current / base; 0 -> 0 is 1 (unchanged) and 0 -> n is infinite. None when either is missing."""
+    if base is None or current is None:
+        return None
+    if base == 0:
+        return 1.0 if current == 0 else math.inf
+    return current / base
+
+
+def value_at(node: Any, parts: Sequence[str]) -> float | None:
+    """The number at ``parts`` inside nested dicts (a bool is not a number); None when it is not there."""
+    for part in parts:
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return float(node) if isinstance(node, (int, float)) and not isinstance(node, bool) else None
+
+
+def find(name: str, scope: Scope = Scope.APP) -> Metric | None:
+    """The metric a dotted name is, or belongs to as one of a family (``endpoints.GET /x.requests``)."""
+    exact = next((m for m in REGISTRY if m.scope is scope and m.path == name), None)
+    return exact or match(tuple(name.split(".")), scope)
+
+
+def match(parts: tuple[str, ...], scope: Scope) -> Metric | None:
+    return next((m for m in REGISTRY if m.scope is scope and m.matches(parts)), None)
+
+
+def expand(metric: Metric, *nodes: Any) -> list[tuple[str, tuple[str, ...]]]:
+    """The concrete (name, parts) of a metric in some app figures: a family once per key any of them has."""
+    found: list[tuple[str, ...]] = [()]
+    for part in metric.parts:
+        if not part.startswith("<"):
+            found = [(*prefix, part) for prefix in found]
+            continue
+        keys: list[tuple[str, ...]] = []
+        for prefix in found:
+            children = [_node_at(node, prefix) for node in nodes]
+            names = dict.fromkeys(k for child in children if isinstance(child, dict) for k in child)
+            keys += [(*prefix, str(k)) for k in names]
+        found = keys
+    return [(".".join(parts), parts) for parts in found]
+
+
+def _node_at(node: Any, parts: Sequence[str]) -> Any:
+    for part in parts:
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def numbers(document: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], float]]:
+    """Every number in a JSON document with its path; a list position is ``[]``."""
+    if isinstance(document, dict):
+        for key, value in document.items():
+            yield from numbers(value, (*prefix, str(key)))
+    elif isinstance(document, list):
+        for value in document:
+            yield from numbers(value, (*prefix, "[]"))
+    elif isinstance(document, (int, float)) and not isinstance(document, bool):
+        yield prefix, float(document)
+
+
+def figures(document: Mapping[str, Any], scope: Scope) -> Iterator[tuple[Scope, tuple[str, ...]]]:
+    """The figures of a summary.json (scope RUN) or capacity.json (CAPACITY): where each number belongs.
+
+    In a summary, ``apps.<app>.…`` and ``repeats.<app>[].…`` are per-app figures (scope APP, app part dropped).
+    """
+    skipped = NOT_FIGURES[scope]
+    for parts, _value in numbers(dict(document)):
+        if parts[0] in skipped:
+            continue
+        if scope is Scope.RUN and parts[0] == "apps" and len(parts) > 2:
+            yield Scope.APP, parts[2:]
+        elif scope is Scope.RUN and parts[0] == "repeats" and len(parts) > 3:
+            yield Scope.APP, parts[3:]
+        else:
+            yield scope, parts
+
+
+# --- docs/metrics.md ----------------------------------------------------------------------------
+
+HEADER = """\
+# Metrics
+
+<!-- Generated from the metric registry (bench/results/summary_figures.py, capacity_figures.py) by
+     `python -m bench.results.metrics > docs/metrics.md`. Do not edit by hand: tests/test_metrics.py fails
+     when this file and the registry differ. -->
+
+Every number scopebench writes into `summary.json` (`bench run`) and `capacity.json` (`bench capacity`), what
+it counts, and how `bench compare` treats it. The definitions say what the code computes today, odd corners
+included.
+
+- **path**: inside `apps.<app>` (and inside each `repeats.<app>[]` with `--repeat`) for per-app figures;
+  `<route>`, `<message>`, `<pool>` stand for any key, `[]` for any list element.
+- **better**: which direction is an improvement; `neither` for sizes and settings.
+- **window**: `load` is Locust's run; the collector keeps sampling through the `cool-down` after it;
+  `end of cool-down` is the last sample. Pool figures are the pool's own counters since the app started, read
+  at the last sample.
+- **covers**: `all requests` counts failed requests too, `successes only` leaves them out, `every checkout`
+  counts every pool checkout (failed requests' and background work's too).
+- **compare**: `bench compare` lists every per-app figure, each route's and each log message's separately. A
+  change counts when it is at least 5%, at least the figure's noise floor (`floor`), and, with `--repeat 4`
+  or more on both sides, significant under a Mann-Whitney U test (alpha 0.05). Marks: `+` worse, `-` better,
+  `*` changed (a figure with no better direction), `~` not significant, `!` newly failing (a count marked
+  `! from 0` went from 0 to more). `gate` is the default gate: `+N%` fails on an increase of more than N%
+  that counts, `-N%` on such a decrease; from a base of 0, a `+` gate fails on any increase. `--fail-on
+  METRIC:+N%`, `METRIC:-N%` or `METRIC:>N` replaces a figure's default gate or adds one.
+- **shown**: where the run's terminal summary and `report.md` / `report.html` show it.
+"""
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _compare_cell(m: Metric) -> str:
+    parts = [f"gate `{m.gate}`"] if m.gate else []
+    parts += ["`!` from 0"] if m.alarm and m.direction is Direction.LOWER else []
+    parts += [f"floor {m.noise_floor:g}"] if m.noise_floor else []
+    return ", ".join(parts) or "-"
+
+
+def _table(metrics: Sequence[Metric], columns: Sequence[str]) -> list[str]:
+    cells: dict[str, Callable[[Metric], str]] = {
+        "path": lambda m: f"`{m.path}`", "label": lambda m: m.label, "unit": lambda m: m.unit,
+        "better": lambda m: m.direction.value, "window": lambda m: m.window.value,
+        "covers": lambda m: m.coverage.value, "compare": _compare_cell, "shown": lambda m: m.shown.value or "-",
+        "--slo": lambda m: f"`{m.slo}`" if m.slo else "-", "description": lambda m: m.description,
+    }
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(cells[c](m)) for c in columns) + " |" for m in metrics]
+    return lines
+
+
+def _sections() -> list[tuple[str, str, list[Metric]]]:
+    prefixes = [prefix for prefix, _, _ in SECTIONS if prefix]
+    out = []
+    for prefix, title, note in SECTIONS:
+        chosen = [m for m in APP if m.path.startswith(prefix)] if prefix else \
+            [m for m in APP if not m.path.startswith(tuple(prefixes))]
+        out.append((title, note, chosen))
+    return out
+
+
+def render_markdown() -> str:
+    per_app = ("path", "label", "unit", "better", "window", "covers", "compare", "shown", "description")
+    simple = ("path", "label", "unit", "better", "window", "covers", "description")
+    lines = [HEADER, "## summary.json: per app (`apps.<app>`)", ""]
+    for title, note, chosen in _sections():
+        lines += [f"### {title}", "", note, "", *_table(chosen, per_app), ""]
+    lines += ["## summary.json: per run", "", "Not per app, so `bench compare` does not list them.", "",
+              *_table(RUN, simple), "", "## capacity.json", "",
+              ("One `results[]` entry per app and pool size, its `steps[]` cut from one continuous run; `--slo` "
+              "names the step figure an objective judges. The capacity report's tables and plots show these."), "",
+              *_table(CAPACITY, (*simple[:-1], "--slo", "description")), "", "## Numbers that are not figures", ""]
+    for scope, parts in NOT_FIGURES.items():
+        lines += [f"- {scope.value}: " + "; ".join(f"`{k}`: {v}" for k, v in parts.items())]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str]) -> int:
+    if argv:
+        print("usage: python -m bench.results.metrics > docs/metrics.md", file=sys.stderr)
+        return EXIT_USAGE
+    sys.stdout.write(render_markdown())
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,278 @@
+"""Every figure of summary.json, defined as today's code computes it (bench.analysis.summary, bench.run.collector,
+bench.analysis.applog). bench.results.metrics joins these into the registry; nothing else imports this module.
+"""
+
+from __future__ import annotations
+
+from bench.results.metric import Coverage, Direction, Metric, Scope, Shown, Window, family
+
+LOWER, HIGHER, NEITHER = Direction.LOWER, Direction.HIGHER, Direction.NEITHER
+LOAD, BOTH, SHUTDOWN = Window.LOAD, Window.BOTH, Window.TO_SHUTDOWN
+ALL, OK, CHECKOUTS, NONE = Coverage.ALL, Coverage.SUCCESSES, Coverage.CHECKOUTS, Coverage.NONE
+
+_RANK = "nearest rank: a latency some request really had"
+
+# (prefix, title, what holds for every figure under it): docs/metrics.md puts the note above the block's rows.
+SECTIONS: tuple[tuple[str, str, str], ...] = (
+    ("", "Requests", ("From Locust's own count (locust.json) and the harness's per-request log (requests.csv, "
+     "written by the Locust recorder plugin), over the load.")),
+    ("pool.", "Pool (`pool`)", ("From the app's pool instrumentation, as of the collector's last reading of the "
+     "pool endpoint (in the cool-down): the pool's own counters and histograms since the app started. The block "
+     "is null without a pool endpoint (target mode without --pool-url).")),
+    ("db.", "Database (`db`)", ("From the collector: pg_stat_activity samples of the app's backends (its "
+     "application_name; in target mode without --app-name, every client backend of the database) every "
+     "`config.sample_interval_s` through load and cool-down, and (`server`) deltas of pg_stat_database for the "
+     "run's database from just before the load until the app stopped. Those are database-wide: in target mode "
+     "every client of the database counts; `server` is empty when the server's counters were reset during the "
+     "run.")),
+    ("integrity.", "Write integrity (`integrity`)", ("Acknowledged writes against rows in the database, counted "
+     "after the app stopped. The block is null when the scenario declares no write routes, and in target mode.")),
+    ("endpoints.", "Per route (`endpoints.<route>`)", ("From the per-request log, grouped by Locust's request "
+     "name; the pool figures by the route the pool instrumentation saw, which must be the same name (null when "
+     "the pool reported nothing for it).")),
+    ("app_log.", "App log (`app_log`)", ("Lines of the app's log (app.log, from the app's start to its stop); a "
+     "line may count for several kinds. The block is null in target mode.")),
+)
+HIST = ("p50", "p95", "p99", "max", "mean")
+LATENCY = ("p50", "p95", "p99", "max")
+
+REQUESTS: tuple[Metric, ...] = (
+    Metric(path="throughput_rps", label="throughput", unit="req/s", direction=HIGHER, window=LOAD, coverage=OK,
+           gate="-15%", shown=Shown.ALWAYS,
+           description="Successful responses in the per-request log divided by `load_window_s`."),
+    Metric(path="failures", label="failures", unit="requests", direction=LOWER, window=LOAD, coverage=ALL,
+           gate="+10%", alarm=True, shown=Shown.ALWAYS,
+           description="Requests Locust counted as failed (error status, exception, timeout), from locust.json; "
+                       "the per-request log's failed rows when there is none. A count, not a rate: it grows with "
+                       "the run's length. The gate fails on more than 10% more, and on any failure when the base "
+                       "had none."),
+    Metric(path="requests", label="requests", unit="requests", direction=NEITHER, window=LOAD, coverage=ALL,
+           description="Requests Locust made, failed ones included: its own final count (locust.json, summed "
+                       "over its endpoints); the per-request log's rows when Locust wrote no locust.json."),
+    Metric(path="requests_recorded", label="requests recorded", unit="requests", direction=NEITHER, window=LOAD,
+           coverage=ALL,
+           description="Rows in the harness's own per-request log (requests.csv, written by the Locust recorder "
+                       "plugin). Every request figure but `requests` and `failures` is computed from these rows; "
+                       "a gap to `requests` is requests the log missed."),
+    Metric(path="load_window_s", label="load window", unit="s", direction=NEITHER, window=LOAD, coverage=ALL,
+           description="Seconds from the first logged request's start to the last logged response's end, failed "
+                       "requests included: the span `throughput_rps` is measured over."),
+    *family("latency_ms", "latency", f"response time of the successful requests in the per-request log ({_RANK}), "
+             "as Locust timed them; failed requests are left out, and it is 0 when none succeeded",
+             LATENCY, unit="ms", direction=LOWER, window=LOAD, coverage=OK,
+             gates={"p95": "+25%", "p99": "+30%"}, shown={"p95": Shown.ALWAYS}),
+)
+
+POOL: tuple[Metric, ...] = (
+    *family("pool.wait_ms", "pool wait", "time a checkout waited in the pool's queue, connect time excluded, over "
+             "every checkout (those that timed out or were cancelled included)",
+             HIST, unit="ms", direction=LOWER, window=BOTH, coverage=CHECKOUTS,
+             gates={"p95": "+25%"}, shown={"p95": Shown.ALWAYS}),
+    *family("pool.hold_ms", "pool hold", "time a connection stayed checked out, checkout to checkin, over every "
+             "checkin; a connection never checked in (leaked, or detached by the garbage collector) is not in "
+             "it",
+             HIST, unit="ms", direction=LOWER, window=BOTH, coverage=CHECKOUTS,
+             gates={"p95": "+25%"}, shown={"mean": Shown.REPORT}),
+    *family("pool.connect_ms", "connect", "time to open a new database connection inside a checkout, per "
+             "connection opened",
+             HIST, unit="ms", direction=LOWER, window=BOTH, coverage=NONE),
+    Metric(path="pool.checkouts", label="checkouts", unit="checkouts", direction=NEITHER, window=BOTH,
+           coverage=CHECKOUTS, description="Connections the pool handed out (checkout events)."),
+    Metric(path="pool.timeouts", label="checkout timeouts", unit="checkouts", direction=LOWER, window=BOTH,
+           coverage=CHECKOUTS, gate="+10%", alarm=True, shown=Shown.NONZERO,
+           description="Checkouts that gave up after pool_timeout (SQLAlchemy's TimeoutError \"QueuePool limit "
+                       "... reached\"). The gate fails on more than 10% more, and on any when the base "
+                       "had none."),
+    Metric(path="pool.checked_out_max", label="checked out, most", unit="connections", direction=LOWER,
+           window=BOTH, coverage=NONE,
+           description="Most connections checked out at once, counted by the instrumentation (checkouts minus "
+                       "checkins, so a leaked connection stays counted)."),
+    Metric(path="pool.pending_max", label="waiting checkouts, most", unit="checkouts", direction=LOWER,
+           window=BOTH, coverage=CHECKOUTS,
+           description="Most checkouts waiting in the pool's queue at once."),
+    Metric(path="pool.connections_opened", label="connections opened", unit="connections", direction=LOWER,
+           window=BOTH, coverage=NONE,
+           description="New database connections the pool opened, the first ones included: churn (invalidated "
+                       "connections replaced) shows as more than `capacity`."),
+    Metric(path="pool.invalidated", label="connections invalidated", unit="connections", direction=LOWER,
+           window=BOTH, coverage=NONE, alarm=True,
+           description="Connections the pool invalidated (closed as unusable: a cancelled close, a broken "
+                       "connection)."),
+    Metric(path="pool.capacity", label="pool capacity", unit="connections", direction=NEITHER,
+           window=Window.SETTING, coverage=NONE,
+           description="Connections the pool may hold at most: pool size + max_overflow as the app's pool "
+                       "reports them, else as configured."),
+    Metric(path="pool.hold_ms_per_request", label="connection time per request", unit="ms/request",
+           direction=LOWER, window=BOTH, coverage=CHECKOUTS,
+           description="Mean hold × checkouts per request, where checkouts per request is every checkout "
+                       "divided by the successful requests, rounded to a whole number (at least 1) because "
+                       "requests still queued when Locust stops are served after the load: a route that checks "
+                       "out 1.4 times a request counts as 1."),
+    Metric(path="pool.hold_share_by_route.<route>", label="share of pool time", unit="fraction",
+           direction=NEITHER, window=BOTH, coverage=CHECKOUTS,
+           description="The route's share of all connection-holding time (the sum of its holds over the sum of "
+                       "all), by the route that checked out; largest first. Holds that never ended are missing."),
+    Metric(path="pool.littles_law_ceiling_rps", label="Little's-law ceiling", unit="req/s", direction=HIGHER,
+           window=BOTH, coverage=CHECKOUTS, shown=Shown.REPORT,
+           description="`capacity` / `hold_ms_per_request`: the requests per second the pool could serve with "
+                       "every connection busy all the time. Null when no hold was recorded."),
+    Metric(path="pool.ceiling_utilisation", label="ceiling utilisation", unit="fraction", direction=NEITHER,
+           window=BOTH, coverage=OK,
+           description="`throughput_rps` (load) / `littles_law_ceiling_rps` (load + cool-down): near 1 the pool "
+                       "is what caps the throughput. Null when there is no ceiling."),
+)
+
+DB: tuple[Metric, ...] = (
+    Metric(path="db.idle_in_tx_max", label="idle in tx, most", unit="connections", direction=LOWER, window=BOTH,
+           coverage=NONE, description="Most connections idle in transaction in any one sample in any sample."),
+    Metric(path="db.idle_in_tx_mean", label="idle in tx, mean", unit="connections", direction=LOWER,
+           window=LOAD, coverage=NONE, noise=0.5,
+           description="Mean number of connections idle in transaction over the samples taken during the load "
+                       "(cool-down samples left out)."),
+    Metric(path="db.idle_in_tx_oldest_s", label="idle in tx oldest", unit="s", direction=LOWER, window=BOTH,
+           coverage=NONE, shown=Shown.REPORT,
+           description="Oldest idle-in-transaction age (now − state_change) seen in any sample."),
+    Metric(path="db.idle_in_tx_seconds", label="idle in tx total", unit="conn-s", direction=LOWER, window=BOTH,
+           coverage=NONE, shown=Shown.REPORT,
+           description="Connection-seconds idle in transaction: the larger of the server's own figure "
+                       "(`server.idle_in_transaction_time`, exact for every spell that ended) and the sampled one "
+                       "(`idle_in_tx_seconds_sampled`, which also sees spells that never end: leaks)."),
+    Metric(path="db.idle_in_tx_long_seconds", label="idle in tx past threshold", unit="conn-s", direction=LOWER,
+           window=BOTH, coverage=NONE, shown=Shown.ALWAYS,
+           description="Connection-seconds of connections idle in transaction for longer than "
+                       "`config.idle_threshold_ms` (default 50 ms) in the samples: such a connection counts the "
+                       "whole interval since the previous sample, the part before it crossed the threshold "
+                       "included. Short idle moments between statements are normal; long ones are the "
+                       "anti-patterns."),
+    Metric(path="db.idle_in_tx_long_per_request_ms", label="idle in tx past threshold per request",
+           unit="ms/request", direction=LOWER, window=BOTH, coverage=OK, gate="+25%",
+           description="`idle_in_tx_long_seconds` (load + cool-down) × 1000 / successful requests (load). Null "
+                       "when none succeeded."),
+    Metric(path="db.idle_in_tx_per_request_ms", label="idle in tx per request", unit="ms/request",
+           direction=LOWER, window=BOTH, coverage=OK, gate="+25%", shown=Shown.REPORT,
+           description="`idle_in_tx_seconds` (load + cool-down) × 1000 / successful requests (load). Null when "
+                       "none succeeded."),
+    Metric(path="db.idle_in_tx_after_load", label="idle in tx after load", unit="connections", direction=LOWER,
+           window=Window.COOLDOWN, coverage=NONE, gate="+10%", alarm=True, shown=Shown.NONZERO,
+           description="Connections idle in transaction in the last sample, when the cool-down ends (the load's "
+                       "end without a cool-down): leaks. The gate fails on more than 10% more, and on any when "
+                       "the base had none."),
+    Metric(path="db.connections_max", label="connections, most", unit="connections", direction=LOWER,
+           window=BOTH, coverage=NONE,
+           description="Most backends of the app in any one sample."),
+    Metric(path="db.idle_in_tx_seconds_sampled", label="idle in tx total, sampled", unit="conn-s",
+           direction=LOWER, window=BOTH, coverage=NONE,
+           description="Sum of (connections idle in transaction × seconds since the previous sample), "
+                       "over the samples: an unbiased estimate of connection-seconds."),
+    Metric(path="db.idle_in_tx_sampled_share", label="sampled share", unit="fraction", direction=NEITHER,
+           window=BOTH, coverage=NONE,
+           description="`idle_in_tx_seconds_sampled` / `idle_in_tx_seconds`: how much of the total the samples "
+                       "saw (1 when the samples saw more than the server counted). Null when the total is 0."),
+    Metric(path="db.xact_oldest_s", label="oldest transaction", unit="s", direction=LOWER, window=BOTH,
+           coverage=NONE, description="Oldest open transaction (now − xact_start, any state) seen in any sample."),
+    Metric(path="db.samples", label="samples", unit="samples", direction=NEITHER, window=BOTH, coverage=NONE,
+           description="pg_stat_activity samples the collector took (every `config.sample_interval_s`)."),
+    Metric(path="db.idle_in_tx_long_by_route.<route>", label="idle in tx past threshold, by route",
+           unit="conn-s", direction=LOWER, window=BOTH, coverage=NONE,
+           description="`idle_in_tx_long_seconds` split by the route tag of the connection's last statement "
+                       "(\"SQL: …\" and the statement when untagged); the 10 largest."),
+    *(Metric(path=f"db.server.{key}", label=label, unit=unit, direction=direction, window=SHUTDOWN,
+             coverage=NONE, alarm=direction is LOWER and unit == "sessions",
+             shown=Shown.NONZERO if key == "sessions_fatal" else Shown.NO,
+             description=f"{what} (pg_stat_database delta).")
+      for key, label, unit, direction, what in (
+          ("idle_in_transaction_time", "server: idle in tx", "conn-s", LOWER,
+           "Seconds backends spent idle in transaction, counted by the server when each spell ends"),
+          ("active_time", "server: active", "conn-s", NEITHER, "Seconds backends spent running statements"),
+          ("session_time", "server: session time", "conn-s", NEITHER, "Seconds backends were connected"),
+          ("sessions", "server: sessions", "sessions", NEITHER, "Backends started"),
+          ("sessions_abandoned", "server: sessions abandoned", "sessions", LOWER,
+           "Sessions ended because the client went away without closing"),
+          ("sessions_fatal", "backends ended by the server", "sessions", LOWER,
+           "Sessions ended by a fatal error (e.g. idle_in_transaction_session_timeout)"),
+          ("sessions_killed", "server: sessions killed", "sessions", LOWER,
+           "Sessions ended by an operator (pg_terminate_backend)"),
+          ("xact_commit", "server: commits", "transactions", NEITHER, "Transactions committed"),
+          ("xact_rollback", "server: rollbacks", "transactions", NEITHER,
+           ("Transactions rolled back (SQLAlchemy ends every session that did not commit with one: not an error "
+           "count)")),
+      )),
+)
+
+_WRITES = (
+    ("acknowledged_writes", "acknowledged writes", "writes", NEITHER, LOAD, OK,
+     "Successful responses of the write route(s) in the per-request log"),
+    ("rows_written", "rows written", "rows", NEITHER, SHUTDOWN, NONE,
+     ("Rows tagged with the write route(s) in the orders table: writes that finished after Locust stopped "
+     "waiting for them count too, so it may exceed the acknowledged writes")),
+    ("lost_writes", "lost writes", "writes", LOWER, SHUTDOWN, OK,
+     ("Acknowledged writes minus rows written, per route, at least 0 (a surplus on one route never offsets a "
+     "loss on another): writes the client was told succeeded that are not in the database")),
+)
+INTEGRITY: tuple[Metric, ...] = tuple(
+    Metric(path=f"{where}{key}", label=f"{label}{suffix}", unit=unit, direction=direction, window=window,
+           coverage=coverage, alarm=key == "lost_writes",
+           gate="+0%" if key == "lost_writes" and not where.endswith(">.") else None,
+           shown=Shown.NONZERO if key == "lost_writes" and not where.endswith(">.") else Shown.NO,
+           description=f"{what}{detail}.")
+    for where, suffix, detail in (("integrity.", "", ", over the write routes"),
+                                  ("integrity.by_route.<route>.", ", by route", ", of one write route"))
+    for key, label, unit, direction, window, coverage, what in _WRITES
+)
+
+_ROUTE = "of the route in the per-request log"
+ROUTES: tuple[Metric, ...] = (
+    Metric(path="endpoints.<route>.requests", label="route requests", unit="requests", direction=NEITHER,
+           window=LOAD, coverage=ALL, description=f"Requests {_ROUTE} (logged rows, not Locust's own count)."),
+    Metric(path="endpoints.<route>.failures", label="route failures", unit="requests", direction=LOWER,
+           window=LOAD, coverage=ALL, alarm=True, description=f"Failed requests {_ROUTE}."),
+    *family("endpoints.<route>.latency_ms", "route latency", f"response time of the successful requests {_ROUTE} "
+            f"({_RANK}); 0 when none succeeded", LATENCY, unit="ms", direction=LOWER, window=LOAD, coverage=OK),
+    *family("endpoints.<route>.pool_hold_ms", "route pool hold", "hold time of the route's checkins", HIST, unit="ms", direction=LOWER, window=BOTH, coverage=CHECKOUTS),
+    *family("endpoints.<route>.pool_wait_ms", "route pool wait", "queue wait of the route's checkouts", HIST, unit="ms", direction=LOWER, window=BOTH, coverage=CHECKOUTS),
+)
+
+_LOG = "Lines of app.log {}"
+APP_LOG: tuple[Metric, ...] = (
+    *(Metric(path=f"app_log.{key}", label=f"log: {key.replace('_', ' ')}", unit="lines", direction=LOWER,
+             window=Window.APP_LIFE, coverage=NONE, alarm=key != "warnings" and key != "errors",
+             description=_LOG.format(what) + ".")
+      for key, what in (
+          ("gc_cleanups", "where the garbage collector cleans up a non-checked-in connection"),
+          ("invalidations", "that say \"Invalidate connection\""),
+          ("unhandled_errors", ("that say \"Exception in ASGI application\", \"Exception in callback\" or "
+                               "\"Task exception was never retrieved\"")),
+          ("timeouts", "that say \"QueuePool limit of size … reached\""),
+          ("concurrent_use", ("that say \"concurrent operations are not permitted\" or \"another operation is "
+                             "in progress\"")),
+          ("illegal_state", "that name IllegalStateChangeError"),
+          ("warnings", "holding the word WARNING or SAWarning"),
+          ("errors", "holding the word ERROR"),
+      )),
+    Metric(path="app_log.lines", label="log: lines", unit="lines", direction=NEITHER, window=Window.APP_LIFE,
+           coverage=NONE, description=_LOG.format("in all") + "."),
+    Metric(path="app_log.exceptions.<message>", label="log: exception", unit="lines", direction=LOWER,
+           window=Window.APP_LIFE, coverage=NONE,
+           description=_LOG.format("that start with an exception name, per \"Name: message\" (message cut at "
+                                   "120 characters); the 5 most frequent") + "."),
+)
+
+RUN: tuple[Metric, ...] = (
+    Metric(path="timings.database_start_s", label="database start", unit="s", direction=LOWER,
+           window=Window.STARTUP, coverage=NONE, scope=Scope.RUN,
+           description="Seconds the embedded PostgreSQL took to start; absent with --dsn."),
+    Metric(path="timings.startup_s", label="start-up", unit="s", direction=LOWER, window=Window.STARTUP,
+           coverage=NONE, scope=Scope.RUN,
+           description="Seconds from the harness process's start to the first request of the first app."),
+    Metric(path="checks[].value", label="check value", unit="as its metric", direction=NEITHER,
+           window=Window.OF_METRIC,
+           coverage=NONE, scope=Scope.RUN,
+           description="The figure a scenario check judged; for a pair check (`bad/good: …`) the first app's "
+                       "figure over the second's (\"inf\" when the second's is 0); null when the figure is missing."),
+    Metric(path="checks[].threshold", label="check threshold", unit="as its metric", direction=NEITHER,
+           window=Window.SETTING, coverage=NONE, scope=Scope.RUN,
+           description="The bound the check compares its value with, from the scenario catalog."),
+)
+
+# The figures under apps.<app>, in the order the report and bench compare list them.
+APP: tuple[Metric, ...] = (*REQUESTS, *POOL, *DB, *INTEGRITY, *ROUTES, *APP_LOG)
