@@ -46,6 +46,21 @@ def database(pg_server: Server) -> Iterator[str]:
     asyncio.run(drop_database(pg_server, name))
 
 
+def database_names(server: Server) -> set[str]:
+    """The databases on `server`, as PostgreSQL lists them."""
+
+    async def names() -> set[str]:
+        import asyncpg
+
+        conn = await asyncpg.connect(server.dsn("postgres"))
+        try:
+            return {row[0] for row in await conn.fetch("SELECT datname FROM pg_database")}
+        finally:
+            await conn.close()
+
+    return asyncio.run(names())
+
+
 def run_bench(scenario_name: str, out: Path, pg_home: Path, **flags: object) -> tuple[Any, dict[str, Any]]:
     """Run a scenario in-process the way `bench run` does, on the test session's PostgreSQL home.
 
@@ -57,7 +72,7 @@ def run_bench(scenario_name: str, out: Path, pg_home: Path, **flags: object) -> 
     from bench.run.runner import run_scenario
 
     scenario = get_scenario(scenario_name)
-    config = resolve_config(scenario, {**flags, "out": out}, env={})
+    config = resolve_config(scenario, {**flags, "out": out})
     previous = os.environ.get("BENCH_HOME")
     os.environ["BENCH_HOME"] = str(pg_home)
     try:

@@ -25,7 +25,8 @@ import asyncpg  # type: ignore[import-untyped]
 import pytest
 
 from bench.db.embedded import EmbeddedPostgres
-from bench.db.server import PostgresError, Server, create_database
+from bench.db.server import PostgresError, create_database
+from tests.conftest import database_names
 
 REPO = Path(__file__).resolve().parents[1]
 IS_ROOT = os.geteuid() == 0
@@ -74,14 +75,6 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-async def _databases(server: Server) -> set[str]:
-    conn = await asyncpg.connect(server.dsn("postgres"))
-    try:
-        return {row[0] for row in await conn.fetch("SELECT datname FROM pg_database")}
-    finally:
-        await conn.close()
-
-
 @pytest.fixture
 def home() -> Iterator[Path]:
     path = _new_home()
@@ -111,7 +104,7 @@ def test_start_serves_postgres_18_and_stop_leaves_nothing(start: Start, home: Pa
     pg = start()
     server, pid = pg.server, pg.pid
     assert pid is not None and server.embedded and server.version.startswith("PostgreSQL 18")
-    assert asyncio.run(_databases(server)) >= {"postgres"}
+    assert database_names(server) >= {"postgres"}
     assert pg.log_path is not None and "ready to accept connections" in pg.log_path.read_text()
 
     asyncio.run(pg.stop())
@@ -144,7 +137,7 @@ def test_async_context_manager_stops_on_exit(home: Path) -> None:
 
 def test_the_server_outlives_the_loop_that_started_it(start: Start) -> None:
     pg = start()  # asyncio.run(pg.start()): that loop is closed now
-    assert asyncio.run(_databases(pg.server)) >= {"postgres"}
+    assert database_names(pg.server) >= {"postgres"}
     assert pg.pid is not None and _alive(pg.pid)
 
 
@@ -188,7 +181,7 @@ def test_concurrent_instances_on_one_home_get_different_slots(start: Start) -> N
     first, second = start(), start()
     assert first.server.port != second.server.port
     assert first.log_path != second.log_path
-    assert asyncio.run(_databases(second.server)) >= {"postgres"}
+    assert database_names(second.server) >= {"postgres"}
 
 
 def test_stale_run_database_is_dropped_on_next_start(start: Start) -> None:
@@ -199,7 +192,7 @@ def test_stale_run_database_is_dropped_on_next_start(start: Start) -> None:
 
     messages: list[str] = []
     again = start(notify=messages.append)
-    names = asyncio.run(_databases(again.server))
+    names = database_names(again.server)
     assert "scopebench_x" not in names and "scopebenchkeep" in names
     assert messages == ["dropped 1 stale run database"]
 

@@ -25,22 +25,15 @@ from bench.db.server import (
     sqlalchemy_url,
 )
 from bench.errors import EXIT_USAGE
-
-
-async def _databases(server: Server) -> set[str]:
-    conn = await asyncpg.connect(server.dsn("postgres"))
-    try:
-        return {row[0] for row in await conn.fetch("SELECT datname FROM pg_database")}
-    finally:
-        await conn.close()
+from tests.conftest import database_names
 
 
 def test_create_and_drop_database_roundtrip(pg_server: Server) -> None:
     asyncio.run(create_database(pg_server, "scopebench_roundtrip"))
-    assert "scopebench_roundtrip" in asyncio.run(_databases(pg_server))
+    assert "scopebench_roundtrip" in database_names(pg_server)
     asyncio.run(drop_database(pg_server, "scopebench_roundtrip"))
     asyncio.run(drop_database(pg_server, "scopebench_roundtrip"))  # IF EXISTS: a second drop is fine
-    assert "scopebench_roundtrip" not in asyncio.run(_databases(pg_server))
+    assert "scopebench_roundtrip" not in database_names(pg_server)
 
 
 @pytest.mark.parametrize("name", ["Bad", "x;drop", "", "1abc", "a" * 64, 'q"uote'])
