@@ -97,6 +97,13 @@ def test_default_gates_come_from_the_registry_and_parse() -> None:
     assert Gate.parse("failures:+10%").fails(0, 1) and not Gate.parse("failures:+10%").fails(100, 109)
 
 
+def test_readme_states_the_registry_gates() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Comparing runs and gating CI")[1].split("\n## ")[0]
+    assert [g for g in metrics.DEFAULT_GATES if f"`{g}`" not in section] == []
+    assert "docs/metrics.md" in section and "any increase of `failures`" not in section
+
+
 def test_an_unknown_fail_on_metric_is_refused_with_a_suggestion() -> None:
     with pytest.raises(UsageError, match="did you mean 'pool.wait_ms.p95'") as caught:
         merge_gates(["pool.wiat_ms.p95:+20%"])

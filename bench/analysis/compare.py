@@ -12,7 +12,7 @@ from typing import Any
 
 from bench.analysis.stats import mann_whitney_p
 from bench.config.gates import Gate, default_gates
-from bench.errors import UsageError
+from bench.errors import EXIT_GATE, EXIT_OK, UsageError
 from bench.results.metric import Direction, Metric
 from bench.results.metrics import COMPARED, expand, ratio, value_at
 from bench.results.summaryfile import load_summary
@@ -78,6 +78,11 @@ class Comparison:
     @property
     def worsened(self) -> list[Row]:
         return [r for r in self.rows if r.mark in "+!"]
+
+    @property
+    def exit_code(self) -> int:
+        """What bench compare exits with: 1 when a gate failed, else 0."""
+        return EXIT_GATE if self.failed_gates else EXIT_OK
 
     notes: list[str] = field(default_factory=list)
 

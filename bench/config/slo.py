@@ -22,7 +22,7 @@ EXAMPLE = "write e.g. 'p95<250ms,errors<1%,pool_wait_p95<50ms'"
 # metric -> (path in a step's figures, kind), from the registry's capacity step figures (bench.results.metrics);
 # kind "ms" takes ms or s, "ratio" takes a percentage.
 METRICS: dict[str, tuple[str, str]] = {
-    name: (metric.path.removeprefix(metrics.STEP_PREFIX), "ms" if metric.unit == "ms" else "ratio")
+    name: (metrics.step_path(metric), "ms" if metric.unit == "ms" else "ratio")
     for name, metric in metrics.SLO.items()
 }
 _OPS: dict[str, Callable[[float, float], bool]] = {"<": operator.lt, "<=": operator.le}

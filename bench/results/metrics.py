@@ -26,7 +26,7 @@ SHOWN: tuple[Metric, ...] = tuple(m for m in APP if m.shown is not Shown.NO)
 # of the same build on a noisy 2-core runner passes, narrow enough that every anti-pattern scenario fails them
 # by a large margin (its ratios are 5x to 100x).
 DEFAULT_GATES: tuple[str, ...] = tuple(m.gate_text for m in APP if m.gate_text)
-# --slo's vocabulary: name -> the capacity step figure it judges (its path below STEP_PREFIX in capacity.json).
+# --slo's vocabulary: name -> the capacity step figure it judges.
 SLO: Mapping[str, Metric] = {m.slo: m for m in CAPACITY if m.slo}
 
 # Parts of the files that hold numbers but are not figures.
@@ -52,6 +52,11 @@ def ratio(base: float | None, current: float | None) -> float | None:
     if base == 0:
         return 1.0 if current == 0 else math.inf
     return current / base
+
+
+def step_path(metric: Metric) -> str:
+    """Where a capacity step figure sits inside one step of capacity.json (``latency_ms.p95``)."""
+    return metric.path.removeprefix(STEP_PREFIX)
 
 
 def value_at(node: Any, parts: Sequence[str]) -> float | None:

@@ -18,7 +18,7 @@ from bench.config.catalog import Scenario
 from bench.config.options import RunConfig
 from bench.db import server as postgres
 from bench.db.embedded import EmbeddedPostgres
-from bench.errors import InfraError
+from bench.errors import EXIT_GATE, InfraError
 from bench.render.terminal import Console
 from bench.results.folder import new_run_dir, write_json
 from bench.results.layout import RunFiles
@@ -55,7 +55,7 @@ async def run_scenario(config: RunConfig, scenario: Scenario, console: Console, 
     report = render_report(run)
     exit_code = outcome.exit_code
     if outcome.status == "completed" and any(not c["passed"] for c in summary["checks"]):
-        exit_code = 1
+        exit_code = EXIT_GATE
     console.final(summary, folder, outcome.error, report)
     return RunResult(folder=folder, summary=summary, exit_code=exit_code, error=outcome.error)
 

@@ -19,7 +19,7 @@ from bench.config.catalog import Scenario
 from bench.config.options import RunConfig
 from bench.db import server as postgres
 from bench.db.embedded import EmbeddedPostgres
-from bench.errors import BenchError, InfraError, Interrupted
+from bench.errors import EXIT_OK, BenchError, InfraError, Interrupted
 from bench.render.terminal import Console
 from bench.results.layout import HARNESS_ERROR, RunFiles
 from bench.results.summaryfile import SCHEMA_VERSION
@@ -38,6 +38,8 @@ class RunHooks:
 
 @dataclass
 class RunState:
+    """Mutable on purpose: the drives add timings, events and faults, the digest adds each app's figures."""
+
     config: RunConfig
     scenario: Scenario
     console: Console
@@ -95,7 +97,7 @@ class Outcome:
 
     status: str
     error: str | None = None
-    exit_code: int = 0
+    exit_code: int = EXIT_OK
 
 
 COMPLETED = Outcome("completed")
