@@ -1,6 +1,7 @@
 """Samples pg_stat_activity and an app's pool endpoint on a fixed tick, through load and cool-down.
 
-The runner starts one ``Collector`` per app run; its own asyncpg connection never comes from a measured pool.
+bench.run.drive starts one ``Collector`` per app run and moves it through its phases; its own asyncpg
+connection never comes from a measured pool. What goes wrong is kept as typed ``CollectorEvent``s.
 """
 
 from __future__ import annotations
