@@ -15,7 +15,7 @@ import pandas as pd
 
 from bench.errors import UsageError
 from bench.instrument import Histogram
-from bench.results.metrics import ratio
+from bench.results.metrics import ratio, value_at
 from bench.results.records import DbFigures
 
 PERCENTILES = (50, 95, 99)
@@ -221,12 +221,7 @@ class Check:
 
 
 def metric_value(app: dict[str, Any], path: str) -> float | None:
-    node: Any = app
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return float(node) if isinstance(node, (int, float)) and not isinstance(node, bool) else None
+    return value_at(app, path.split("."))
 
 
 def evaluate(checks: list[Check], apps: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

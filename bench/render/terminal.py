@@ -15,7 +15,7 @@ from bench.config.catalog import Scenario
 from bench.config.options import RunConfig
 from bench.results.layout import RunFiles
 from bench.results.metric import Direction, Shown
-from bench.results.metrics import SHOWN, ratio
+from bench.results.metrics import SHOWN, ratio, value_at
 
 if TYPE_CHECKING:
     from bench.results.records import DbFigures
@@ -42,12 +42,7 @@ LABEL_WIDTH = max(30, *(len(label) for label, *_ in ROWS))
 
 
 def lookup(app: dict[str, Any], path: str) -> float | None:
-    node: Any = app
-    for part in path.split("."):
-        if not isinstance(node, dict):
-            return None
-        node = node.get(part)
-    return float(node) if isinstance(node, (int, float)) and not isinstance(node, bool) else None
+    return value_at(app, path.split("."))
 
 
 class Console:
