@@ -14,14 +14,19 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bench.config.catalog import get_scenario, load_catalog, scenario_from_locustfile
-from bench.config.options import resolve_config
+from bench.config.catalog import get_scenario, load_catalog
+from bench.config.options import Given, resolve_run, setting
+from bench.config.optiontable import OPTIONS
 from bench.db.server import redact
 from bench.errors import EXIT_INFRA, BenchError, Interrupted, UsageError
 from bench.render.terminal import Console
 
 if TYPE_CHECKING:
+    from bench.run.capacity import CapacityRequest
     from bench.run.runner import RunResult
+
+# Where a value came from (click's ParameterSource, by name: typer vendors click and does not export the enum).
+_GIVEN = ("COMMANDLINE", "ENVIRONMENT")
 
 app = typer.Typer(
     help="Show, measure and gate what wrong database-session scoping costs an async Python service.",
@@ -43,56 +48,42 @@ def scenarios() -> None:
 
 @app.command()
 def run(
+    ctx: typer.Context,
     scenario: Annotated[str | None, typer.Argument(help="Scenario name; see: bench scenarios. Omit with --locustfile.")] = None,
-    app_: Annotated[str | None, typer.Option("--app", help="good, bad or both (good then bad).", envvar="BENCH_APP")] = None,
-    users: Annotated[int | None, typer.Option(help="Concurrent Locust users.")] = None,
-    spawn_rate: Annotated[float | None, typer.Option(help="Users started per second.")] = None,
-    duration: Annotated[str | None, typer.Option(help="Load duration per app: 20s, 2m or seconds.")] = None,
-    pool_size: Annotated[int | None, typer.Option(help="SQLAlchemy pool_size of the target app.")] = None,
-    max_overflow: Annotated[int | None, typer.Option(help="SQLAlchemy max_overflow.")] = None,
-    pool_timeout: Annotated[float | None, typer.Option(help="Seconds a checkout waits before TimeoutError.")] = None,
-    upstream_ms: Annotated[float | None, typer.Option(help="Latency of the simulated slow upstream call.")] = None,
-    cooldown: Annotated[str | None, typer.Option(help="Keep sampling this long after the load stops.")] = None,
-    idle_threshold: Annotated[float | None, typer.Option(help="Idle-in-transaction age (ms) counted as long.")] = None,
-    idle_tx_timeout: Annotated[str | None, typer.Option(help="Set PostgreSQL's idle_in_transaction_session_timeout for the apps (e.g. 1s): the server-side safety net.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Write the run folder exactly here.")] = None,
-    dsn: Annotated[str | None, typer.Option(help="Use this PostgreSQL instead of the embedded one.", envvar="BENCH_DSN", show_envvar=True)] = None,
-    repeat: Annotated[int | None, typer.Option(help="Run each app N times, interleaved (good bad good bad ...).")] = None,
-    workers: Annotated[int | None, typer.Option(help="Run Locust as a master with N worker processes on this machine.", envvar="BENCH_WORKERS")] = None,
-    master_bind: Annotated[str | None, typer.Option(help="With --workers: address the Locust master listens on for workers (default 127.0.0.1; 0.0.0.0 lets workers on other hosts join).")] = None,
-    app_workers: Annotated[int | None, typer.Option(help="uvicorn worker processes per target app; pool figures are summed over them.")] = None,
-    keep: Annotated[bool, typer.Option(help="Keep the per-run databases instead of dropping them.")] = False,
-    locustfile: Annotated[Path | None, typer.Option(help="Your own locustfile instead of a catalog scenario.")] = None,
-    target: Annotated[str | None, typer.Option(help="Drive a running app at this URL instead of the paired apps (needs --dsn).", envvar="BENCH_TARGET")] = None,
-    app_name: Annotated[str | None, typer.Option(help="With --target: the application_name of its connections.")] = None,
-    pool_url: Annotated[str | None, typer.Option(help="With --target: its pool endpoint (default TARGET/_bench/pool).")] = None,
-    pool_token: Annotated[str | None, typer.Option(help="Bearer token of the pool endpoint.", envvar="BENCH_POOL_TOKEN")] = None,
-    allow_remote: Annotated[bool, typer.Option(help="Allow a --target that is not a loopback address.")] = False,
-    quiet: Annotated[bool, typer.Option(help="No progress line.")] = False,
+    app_: Annotated[str | None, _option("app")] = None,
+    users: Annotated[str | None, _option("users")] = None,
+    spawn_rate: Annotated[str | None, _option("spawn_rate")] = None,
+    duration_s: Annotated[str | None, _option("duration_s")] = None,
+    pool_size: Annotated[str | None, _option("pool_size")] = None,
+    max_overflow: Annotated[str | None, _option("max_overflow")] = None,
+    pool_timeout_s: Annotated[str | None, _option("pool_timeout_s")] = None,
+    upstream_latency_ms: Annotated[str | None, _option("upstream_latency_ms")] = None,
+    cooldown_s: Annotated[str | None, _option("cooldown_s")] = None,
+    idle_threshold_ms: Annotated[str | None, _option("idle_threshold_ms")] = None,
+    idle_tx_timeout_s: Annotated[str | None, _option("idle_tx_timeout_s")] = None,
+    repeat: Annotated[str | None, _option("repeat")] = None,
+    workers: Annotated[str | None, _option("workers")] = None,
+    master_bind: Annotated[str | None, _option("master_bind")] = None,
+    app_workers: Annotated[str | None, _option("app_workers")] = None,
+    dsn: Annotated[str | None, _option("dsn")] = None,
+    out: Annotated[Path | None, _option("out")] = None,
+    keep: Annotated[bool, _option("keep")] = False,
+    locustfile: Annotated[Path | None, _option("locustfile")] = None,
+    target: Annotated[str | None, _option("target")] = None,
+    app_name: Annotated[str | None, _option("app_name")] = None,
+    pool_url: Annotated[str | None, _option("pool_url")] = None,
+    pool_token: Annotated[str | None, _option("pool_token")] = None,
+    allow_remote: Annotated[bool, _option("allow_remote")] = False,
+    quiet: Annotated[bool, _option("quiet")] = False,
 ) -> None:
-    """Run SCENARIO against the paired apps under Locust load and write a run folder."""
-    flags = {
-        "app": app_, "users": users, "spawn_rate": spawn_rate, "duration_s": duration, "pool_size": pool_size,
-        "max_overflow": max_overflow, "pool_timeout_s": pool_timeout, "upstream_latency_ms": upstream_ms,
-        "cooldown_s": cooldown, "idle_threshold_ms": idle_threshold, "out": out, "dsn": dsn, "keep": keep,
-        "repeat": repeat, "idle_tx_timeout_s": idle_tx_timeout, "workers": workers, "app_workers": app_workers,
-        "master_bind": master_bind, "target": target, "app_name": app_name,
-        "pool_url": pool_url, "pool_token": pool_token, "allow_remote": allow_remote,
-    }
-    if locustfile is not None:
-        chosen = scenario_from_locustfile(locustfile)
-    elif scenario is None:
-        raise UsageError("name a scenario (see: bench scenarios) or pass --locustfile")
-    else:
-        chosen = get_scenario(scenario)
-    if target is None and locustfile is not None and scenario is None:
-        raise UsageError("--locustfile drives your own app: add --target URL and --dsn DSN")
-    config = resolve_config(chosen, flags)
+    """Run SCENARIO against the paired apps under Locust load and write a run folder.
+
+    Every option: flag > its BENCH_* variable > the scenario's catalog entry > the default shown.
+    """
+    chosen, config = resolve_run(scenario, given_from(ctx))
     from bench.run.runner import run_scenario  # heavy imports only once the input is known good
 
-    command = ["bench", *[redact(arg) for arg in sys.argv[1:]]]
-    result = _run_until_signal(run_scenario(config, chosen, Console(quiet=quiet), command))
-    raise typer.Exit(result)
+    raise typer.Exit(_run_until_signal(run_scenario(config, chosen, Console(quiet=quiet), _command())))
 
 
 @app.command()
@@ -133,52 +124,86 @@ def compare(
         from bench.results.folder import write_text
 
         write_text(junit, render_junit(result))
-    raise typer.Exit(1 if result.failed_gates else 0)
+    raise typer.Exit(result.exit_code)
 
 
 @app.command()
 def capacity(
+    ctx: typer.Context,
     scenario: Annotated[str, typer.Argument(help="Scenario name; see: bench scenarios.")],
-    app_: Annotated[str | None, typer.Option("--app", help="good, bad or both (good then bad, per pool size).", envvar="BENCH_APP")] = None,
-    pool_size: Annotated[str | None, typer.Option(help="Pool sizes to sweep, e.g. 5,10,20 (one continuous run each).", envvar="BENCH_POOL_SIZE")] = None,
-    rates: Annotated[str | None, typer.Option(help="Open model: arrival rates per step, START:STOP:STEP or a list (default 25:400:25).")] = None,
-    users: Annotated[str | None, typer.Option(help="Closed model instead: users per step, START:STOP:STEP or a list.")] = None,
-    step: Annotated[str, typer.Option(help="Length of each load step.")] = "10s",
-    settle: Annotated[str | None, typer.Option(help="Discarded start of each step (default: the lesser of 2s and a quarter step).")] = None,
-    slo: Annotated[str, typer.Option(help="Objectives every step is held to: p50|p90|p95|p99|max, errors, pool_wait_p50|p95|p99|mean, loop_lag_p95.", envvar="BENCH_SLO")] = "p95<250ms,errors<1%,pool_wait_p95<50ms",
-    max_concurrency: Annotated[int, typer.Option(help="Open model: requests in flight at most (Locust users); arrivals past it are dropped.")] = 100,
-    arrivals: Annotated[str, typer.Option(help="Open model: constant (evenly spaced, like k6) or poisson.")] = "constant",
-    drain: Annotated[str | None, typer.Option(help="Open model: wait this long after the last step for answers still on their way.")] = None,
-    max_overflow: Annotated[int | None, typer.Option(help="SQLAlchemy max_overflow.")] = None,
-    pool_timeout: Annotated[float | None, typer.Option(help="Seconds a checkout waits before TimeoutError.")] = None,
-    upstream_ms: Annotated[float | None, typer.Option(help="Latency of the simulated slow upstream call.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Write the sweep folder exactly here.")] = None,
-    dsn: Annotated[str | None, typer.Option(help="Use this PostgreSQL instead of the embedded one.", envvar="BENCH_DSN", show_envvar=True)] = None,
-    quiet: Annotated[bool, typer.Option(help="No progress line.")] = False,
+    app_: Annotated[str | None, _option("app")] = None,
+    pool_size: Annotated[str | None, _option("pool_size")] = None,
+    rates: Annotated[str | None, _option("rates")] = None,
+    step_users: Annotated[str | None, _option("step_users")] = None,
+    step: Annotated[str | None, _option("step")] = None,
+    settle: Annotated[str | None, _option("settle")] = None,
+    slo: Annotated[str | None, _option("slo")] = None,
+    max_concurrency: Annotated[str | None, _option("max_concurrency")] = None,
+    arrivals: Annotated[str | None, _option("arrivals")] = None,
+    drain: Annotated[str | None, _option("drain")] = None,
+    max_overflow: Annotated[str | None, _option("max_overflow")] = None,
+    pool_timeout_s: Annotated[str | None, _option("pool_timeout_s")] = None,
+    upstream_latency_ms: Annotated[str | None, _option("upstream_latency_ms")] = None,
+    idle_threshold_ms: Annotated[str | None, _option("idle_threshold_ms")] = None,
+    idle_tx_timeout_s: Annotated[str | None, _option("idle_tx_timeout_s")] = None,
+    workers: Annotated[str | None, _option("workers")] = None,
+    master_bind: Annotated[str | None, _option("master_bind")] = None,
+    app_workers: Annotated[str | None, _option("app_workers")] = None,
+    dsn: Annotated[str | None, _option("dsn")] = None,
+    out: Annotated[Path | None, _option("out")] = None,
+    quiet: Annotated[bool, _option("quiet")] = False,
 ) -> None:
-    """Sweep stepped load per pool size: the rate each pool sustains within an SLO, the knee, the bottleneck."""
+    """Sweep stepped load per pool size: the rate each pool sustains within an SLO, the knee, the bottleneck.
+
+    Every option: flag > its BENCH_* variable > the scenario's catalog entry > the default shown.
+    """
     from bench.config.slo import Slo
-    from bench.config.sweep import build_plan, parse_pool_sizes
+    from bench.config.sweep import resolve_sweep
+    from bench.run.capacity import CapacityRequest
+
+    chosen, given = get_scenario(scenario), given_from(ctx)
+    configs, plan = resolve_sweep(chosen, given)
+    request = CapacityRequest(scenario=chosen, plan=plan, slo=Slo.parse(setting("slo", chosen, given)),
+                              configs=configs, out=out, command=_command())
+    raise typer.Exit(_run_until_signal(_sweep(request, quiet)))
+
+
+async def _sweep(request: CapacityRequest, quiet: bool) -> RunResult:
     from bench.render.capacity_report import render_terminal
-    from bench.run.capacity import CapacityConsole, CapacityRequest, run_capacity
+    from bench.run.capacity import CapacityConsole, run_capacity
     from bench.run.runner import RunResult
 
-    chosen = get_scenario(scenario)
-    objectives = Slo.parse(slo)
-    sizes = parse_pool_sizes(pool_size) if pool_size else (int(chosen.defaults["pool_size"]),)
-    plan = build_plan(rates=rates, users=users, step=step, settle=settle, drain=drain,
-                      max_concurrency=max_concurrency, arrivals=arrivals, pool_sizes=sizes)
-    flags = {"app": app_, "max_overflow": max_overflow, "pool_timeout_s": pool_timeout,
-             "upstream_latency_ms": upstream_ms, "dsn": dsn}
-    command = ["bench", *[redact(arg) for arg in sys.argv[1:]]]
-    request = CapacityRequest(scenario=chosen, plan=plan, slo=objectives, flags=flags, out=out, command=command)
+    result = await run_capacity(request, CapacityConsole(quiet=quiet))
+    typer.echo(render_terminal(result.data, result.folder))
+    return RunResult(folder=result.folder, summary=result.data, exit_code=result.exit_code, error=result.error)
 
-    async def sweep() -> RunResult:
-        result = await run_capacity(request, CapacityConsole(quiet=quiet))
-        typer.echo(render_terminal(result.data, result.folder))
-        return RunResult(folder=result.folder, summary=result.data, exit_code=result.exit_code, error=result.error)
 
-    raise typer.Exit(_run_until_signal(sweep()))
+def _option(name: str) -> Any:
+    """The typer option for ``OPTIONS[name]``: its flag, its BENCH_* variable and its default, all in --help."""
+    option = OPTIONS[name]
+    shown: bool | str = True if option.kind == "switch" else (option.default_text or False)
+    return typer.Option(option.flag, envvar=option.env, show_envvar=option.env is not None, show_default=shown,
+                        metavar=option.metavar, help=option.help)
+
+
+def given_from(ctx: typer.Context) -> dict[str, Given]:
+    """What the user gave, by option name: click read the flag or else its BENCH_* variable (a flag wins), and
+    says which, so an error names what the user wrote. Options left to the catalog or default are absent."""
+    given = {}
+    for param in ctx.command.params:
+        name = param.name or ""
+        source = ctx.get_parameter_source(name)
+        value = ctx.params.get(name)
+        if param.param_type_name != "option" or value is None or source is None or source.name not in _GIVEN:
+            continue
+        where = param.envvar if source.name == "ENVIRONMENT" else param.opts[0]
+        given[name.rstrip("_")] = Given(value, str(where))  # app_ is --app (app is the Typer object)
+    return given
+
+
+def _command() -> list[str]:
+    """The command as run.json records it: passwords in a --dsn masked."""
+    return ["bench", *[redact(arg) for arg in sys.argv[1:]]]
 
 
 def _run_until_signal(coro: Coroutine[Any, Any, RunResult]) -> int:

@@ -162,7 +162,7 @@ def harness_app_child(variant: str, scenario_name: str, folder: Path) -> Any:
     from bench.run.subjects import _app_child
 
     scenario = get_scenario(scenario_name)
-    config = resolve_config(scenario, {}, env={})
+    config = resolve_config(scenario)
     server = postgres.Server(host="postgres", port=5432, user="postgres", password="x", embedded=False, version="")
     run = RunState(config=config, scenario=scenario, console=Console(quiet=True), command=[], folder=folder,
                    server=server)
@@ -333,10 +333,11 @@ def test_app_commands_are_the_harness_commands(services: dict[str, dict[str, Any
 
 def test_app_environment_is_what_the_apps_read(raw: dict[str, Any], services: dict[str, dict[str, Any]],
                                                tmp_path: Path) -> None:
+    from bench.config.appenv import variables
     from bench.config.catalog import load_catalog
 
-    read_by_apps = string_constants("target_apps", r"BENCH_APP_[A-Z0-9_]+")
-    assert {"BENCH_APP_DSN", "BENCH_APP_POOL_SIZE", "BENCH_APP_GC_EVERY_S"} <= read_by_apps  # the scan works
+    read_by_apps = set(variables())  # the contract the apps read (bench.config.appenv)
+    assert {"BENCH_APP_DSN", "BENCH_APP_POOL_SIZE", "BENCH_APP_GC_EVERY_S"} <= read_by_apps
     scenario = locust_scenario(services)
     for name, variant in APP_SERVICES.items():
         ours = environment(services[name])

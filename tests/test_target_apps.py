@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from target_apps.bad.app import create as create_bad
 from target_apps.good.app import create as create_good
 
 APPS = Path(__file__).resolve().parent.parent / "target_apps"
+
+
+@pytest.fixture(autouse=True)
+def _settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # Creating an app reads its BENCH_APP_* settings; the engine (and so the database) only comes at start-up.
+    monkeypatch.setenv("BENCH_APP_DSN", "postgresql+asyncpg://nobody@127.0.0.1:1/never")
+    yield
 
 
 def _routes(app_factory: object) -> dict[str, set[str]]:

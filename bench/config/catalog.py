@@ -12,19 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.config.appenv import AppEnvError, scenario_settings
+from bench.config.optiontable import CATALOG_DEFAULTS
 from bench.errors import UsageError
-
-# Built-in defaults, the last step of the precedence: flag > BENCH_* env > catalog > these.
-DEFAULTS: dict[str, Any] = {
-    "users": 50,
-    "spawn_rate": 50.0,
-    "duration_s": 20.0,
-    "pool_size": 5,
-    "max_overflow": 0,
-    "pool_timeout_s": 30.0,
-    "upstream_latency_ms": 100.0,
-    "cooldown_s": 3.0,
-}
 
 
 @dataclass(frozen=True)
@@ -36,7 +26,7 @@ class Scenario:
     write_routes: dict[str, str]  # Locust request name -> orders.route tag the route writes
     defaults: dict[str, Any]
     checks: tuple[str, ...]
-    app_env: dict[str, str]  # extra BENCH_APP_* settings the scenario's routes read
+    app_env: dict[str, str]  # BENCH_APP_* settings of the scenario's routes (bench.config.appenv says which)
 
 
 def scenarios_dir() -> Path:
@@ -64,10 +54,11 @@ def load_catalog(path: Path | None = None) -> dict[str, Scenario]:
 def _scenario(name: str, entry: Any, folder: Path) -> Scenario:
     if not isinstance(entry, dict) or not isinstance(entry.get("locustfile"), str):
         raise UsageError(f"catalog entry '{name}' needs a locustfile = \"...\" line")
-    unknown = set(entry) - set(DEFAULTS) - {"locustfile", "description", "symptom", "write_routes", "checks", "app_env"}
+    known = {*CATALOG_DEFAULTS, "locustfile", "description", "symptom", "write_routes", "checks", "app_env"}
+    unknown = set(entry) - known
     if unknown:
         raise UsageError(f"catalog entry '{name}' has unknown keys: {', '.join(sorted(unknown))}")
-    defaults = {key: entry.get(key, value) for key, value in DEFAULTS.items()}
+    defaults = {key: entry.get(key, value) for key, value in CATALOG_DEFAULTS.items()}
     for key, value in defaults.items():
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
             raise UsageError(f"catalog entry '{name}': {key} must be a non-negative number, got {value!r}")
@@ -79,8 +70,17 @@ def _scenario(name: str, entry: Any, folder: Path) -> Scenario:
         write_routes=_str_table(name, "write_routes", entry.get("write_routes", {})),
         defaults=defaults,
         checks=_str_list(name, "checks", entry.get("checks", [])),
-        app_env=_str_table(name, "app_env", entry.get("app_env", {})),
+        app_env=_app_env(name, entry.get("app_env", {})),
     )
+
+
+def _app_env(name: str, value: Any) -> dict[str, str]:
+    table = _str_table(name, "app_env", value)
+    try:
+        scenario_settings(table)
+    except AppEnvError as err:
+        raise UsageError(f"catalog entry '{name}': app_env: {err}") from None
+    return table
 
 
 def _str_list(name: str, key: str, value: Any) -> tuple[str, ...]:
@@ -112,4 +112,4 @@ def scenario_from_locustfile(path: Path) -> Scenario:
     if not path.is_file():
         raise UsageError(f"--locustfile {path} does not exist")
     return Scenario(name=path.stem.replace("_", "-"), locustfile=path.resolve(), description="your locustfile",
-                    symptom="", write_routes={}, defaults=dict(DEFAULTS), checks=(), app_env={})
+                    symptom="", write_routes={}, defaults=dict(CATALOG_DEFAULTS), checks=(), app_env={})

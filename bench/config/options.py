@@ -1,26 +1,26 @@
-"""One run's validated configuration, with a fixed precedence: CLI flag > BENCH_* env > catalog > default.
+"""One run's validated configuration, resolved once: CLI flag > BENCH_* variable > scenario catalog > default.
 
-The CLI builds a ``RunConfig`` with ``resolve_config``; the runner and the summary read it.
+The CLI reads flags and variables (click) and calls ``resolve_config``; bench capacity and tests call it too.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import math
-import os
 import re
 import socket
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.config.catalog import Scenario
+from bench.config.catalog import Scenario, get_scenario, scenario_from_locustfile
+from bench.config.optiontable import OPTIONS, Option
 from bench.db.server import parse_dsn
 from bench.errors import UsageError
 
 APPS = ("good", "bad")
-MAX_DURATION_S = 6 * 3600.0  # load is always bounded; nobody means to run a scenario for days
 
 _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m(?!s))?\s*(?:(\d+(?:\.\d+)?)s?)?\s*$")
 _MILLISECONDS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*ms\s*$")
@@ -43,6 +43,24 @@ def parse_duration(text: str | float, flag: str = "--duration") -> float:
     return seconds
 
 
+def parse_pool_sizes(text: str | int, flag: str = "--pool-size") -> tuple[int, ...]:
+    """'5', '10,5' -> (5,), (5, 10): the pool sizes named, each at least 1, sorted."""
+    sizes = tuple(_number(part.strip(), int, 1, flag) for part in str(text).split(",") if part.strip())
+    if not sizes:
+        raise UsageError(f"{flag} {text!r}: give one or more pool sizes of at least 1, e.g. 5,10,20")
+    if len(set(sizes)) != len(sizes):
+        raise UsageError(f"{flag} {text!r} repeats a size")
+    return tuple(sorted(sizes))
+
+
+@dataclass(frozen=True)
+class Given:
+    """A value the user gave and where: the flag or the BENCH_* variable its errors name."""
+
+    value: Any
+    source: str
+
+
 @dataclass(frozen=True, kw_only=True)
 class RunConfig:
     scenario: str
@@ -55,21 +73,21 @@ class RunConfig:
     pool_timeout_s: float
     upstream_latency_ms: float
     cooldown_s: float
-    idle_threshold_ms: float = 50.0
-    idle_tx_timeout_s: float = 0.0  # PostgreSQL's idle_in_transaction_session_timeout for the apps; 0 = off
-    repeat: int = 1
-    workers: int = 0  # Locust worker processes (0: one process)
-    app_workers: int = 1  # uvicorn worker processes per target app
-    master_bind: str = "127.0.0.1"  # where the Locust master listens for workers (other hosts: opt in)
-    sample_interval_s: float = 0.1
-    dsn: str | None = field(default=None, repr=False)
-    out: Path | None = None
-    keep: bool = False
+    idle_threshold_ms: float
+    idle_tx_timeout_s: float  # PostgreSQL's idle_in_transaction_session_timeout for the apps; 0 = off
+    repeat: int
+    workers: int  # Locust worker processes (0: one process)
+    app_workers: int  # uvicorn worker processes per target app
+    master_bind: str  # where the Locust master listens for workers (other hosts: opt in)
+    sample_interval_s: float = 0.1  # how often the collector samples; not a user setting
+    dsn: str | None = field(repr=False)
+    out: Path | None
+    keep: bool
     # Target mode: drive a running app the harness did not start (apps == ("target",)).
-    target: str | None = None
-    app_name: str | None = None  # its connections' application_name, to tell them apart
-    pool_url: str | None = None
-    pool_token: str | None = field(default=None, repr=False)
+    target: str | None
+    app_name: str | None  # its connections' application_name, to tell them apart
+    pool_url: str | None
+    pool_token: str | None = field(repr=False)
 
     def to_json(self) -> dict[str, Any]:
         """The config as written to run.json and summary.json: never the DSN itself."""
@@ -82,87 +100,102 @@ class RunConfig:
         return data
 
 
-# name -> (env var, type, minimum)
-_NUMERIC: dict[str, tuple[str, type, float]] = {
-    "users": ("BENCH_USERS", int, 1),
-    "spawn_rate": ("BENCH_SPAWN_RATE", float, 0.01),
-    "duration_s": ("BENCH_DURATION", float, 1),
-    "pool_size": ("BENCH_POOL_SIZE", int, 1),
-    "max_overflow": ("BENCH_MAX_OVERFLOW", int, 0),
-    "pool_timeout_s": ("BENCH_POOL_TIMEOUT", float, 0.01),
-    "upstream_latency_ms": ("BENCH_UPSTREAM_MS", float, 0),
-    "cooldown_s": ("BENCH_COOLDOWN", float, 0),
-    "idle_threshold_ms": ("BENCH_IDLE_THRESHOLD_MS", float, 0),
-    "idle_tx_timeout_s": ("BENCH_IDLE_TX_TIMEOUT", float, 0),
-    "repeat": ("BENCH_REPEAT", int, 1),
-    "workers": ("BENCH_WORKERS", int, 0),
-    "app_workers": ("BENCH_APP_WORKERS", int, 1),
-}
-_BUILTIN = {"idle_threshold_ms": 50.0, "repeat": 1, "idle_tx_timeout_s": 0.0, "workers": 0, "app_workers": 1}
-_FLAG = {
-    "duration_s": "--duration",
-    "pool_timeout_s": "--pool-timeout",
-    "upstream_latency_ms": "--upstream-ms",
-    "cooldown_s": "--cooldown",
-    "idle_threshold_ms": "--idle-threshold",
-    "idle_tx_timeout_s": "--idle-tx-timeout",
-}
+# The options that are fields of RunConfig as they are ("app" becomes apps, target mode is checked as a whole).
+_FIELDS = ("users", "spawn_rate", "duration_s", "pool_size", "max_overflow", "pool_timeout_s", "upstream_latency_ms",
+           "cooldown_s", "idle_threshold_ms", "idle_tx_timeout_s", "repeat", "workers", "app_workers",
+           "master_bind", "dsn", "out", "keep", "app_name", "pool_token")
 
 
-def resolve_config(
-    scenario: Scenario,
-    flags: dict[str, Any],
-    env: dict[str, str] | None = None,
-) -> RunConfig:
-    """Merge flags (None = not given), BENCH_* variables, catalog defaults and built-in defaults."""
-    env = dict(os.environ if env is None else env)
-    values: dict[str, Any] = {}
-    for name, (var, kind, minimum) in _NUMERIC.items():
-        flag = _FLAG.get(name, "--" + name.replace("_", "-"))
-        raw = flags.get(name)
-        source = flag
-        if raw is None and env.get(var):
-            raw, source = env[var], var
-        if raw is None:
-            raw = scenario.defaults.get(name, _BUILTIN.get(name))
-        values[name] = _number(raw, kind, minimum, source)
-    if values["workers"] > 64 or values["app_workers"] > 64:
-        raise UsageError("--workers and --app-workers are capped at 64 processes on one machine")
-    if values["repeat"] > 50:
-        raise UsageError("--repeat is capped at 50; more repeats of a short run beat many of a long one")
-    if values["duration_s"] > MAX_DURATION_S:
-        raise UsageError(f"--duration is capped at {MAX_DURATION_S / 3600:.0f}h; split longer soaks into runs")
-    target = flags.get("target") or env.get("BENCH_TARGET") or None
-    app = flags.get("app") or env.get("BENCH_APP") or "both"
-    if app not in (*APPS, "both"):
-        raise UsageError(f"--app must be good, bad or both, got {app!r}")
+def resolve_run(name: str | None, given: Mapping[str, Any]) -> tuple[Scenario, RunConfig]:
+    """bench run's scenario (a catalog name, or --locustfile) and its config."""
+    locustfile = given_value(given, "locustfile")
+    if locustfile is not None:
+        scenario = scenario_from_locustfile(Path(locustfile.value))
+    elif name is None:
+        raise UsageError("name a scenario (see: bench scenarios) or pass --locustfile")
+    else:
+        scenario = get_scenario(name)
+    if locustfile is not None and name is None and given_value(given, "target") is None:
+        raise UsageError("--locustfile drives your own app: add --target URL and --dsn DSN")
+    return scenario, resolve_config(scenario, given)
+
+
+def resolve_config(scenario: Scenario, given: Mapping[str, Any] | None = None) -> RunConfig:
+    """Build the run's config from what was given (a ``Given``, or a plain value standing for its flag; None or
+    absent: not given), else the scenario's catalog entry, else the built-in default. Every value is checked."""
+    given = dict(given or {})
+    unknown = sorted(set(given) - set(OPTIONS))
+    if unknown:
+        raise ValueError(f"not options of bench run: {', '.join(unknown)}")  # a caller's mistake, not a user's
+    values = {name: setting(name, scenario, given) for name in (*_FIELDS, "app", "target", "allow_remote")}
+    target, app = values.pop("target"), values.pop("app")
+    allow_remote = values.pop("allow_remote")
     if target:
-        check_target(target, bool(flags.get("allow_remote")))
-    dsn = flags.get("dsn") or env.get("BENCH_DSN") or None
-    if dsn:
-        parse_dsn(dsn)  # malformed -> a usage error now, before any run folder exists
-    if target and not dsn:
-        raise UsageError("--target needs --dsn (or BENCH_DSN): the database the target app uses, to watch it")
+        check_target(target, allow_remote)
+        if not values["dsn"]:
+            raise UsageError("--target needs --dsn (or BENCH_DSN): the database the target app uses, to watch it")
+    pool_url = setting("pool_url", scenario, given) or (target.rstrip("/") + "/_bench/pool" if target else None)
     return RunConfig(
         scenario=scenario.name,
         apps=("target",) if target else APPS if app == "both" else (app,),
         target=target.rstrip("/") if target else None,
-        app_name=flags.get("app_name") or None,
-        pool_url=flags.get("pool_url") or (target.rstrip("/") + "/_bench/pool" if target else None),
-        pool_token=flags.get("pool_token") or env.get("BENCH_POOL_TOKEN") or None,
-        master_bind=flags.get("master_bind") or "127.0.0.1",
-        dsn=dsn,
-        out=flags.get("out"),
-        keep=bool(flags.get("keep")),
+        pool_url=pool_url,
         **values,
     )
 
 
+def given_value(given: Mapping[str, Any], name: str) -> Given | None:
+    """What was given for ``name`` (a plain value stands for its flag); None when nothing was."""
+    raw = given.get(name)
+    if isinstance(raw, Given):
+        return raw if raw.value is not None else None
+    return None if raw is None else Given(raw, OPTIONS[name].flag)
+
+
+def setting(name: str, scenario: Scenario, given: Mapping[str, Any]) -> Any:
+    """One option's value, checked: given > catalog > built-in default."""
+    option = OPTIONS[name]
+    value = given_value(given, name)
+    if value is not None:
+        return _read(option, value.value, value.source)
+    if option.catalog and name in scenario.defaults:
+        return _read(option, scenario.defaults[name], f"{name} of scenario '{scenario.name}'")
+    return option.default
+
+
+def _read(option: Option, raw: Any, source: str) -> Any:
+    """``raw`` as the option's kind; a bad value is a one-line UsageError naming ``source``."""
+    kind = option.kind
+    if kind in ("int", "float", "duration", "sizes"):
+        if kind == "duration" and isinstance(raw, str):
+            raw = parse_duration(raw, source)
+        value = _one_size(raw, source) if kind == "sizes" else _number(raw, int if kind == "int" else float,
+                                                                         option.minimum, source)
+        if option.maximum is not None and value > option.maximum:
+            limit = f"{option.maximum / 3600:g}h" if kind == "duration" else f"{option.maximum:g}"
+            raise UsageError(f"{source} is capped at {limit}; {option.cap}")
+        return value
+    if kind == "choice" and raw not in option.choices:
+        raise UsageError(f"{source} must be {', '.join(option.choices[:-1])} or {option.choices[-1]}, got {raw!r}")
+    if kind == "switch":
+        return bool(raw)
+    if kind == "path":
+        return Path(raw)
+    text = str(raw).strip()
+    if kind == "dsn" and text:
+        parse_dsn(text)  # malformed -> a usage error now, before any run folder exists
+    return text or None
+
+
+def _one_size(raw: Any, source: str) -> int:
+    sizes = parse_pool_sizes(raw, source)
+    if len(sizes) > 1:
+        raise UsageError(f"{source} {raw!r} names {len(sizes)} pool sizes; a run takes one "
+                         "(bench capacity sweeps several)")
+    return sizes[0]
+
+
 def _number(raw: Any, kind: type, minimum: float, source: str) -> Any:
-    durations = ("--duration", "--cooldown", "--idle-tx-timeout", "BENCH_DURATION", "BENCH_COOLDOWN",
-                 "BENCH_IDLE_TX_TIMEOUT")
-    if isinstance(raw, str) and source in durations:
-        raw = parse_duration(raw, source)
     try:
         value = float(raw)
         if kind is int:

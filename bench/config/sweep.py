@@ -1,6 +1,6 @@
 """The plan of a capacity sweep: pool sizes, load steps (arrival rates or users), step length, settling, drain.
 
-`bench capacity` parses its flags into a ``SweepPlan`` here; the pacer inside Locust receives it as JSON.
+`bench capacity` resolves its options here (``resolve_sweep``); the pacer inside Locust receives the plan as JSON.
 """
 
 from __future__ import annotations
@@ -9,16 +9,29 @@ import itertools
 import json
 import math
 import re
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
-from bench.config.options import MAX_DURATION_S, parse_duration
+from bench.config.options import (
+    RunConfig,
+    given_value,
+    parse_duration,
+    parse_pool_sizes,
+    resolve_config,
+    setting,
+)
+from bench.config.optiontable import MAX_DURATION_S, OPTIONS
 from bench.errors import UsageError
+
+if TYPE_CHECKING:
+    from bench.config.catalog import Scenario
 
 MAX_STEPS = 200
 MAX_RATE = 100_000.0
 MAX_USERS = 10_000
-DEFAULT_RATES = "25:400:25"
+DEFAULT_RATES: str = OPTIONS["rates"].default
+_SWEEP = ("rates", "step_users", "step", "settle", "drain", "max_concurrency", "arrivals")
 _RANGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*:\s*(\d+(?:\.\d+)?)\s*:\s*(\d+(?:\.\d+)?)\s*$")
 
 
@@ -95,18 +108,6 @@ def _check_levels(levels: tuple[float, ...], text: str, flag: str, integer: bool
         raise UsageError(f"{flag} {text!r}: at most {ceiling:g} {'users' if integer else 'requests/s'}")
 
 
-def parse_pool_sizes(text: str) -> tuple[int, ...]:
-    try:
-        sizes = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise UsageError(f"--pool-size {text!r} is not a list of whole numbers; write e.g. 5,10,20") from None
-    if not sizes or any(n < 1 for n in sizes):
-        raise UsageError(f"--pool-size {text!r}: give one or more pool sizes of at least 1, e.g. 5,10,20")
-    if len(set(sizes)) != len(sizes):
-        raise UsageError(f"--pool-size {text!r} repeats a size")
-    return tuple(sorted(sizes))
-
-
 def build_plan(*, rates: str | None, users: str | None, step: str, settle: str | None, drain: str | None,
                max_concurrency: int, arrivals: str, pool_sizes: tuple[int, ...]) -> SweepPlan:
     if rates and users:
@@ -132,3 +133,24 @@ def build_plan(*, rates: str | None, users: str | None, step: str, settle: str |
         raise UsageError(f"the sweep runs {plan.duration_s / 3600:.1f}h per app and pool size; "
                          f"at most {MAX_DURATION_S / 3600:.0f}h, use fewer or shorter steps")
     return plan
+
+
+def resolve_sweep(scenario: Scenario, given: Mapping[str, Any]) -> tuple[tuple[RunConfig, ...], SweepPlan]:
+    """bench capacity's options -> one run config per pool size, and the plan of steps they share.
+
+    The sweep's own options come from ``given`` or their defaults; the rest resolve as for bench run, except
+    that the plan sets the users and the load's length, and each pool size gets its own run.
+    """
+    sized = given_value(given, "pool_size")
+    sizes = parse_pool_sizes(sized.value, sized.source) if sized else (setting("pool_size", scenario, {}),)
+    # Given or None; build_plan knows the defaults that depend on the rest (--rates only without --users).
+    text = {name: str(g.value) if (g := given_value(given, name)) else None for name in _SWEEP}
+    plan = build_plan(rates=text["rates"], users=text["step_users"], step=text["step"] or OPTIONS["step"].default,
+                      settle=text["settle"], drain=text["drain"],
+                      max_concurrency=setting("max_concurrency", scenario, given),
+                      arrivals=text["arrivals"] or OPTIONS["arrivals"].default, pool_sizes=sizes)
+    fixed = {"users": plan.users, "spawn_rate": float(plan.users), "duration_s": plan.duration_s, "cooldown_s": 1.0,
+             "repeat": 1, "pool_size": sizes[0]}
+    base = resolve_config(scenario, {**{k: v for k, v in given.items() if k not in _SWEEP}, **fixed})
+    return tuple(replace(base, pool_size=size) for size in sizes), plan
+

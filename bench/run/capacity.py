@@ -16,7 +16,7 @@ from bench.analysis.assessment import Assessment, assess, pool_scaling, recommen
 from bench.analysis.bottleneck import HOST_FULL, other_cores
 from bench.analysis.steps import cut_steps
 from bench.config.catalog import Scenario
-from bench.config.options import RunConfig, resolve_config
+from bench.config.options import RunConfig
 from bench.config.slo import Slo
 from bench.config.sweep import SweepPlan
 from bench.errors import InfraError
@@ -60,7 +60,7 @@ class CapacityRequest:
     scenario: Scenario
     plan: SweepPlan
     slo: Slo
-    flags: dict[str, Any]  # bench run's flags that apply to every pool size: app, max_overflow, dsn, ...
+    configs: tuple[RunConfig, ...]  # one per pool size, resolved as bench run's (bench.config.sweep.resolve_sweep)
     out: Path | None
     command: list[str]
 
@@ -87,11 +87,8 @@ class CapacityConsole(Console):
 
 
 def pool_configs(request: CapacityRequest) -> list[RunConfig]:
-    """One run config per pool size (flag > BENCH_* env > catalog, as bench run), validated up front."""
-    plan = request.plan
-    flags = {**request.flags, "users": plan.users, "spawn_rate": float(plan.users), "duration_s": plan.duration_s,
-             "cooldown_s": request.flags.get("cooldown_s") or "1s", "repeat": 1}
-    return [resolve_config(request.scenario, {**flags, "pool_size": size}) for size in plan.pool_sizes]
+    """One run config per pool size, validated up front by bench.config.sweep.resolve_sweep."""
+    return list(request.configs)
 
 
 @dataclass

@@ -1,13 +1,11 @@
-"""Builds a target app: engine, instrumented pool and sessionmaker made in the lifespan, shared routes.
-
-``good.app`` and ``bad.app`` pass their router of scenario routes; everything else is identical.
+"""Builds a target app from its ``BENCH_APP_*`` settings: engine, instrumented pool and sessionmaker made in
+the lifespan, shared routes. ``good.app`` and ``bad.app`` pass their scenario routes; the rest is identical.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib
-import os
 import pkgutil
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -19,6 +17,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from bench.config.appenv import AppEnv, application_name
 from bench.instrument import (
     ENDPOINT_PATH,
     LoopLag,
@@ -31,12 +30,11 @@ from bench.instrument import (
     tag_statements,
 )
 from target_apps.common.models import Item
-from target_apps.common.settings import AppSettings
 
 
 @dataclass(frozen=True)
 class AppState:
-    settings: AppSettings
+    settings: AppEnv
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     metrics: PoolMetrics
@@ -46,8 +44,9 @@ class AppState:
         return self.settings.upstream_latency_ms / 1000.0
 
 
-def build_engine(settings: AppSettings) -> AsyncEngine:
-    server_settings = {"application_name": settings.application_name}
+def build_engine(settings: AppEnv, variant: str) -> AsyncEngine:
+    # application_name tags every connection, so pg_stat_activity can be split per app.
+    server_settings = {"application_name": application_name(variant)}
     if settings.idle_tx_timeout_ms:
         server_settings["idle_in_transaction_session_timeout"] = str(settings.idle_tx_timeout_ms)
     return create_async_engine(
@@ -79,11 +78,13 @@ def scenario_modules(package: str) -> list[ModuleType]:
     ]
 
 
-def create_app(variant: str, scenarios: Sequence[ModuleType]) -> FastAPI:
+def create_app(variant: str, scenarios: Sequence[ModuleType], settings: AppEnv | None = None) -> FastAPI:
+    """The app for ``variant``; ``settings`` default to the ``BENCH_APP_*`` variables, read once, here."""
+    settings = settings or AppEnv.from_env()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        settings = AppSettings.from_env(variant)
-        engine = build_engine(settings)
+        engine = build_engine(settings, variant)
         metrics = instrument(engine)
         tag_statements(engine)
         app.state.bench = AppState(
@@ -95,7 +96,7 @@ def create_app(variant: str, scenarios: Sequence[ModuleType]) -> FastAPI:
         # Event-loop lag tells a CPU-bound app from a starved pool (bench capacity names the bottleneck).
         metrics.loop = LoopLag()
         monitor = asyncio.create_task(metrics.loop.run(), name="bench-loop-lag")
-        shared = os.environ.get("BENCH_APP_METRICS_DIR")
+        shared = settings.metrics_dir
         writer = asyncio.create_task(keep_writing(metrics, Path(shared))) if shared else None
         try:
             yield
@@ -115,10 +116,9 @@ def create_app(variant: str, scenarios: Sequence[ModuleType]) -> FastAPI:
             install(app)
         else:
             app.include_router(module.router)
-    if os.environ.get("BENCH_APP_METRICS", "on") != "off":
+    if settings.metrics:
         endpoint = PoolEndpoint(lambda: getattr(app.state, "bench", None) and app.state.bench.metrics,
-                                token=os.environ.get("BENCH_APP_METRICS_TOKEN") or None, pool_name=variant,
-                                shared_dir=os.environ.get("BENCH_APP_METRICS_DIR") or None)
+                                token=settings.metrics_token, pool_name=variant, shared_dir=settings.metrics_dir)
         app.add_route(ENDPOINT_PATH, endpoint)
     app.add_middleware(RouteTagMiddleware)
     return app

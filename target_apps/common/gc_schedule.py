@@ -6,15 +6,10 @@ The unclosed-session and use-after-close routes of both apps call ``collect_on_s
 from __future__ import annotations
 
 import gc
-import os
 import time
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI
-
-from target_apps.common.settings import SettingsError
-
-GC_EVERY_ENV = "BENCH_APP_GC_EVERY_S"
 
 
 @dataclass
@@ -39,22 +34,12 @@ class GcSchedule:
 
 
 def collect_on_schedule(app: FastAPI) -> None:
-    """Made on first use from ``BENCH_APP_GC_EVERY_S`` (seconds); automatic collection is turned off then."""
+    """Made on first use from the app's ``gc_every_s`` (``BENCH_APP_GC_EVERY_S``); automatic collection is
+    turned off then."""
     schedule: GcSchedule | None = getattr(app.state, "gc_schedule", None)
     if schedule is None:
-        schedule = app.state.gc_schedule = _from_env()
+        every_s = app.state.bench.settings.gc_every_s
+        if every_s is not None:
+            gc.disable()
+        schedule = app.state.gc_schedule = GcSchedule(every_s=every_s)
     schedule.tick()
-
-
-def _from_env() -> GcSchedule:
-    raw = os.environ.get(GC_EVERY_ENV)
-    if not raw:
-        return GcSchedule(every_s=None)
-    try:
-        every_s = float(raw)
-    except ValueError:
-        every_s = -1.0
-    if not every_s > 0:
-        raise SettingsError(f"{GC_EVERY_ENV} must be a positive number of seconds, got {raw!r}")
-    gc.disable()
-    return GcSchedule(every_s=every_s)

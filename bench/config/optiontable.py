@@ -1,0 +1,135 @@
+"""Every option of ``bench run`` and ``bench capacity``, once: flag, ``BENCH_*`` variable, built-in default, help.
+
+bench/cli.py declares its typer options from ``OPTIONS``; bench.config.options resolves them, the catalog reads
+which of them a scenario may set, and the README's option tables mirror them (tests/test_settings.py checks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from bench.config.appenv import AppEnv
+
+MAX_DURATION_S = 6 * 3600.0  # load is always bounded; nobody means to run a scenario for days
+MAX_PROCESSES = 64  # Locust or uvicorn workers on one machine
+# The target apps' own defaults (bench.config.appenv): one place for the harness and the apps.
+_APP: dict[str, Any] = {f.name: f.default for f in fields(AppEnv)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Option:
+    """One option: how the user writes it, and what it is when they do not."""
+
+    flag: str
+    help: str
+    env: str | None = None
+    kind: str = "text"  # int, float, duration, sizes, choice, text, dsn, url, path, switch
+    default: Any = None  # the built-in default; None: unset
+    minimum: float = 0.0
+    maximum: float | None = None
+    cap: str = ""  # why there is a maximum, said in its error
+    choices: tuple[str, ...] = ()
+    catalog: bool = False  # a scenario's catalog entry may set it, over the built-in default
+    shown: str | None = None  # the default in --help's words, where the value alone would not say it
+    metavar: str | None = None
+
+    @property
+    def default_text(self) -> str | None:
+        """The default as ``--help`` shows it; None shows none."""
+        if self.catalog:
+            return f"from the scenario catalog, else {self.default:g}"
+        if self.shown is not None:
+            return self.shown
+        if isinstance(self.default, float):
+            return f"{self.default:g}"
+        return None if self.default is None else str(self.default)
+
+
+def _count(flag: str, env: str, text: str, default: int, minimum: int = 0, **more: Any) -> Option:
+    return Option(flag=flag, env=env, help=text, kind="int", default=default, minimum=minimum, metavar="N", **more)
+
+
+OPTIONS: dict[str, Option] = {
+    # The settings of one run (RunConfig); bench capacity shares those that apply to every pool size.
+    "app": Option(flag="--app", env="BENCH_APP", kind="choice", choices=("good", "bad", "both"), default="both",
+                  metavar="good|bad|both", help="Which app(s): both runs good, then bad, under identical load."),
+    "users": _count("--users", "BENCH_USERS", "Concurrent Locust users.", 50, 1, catalog=True),
+    "spawn_rate": Option(flag="--spawn-rate", env="BENCH_SPAWN_RATE", kind="float", minimum=0.01, default=50.0,
+                         catalog=True, metavar="R", help="Users started per second."),
+    "duration_s": Option(flag="--duration", env="BENCH_DURATION", kind="duration", minimum=1, default=20.0,
+                         maximum=MAX_DURATION_S, cap="split longer soaks into runs", catalog=True, metavar="DURATION",
+                         help="Load per app: 20s, 2m, 1h30m or seconds (at most 6h)."),
+    "pool_size": Option(flag="--pool-size", env="BENCH_POOL_SIZE", kind="sizes", minimum=1,
+                        default=_APP["pool_size"], catalog=True, metavar="N[,N...]",
+                        help="The target apps' SQLAlchemy pool_size. bench run takes one; bench capacity sweeps a "
+                             "list (5,10,20), one continuous run each."),
+    "max_overflow": _count("--max-overflow", "BENCH_MAX_OVERFLOW", "SQLAlchemy max_overflow of the target apps.",
+                           _APP["max_overflow"], catalog=True),
+    "pool_timeout_s": Option(flag="--pool-timeout", env="BENCH_POOL_TIMEOUT", kind="float", minimum=0.01,
+                             default=_APP["pool_timeout_s"], catalog=True, metavar="SECONDS",
+                             help="Seconds a checkout waits before TimeoutError."),
+    "upstream_latency_ms": Option(flag="--upstream-ms", env="BENCH_UPSTREAM_MS", kind="float",
+                                  default=_APP["upstream_latency_ms"], catalog=True, metavar="MS",
+                                  help="Latency of the simulated slow upstream call."),
+    "cooldown_s": Option(flag="--cooldown", env="BENCH_COOLDOWN", kind="duration", default=3.0, catalog=True,
+                         metavar="DURATION", help="Keep sampling this long after the load stops (leaks outlive it)."),
+    "idle_threshold_ms": Option(flag="--idle-threshold", env="BENCH_IDLE_THRESHOLD_MS", kind="float", default=50.0,
+                                metavar="MS", help="Idle-in-transaction age counted as long."),
+    "idle_tx_timeout_s": Option(flag="--idle-tx-timeout", env="BENCH_IDLE_TX_TIMEOUT", kind="duration", default=0.0,
+                                shown="off", metavar="DURATION",
+                                help="Set PostgreSQL's idle_in_transaction_session_timeout for the apps (e.g. 1s): "
+                                     "the server-side safety net."),
+    "repeat": _count("--repeat", "BENCH_REPEAT", "Run each app N times, interleaved (good bad good bad ...).", 1, 1,
+                     maximum=50, cap="more repeats of a short run beat many of a long one"),
+    "workers": _count("--workers", "BENCH_WORKERS", "Run Locust as a master with N worker processes on this machine.",
+                      0, maximum=MAX_PROCESSES, cap="more processes only compete for this machine's cores", shown="none: Locust runs as one process"),
+    "app_workers": _count("--app-workers", "BENCH_APP_WORKERS",
+                          "uvicorn worker processes per target app; pool figures are summed over them.", 1, 1,
+                          maximum=MAX_PROCESSES, cap="more processes only compete for this machine's cores"),
+    "master_bind": Option(flag="--master-bind", default="127.0.0.1", metavar="ADDRESS",
+                          help="With --workers: where the Locust master listens for workers (0.0.0.0 lets workers "
+                               "on other hosts join)."),
+    "dsn": Option(flag="--dsn", env="BENCH_DSN", kind="dsn", shown="the embedded PostgreSQL", metavar="DSN",
+                  help="Use this PostgreSQL instead of the embedded one (needs CREATEDB)."),
+    "out": Option(flag="--out", kind="path", shown="results/<UTC time>_<scenario>/", metavar="DIR",
+                  help="Write the run (or sweep) folder exactly here."),
+    "keep": Option(flag="--keep", kind="switch", default=False,
+                   help="Keep the per-run databases instead of dropping them."),
+    "target": Option(flag="--target", env="BENCH_TARGET", kind="url", metavar="URL",
+                     help="Drive a running app at this URL instead of the paired apps (needs --dsn)."),
+    "app_name": Option(flag="--app-name", metavar="NAME",
+                       help="With --target: the application_name of its connections."),
+    "pool_url": Option(flag="--pool-url", shown="TARGET/_bench/pool", metavar="URL",
+                       help="With --target: its pool endpoint."),
+    "pool_token": Option(flag="--pool-token", env="BENCH_POOL_TOKEN", metavar="TOKEN",
+                         help="Bearer token of the pool endpoint."),
+    # No environment variable, on purpose: a load test aimed at the wrong host is how production gets
+    # load-tested, so lifting the loopback rule takes a flag on the command itself.
+    "allow_remote": Option(flag="--allow-remote", kind="switch", default=False,
+                           help="Allow a --target that is not a loopback address."),
+    # The command line itself.
+    "quiet": Option(flag="--quiet", kind="switch", default=False, help="No progress line."),
+    "locustfile": Option(flag="--locustfile", kind="path", metavar="FILE",
+                         help="Your own locustfile instead of a catalog scenario (with --target and --dsn)."),
+    # bench capacity's sweep (bench.config.sweep reads them): the shape of one study, given per command.
+    "rates": Option(flag="--rates", default="25:400:25", metavar="LEVELS",
+                    help="Open model: arrival rates per step, START:STOP:STEP or a list."),
+    "step_users": Option(flag="--users", metavar="LEVELS", shown="none: the open model",
+                         help="Closed model instead: users per step, START:STOP:STEP or a list."),
+    "step": Option(flag="--step", default="10s", metavar="DURATION", help="Length of each load step."),
+    "settle": Option(flag="--settle", shown="the lesser of 2s and a quarter step", metavar="DURATION",
+                     help="Discarded start of each step."),
+    "drain": Option(flag="--drain", shown="half a step, 2s to 10s", metavar="DURATION",
+                    help="Open model: wait this long after the last step for answers still on their way."),
+    "slo": Option(flag="--slo", env="BENCH_SLO", default="p95<250ms,errors<1%,pool_wait_p95<50ms", metavar="SLO",
+                  help="Objectives every step is held to: p50|p90|p95|p99|max, errors, pool_wait_p50|p95|p99|mean, "
+                       "loop_lag_p95."),
+    "max_concurrency": Option(flag="--max-concurrency", kind="int", default=100, minimum=1, metavar="N",
+                              help="Open model: requests in flight at most (Locust users); arrivals past it are "
+                                   "dropped."),
+    "arrivals": Option(flag="--arrivals", default="constant", metavar="constant|poisson",
+                       help="Open model: constant (evenly spaced, like k6) or poisson."),
+}
+
+CATALOG_DEFAULTS: dict[str, Any] = {name: o.default for name, o in OPTIONS.items() if o.catalog}
