@@ -62,7 +62,7 @@ class Shown(StrEnum):
 
 # Units that are counts: a heading needs no unit after the label ("lost writes", not "lost writes (writes)").
 COUNT_UNITS = frozenset({"requests", "checkouts", "connections", "writes", "rows", "sessions", "samples",
-                         "transactions", "lines", "steps", "index"})
+                         "transactions", "lines", "index"})
 # Smallest absolute change bench compare counts, by unit: on a shared 2-core runner a few milliseconds of
 # scheduling noise are routine, while the anti-patterns move these figures by tens to thousands of ms.
 UNIT_NOISE = {"ms": 5.0, "ms/request": 2.0, "s": 0.01, "conn-s": 0.5}
@@ -91,7 +91,6 @@ class Metric:
     alarm: bool = False
     noise: float | None = None
     shown: Shown = Shown.NO
-    fmt: str | None = None
     slo: str | None = None
 
     @property
@@ -128,7 +127,7 @@ class Metric:
 
     @property
     def number_format(self) -> str:
-        return self.fmt or UNIT_FORMAT.get(self.unit, "{:.0f}" if self.unit in COUNT_UNITS else "{:.4g}")
+        return UNIT_FORMAT.get(self.unit, "{:.0f}" if self.unit in COUNT_UNITS else "{:.4g}")
 
     def matches(self, parts: tuple[str, ...]) -> bool:
         """Whether a concrete path (list positions as ``[]``) is this figure or one of its family."""
