@@ -11,27 +11,24 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# 1. Dependencies only, from pyproject.toml with empty packages and an empty README (the project metadata
-#    needs the file), so a code or README change does not download them again.
+# 1. Dependencies only, read from pyproject.toml, so a code or README change does not download them again.
+#    (Not a `pip install .` of empty packages: pyproject.toml lists every package folder, which must exist.)
 COPY pyproject.toml ./
-RUN mkdir bench target_apps \
-    && touch README.md bench/__init__.py target_apps/__init__.py \
-    && pip install . \
-    && pip uninstall -y scopebench \
-    && rm -rf README.md bench target_apps build ./*.egg-info
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
 
-# 2. The project itself: `pip install .` puts bench and target_apps in site-packages; the sources are
-#    removed afterwards so there is exactly one copy of the code.
+# 2. The project itself: `pip install .` puts bench and target_apps in site-packages, and the scenarios as
+#    bench/scenarios; bench and target_apps are removed afterwards so there is exactly one copy of the code.
+# 3. The scenarios (locustfiles + catalog.toml) also stay at /app/scenarios: Locust in docker-compose.yml
+#    uses -f /app/scenarios/<scenario>.py, and BENCH_SCENARIOS points the harness at the same copy.
 COPY README.md ./
 COPY bench/ bench/
 COPY target_apps/ target_apps/
+COPY scenarios/ /app/scenarios/
 RUN pip install --no-deps . \
     && rm -rf bench target_apps build ./*.egg-info
-
-# 3. The scenarios: locustfiles + catalog.toml. bench.catalog.scenarios_dir() looks next to the installed
-#    package (site-packages), so BENCH_SCENARIOS points it here; Locust in docker-compose.yml uses
-#    -f /app/scenarios/<scenario>.py.
-COPY scenarios/ /app/scenarios/
 
 # Run folders of `bench run` (docker-compose.yml bind-mounts ./results here).
 RUN groupadd --gid 10001 bench \
