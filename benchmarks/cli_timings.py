@@ -16,7 +16,7 @@ from typing import Any
 from perf_options import Options
 from perf_table import Section, median, medians, spread, target_note
 
-from bench.run.loadgen import read_requests
+from bench.results.requestlog import read_requests
 
 Figures = dict[str, float | None]
 STARTUP_TARGET_S = 3.0
@@ -53,7 +53,7 @@ def _one_run(opts: Options, out: Path) -> Figures:
         raise RuntimeError(f"bench run exited {done.returncode}: {(done.stderr or done.stdout).strip()[-300:]}")
     summary: dict[str, Any] = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     apps = list(summary["apps"])
-    first, last = read_requests(out / apps[0]), read_requests(out / apps[-1])
+    first, last = read_requests(out / apps[0]).frame, read_requests(out / apps[-1]).frame
     first_request = float(first["start_epoch_s"].min())
     last_response = float((last["start_epoch_s"] + last["response_time_ms"] / 1000).max())
     figures: Figures = {
@@ -66,7 +66,7 @@ def _one_run(opts: Options, out: Path) -> Figures:
     }
     if len(apps) > 1:  # the switch between apps: one app's teardown plus the next one's start-up
         end_first = float((first["start_epoch_s"] + first["response_time_ms"] / 1000).max())
-        next_start = float(read_requests(out / apps[1])["start_epoch_s"].min())
+        next_start = float(read_requests(out / apps[1]).frame["start_epoch_s"].min())
         figures["switch_s"] = next_start - end_first
     for app in apps:
         db = summary["apps"][app]["db"]

@@ -101,20 +101,20 @@ def _one_pass(run_dir: Path, pools: dict[str, dict[str, Any]], write_routes: lis
     from bench.render.compare_render import render_text
     from bench.render.run_report import render_report
     from bench.results.folder import write_json
-    from bench.run.collector import DbFigures
-    from bench.run.loadgen import read_requests
+    from bench.results.records import DbFigures
+    from bench.results.requestlog import read_requests
 
     read_s = 0.0
     started = time.perf_counter()
     for app, pool in pools.items():
         folder = run_dir / app
         t = time.perf_counter()
-        requests = read_requests(folder)  # runner._integrity's read
+        requests = read_requests(folder).frame  # the integrity check's read
         read_s += time.perf_counter() - t
         ok = requests[requests["failed"] == 0]
         acknowledged = {name: int((ok["name"] == name).sum()) for name in write_routes}
         t = time.perf_counter()
-        requests = read_requests(folder)  # runner._run_app's read for summarize_app
+        requests = read_requests(folder).frame  # the digest's read for summarize_app
         read_s += time.perf_counter() - t
         figures = summarize_app(requests=requests, pool=pool, db=DbFigures(samples=36_300),
                                 integrity=Integrity(acknowledged=acknowledged, written=acknowledged), pool_capacity=5)

@@ -8,7 +8,7 @@ import pytest
 from bench.analysis.summary import Check, Integrity, evaluate, summarize_app
 from bench.errors import UsageError
 from bench.instrument import Histogram, PoolMetrics
-from bench.run.collector import DbFigures
+from bench.results.records import DbFigures
 
 
 def _requests(n: int, latency_ms: float, failed_every: int = 0) -> pd.DataFrame:
