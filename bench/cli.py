@@ -181,9 +181,10 @@ async def _sweep(request: CapacityRequest, quiet: bool) -> RunResult:
 def _option(name: str) -> Any:
     """The typer option for ``OPTIONS[name]``: its flag, its BENCH_* variable and its default, all in --help."""
     option = OPTIONS[name]
-    shown: bool | str = True if option.kind == "switch" else (option.default_text or False)
-    return typer.Option(option.flag, envvar=option.env, show_envvar=option.env is not None, show_default=shown,
-                        metavar=option.metavar, help=option.help)
+    if option.kind == "switch":  # --keep/--no-keep, as typer names a bool option by itself
+        return typer.Option(f"{option.flag}/--no-{option.flag[2:]}", show_default=True, help=option.help)
+    return typer.Option(option.flag, envvar=option.env, show_envvar=option.env is not None,
+                        show_default=option.default_text or False, metavar=option.metavar, help=option.help)
 
 
 def given_from(ctx: typer.Context) -> dict[str, Given]:

@@ -65,6 +65,7 @@ def test_precedence_flag_over_env_over_catalog(monkeypatch: pytest.MonkeyPatch) 
     config = run_config(["long-session"])
     assert config.apps == ("good", "bad") and config.users == scenario.defaults["users"]
     assert resolve_config(scenario).apps == ("good", "bad")
+    assert run_config(["long-session", "--keep"]).keep and not run_config(["long-session", "--no-keep"]).keep
 
 
 def test_a_bad_value_names_where_it_was_given(monkeypatch: pytest.MonkeyPatch) -> None:
