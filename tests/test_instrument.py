@@ -12,7 +12,7 @@ import time
 import pytest
 from sqlalchemy import exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlalchemy.pool import AsyncAdaptedQueuePool, PoolResetState
 
 from bench.db import server as postgres
 from bench.instrument import Histogram, PoolMetrics, TimedAsyncPool, instrument
@@ -37,29 +37,43 @@ def test_private_hooks_still_exist_and_are_called() -> None:
     for name in ("_do_get", "_create_connection"):
         assert name in vars(AsyncAdaptedQueuePool.__mro__[1]) or hasattr(AsyncAdaptedQueuePool, name)
         assert name in vars(TimedAsyncPool)
+    # instrument() times every connect by wrapping the creator each connection record calls, and
+    # tells a garbage-collector reclaim by the reset state (tests/test_pool_lifecycle.py runs both).
+    pool = AsyncAdaptedQueuePool(lambda: None)
+    assert callable(pool._invoke_creator)
+    assert "terminate_only" in PoolResetState.__slots__
 
 
 def test_queue_wait_matches_outside_timing(pg_server: postgres.Server, database: str) -> None:
-    async def scenario() -> tuple[list[float], PoolMetrics]:
+    hold_s = 0.5
+
+    async def scenario() -> tuple[list[float], PoolMetrics, Histogram, Histogram]:
         engine = _engine(pg_server, database, pool_size=2, max_overflow=1, pool_timeout=10)
         metrics = instrument(engine)
         try:
-            waits = await asyncio.gather(*(_hold(engine, 0.5) for _ in range(8)))
+            await asyncio.gather(*(_hold(engine, 0.05) for _ in range(3)))  # warm: all 3 connections open
+            assert metrics.connections_opened == 3
+            wait, use = Histogram.from_json(metrics.wait.to_json()), Histogram.from_json(metrics.use.to_json())
+            waits = await asyncio.gather(*(_hold(engine, hold_s) for _ in range(8)))
         finally:
             await engine.dispose()
-        return sorted(waits), metrics
+        return sorted(waits), metrics, metrics.wait.minus(wait), metrics.use.minus(use)
 
-    outside, metrics = asyncio.run(scenario())
-    assert metrics.timed and metrics.wait.count == 8 and metrics.checkouts == 8
-    # 8 holders of 0.5 s on 2+1 connections: three start at once, the rest queue behind them.
-    assert all(w < 0.05 for w in outside[:3]) and all(w > 0.45 for w in outside[3:]) and outside[-1] > 0.95
-    # The pool's own figure for each checkout matches the wait timed from outside; the outside
-    # figure also contains connect time, which the pool reports apart.
-    inside = [metrics.wait.percentile(100 * (i + 1) / 8) for i in range(8)]
+    outside, metrics, wait, use = asyncio.run(scenario())
+    assert metrics.timed and wait.count == 8 and metrics.checkouts == 3 + 8
+    # 8 holders of 0.5 s on 2+1 connections: three start at once, the rest queue behind them. The pool
+    # was warmed, but it closes an overflow connection on return, so one of the three connects again.
+    # Only the queued waits have a floor (a holder's sleep): the others are judged against them.
+    slack = 0.1 * min(outside[3:]) + metrics.create.max
+    assert all(w > 0.9 * hold_s for w in outside[3:]) and outside[-1] > 1.9 * hold_s
+    assert max(outside[:3]) < slack, outside
+    # The pool's own figure for each checkout matches the wait timed from outside it (which also holds
+    # the adapter's overhead and that connect): never more, and less by no more than the slack.
+    inside = [wait.percentile(100 * (i + 1) / 8) for i in range(8)]
     for mine, theirs in zip(inside, outside, strict=True):
-        assert mine <= theirs + 0.01 and theirs - mine < 0.03 + metrics.create.max, (inside, outside)
+        assert mine <= theirs * 1.006 and theirs - mine < slack, (inside, outside)
     assert metrics.connections_opened >= 3 and metrics.create.count == metrics.connections_opened
-    assert 0.49 < metrics.use.percentile(50) < 0.6 and metrics.use.count == 8
+    assert use.count == 8 and use.percentile(0) >= 0.99 * hold_s
     assert metrics.checked_out == 0 and metrics.pending == 0 and metrics.checked_out_max == 3
 
 

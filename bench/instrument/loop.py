@@ -32,7 +32,9 @@ class LoopLag:
             self.lag.record(max(0.0, loop.time() - start - self.period_s))
 
     def to_json(self, histograms: bool = True) -> dict[str, Any]:
-        data: dict[str, Any] = {"period_s": self.period_s, "cpu_s": time.process_time(), "ticks": self.lag.count}
+        # ``workers``: loops these figures cover (``shared.merge`` sums several processes' CPU and ticks).
+        data: dict[str, Any] = {"period_s": self.period_s, "cpu_s": time.process_time(), "ticks": self.lag.count,
+                                "workers": 1}
         if histograms:
             data["lag"] = self.lag.to_json()
         return data

@@ -1,4 +1,4 @@
-"""Pool instrumentation for any SQLAlchemy async engine: checkout wait, hold time, gauges, per route.
+"""Pool instrumentation for any SQLAlchemy async engine: checkout wait, connect and hold time, gauges, per route.
 
 Apps create their engine with ``poolclass=TimedAsyncPool`` and call ``instrument(engine)`` (and
 ``tag_statements(engine)``); ``PoolEndpoint`` serves ``PoolMetrics.snapshot()`` to the collector.
@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import event, exc
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, Pool
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, Pool, PoolResetState, QueuePool
 
 from bench.instrument.asgi import current_route
 from bench.instrument.histogram import Histogram
@@ -41,6 +42,8 @@ class PoolMetrics:
     checkouts: int = 0
     connections_opened: int = 0
     invalidated: int = 0
+    reclaimed: int = 0  # checked-out connections the garbage collector took back (a leak, ended by a collection)
+    detached: int = 0  # checked-out connections the app itself detached from the pool
     pending: int = 0
     pending_max: int = 0
     checked_out: int = 0
@@ -61,6 +64,8 @@ class PoolMetrics:
                 "cancelled": self.cancelled,
                 "connections_opened": self.connections_opened,
                 "invalidated": self.invalidated,
+                "reclaimed": self.reclaimed,
+                "detached": self.detached,
                 "pending_max": self.pending_max,
                 "checked_out_max": self.checked_out_max,
             },
@@ -79,8 +84,7 @@ class PoolMetrics:
         pool = self.pool
         gauges: dict[str, Any] = {"checked_out": self.checked_out, "pending": self.pending}
         if isinstance(pool, AsyncAdaptedQueuePool):
-            # The pool's own count also drops when the GC reclaims a leaked connection (no checkin
-            # event fires then), so it is the truthful gauge where there is one.
+            # The pool's own count where there is one: it is what the pool can still lend.
             gauges.update(
                 checked_out=pool.checkedout(),
                 size=pool.size(),
@@ -99,13 +103,21 @@ _connect_spent: contextvars.ContextVar[list[float] | None] = contextvars.Context
     "bench_connect_spent", default=None
 )
 
+# Keys in a connection record's ``info``. SQLAlchemy clears ``info`` before it (re)opens the record's connection.
+_HOLD = "bench_checkout"  # (perf_counter at checkout, route)
+_CONNECT_AT = "bench_connect_at"  # perf_counter when the pool started opening this record's connection
+_RECLAIMING = "bench_reclaiming"  # the garbage collector is taking this checked-out record back
+
 
 class TimedAsyncPool(AsyncAdaptedQueuePool):
     """AsyncAdaptedQueuePool that times the queue wait of each checkout, apart from connect time.
 
     No pool event fires when a checkout starts, so the outermost ``_do_get`` is timed (it recurses)
-    and time spent in ``_create_connection`` is subtracted. Observer errors never escape: a failing
-    observer inside checkout would leak the connection it was handing out.
+    and the time spent in ``_create_connection`` is subtracted: the wait is the time until the pool
+    handed over a connection slot. Reopening a slot's connection (after an invalidation, a recycle or
+    a garbage-collector reclaim) happens after ``_do_get`` returns, so it was never in the wait; every
+    connect, new or reopened, is timed apart by ``instrument`` (``create``). Observer errors never
+    escape: a failing observer inside checkout would leak the connection it was handing out.
     """
 
     bench_metrics: PoolMetrics | None = None
@@ -136,16 +148,14 @@ class TimedAsyncPool(AsyncAdaptedQueuePool):
             _record_wait(metrics, max(0.0, elapsed - spent[0]), outcome)
 
     def _create_connection(self) -> ConnectionPoolEntry:
+        # Subtracted from the wait whether the connect succeeds or fails (a refused connect is not queueing).
         spent = _connect_spent.get()
         start = time.perf_counter()
         try:
             return super()._create_connection()
         finally:
-            elapsed = time.perf_counter() - start
             if spent is not None:
-                spent[0] += elapsed
-            if self.bench_metrics is not None:
-                _safely(self.bench_metrics.create.record, elapsed)
+                spent[0] += time.perf_counter() - start
 
 
 def _record_wait(metrics: PoolMetrics, wait_s: float, outcome: str) -> None:
@@ -186,26 +196,17 @@ def tag_statements(engine: AsyncEngine) -> None:
 
 
 def instrument(engine: AsyncEngine) -> PoolMetrics:
-    """Attach metrics to an engine's pool; waits are timed when the pool is a ``TimedAsyncPool``."""
+    """Attach metrics to an engine's pool; waits are timed when the pool is a ``TimedAsyncPool``.
+
+    Call it after the engine is built and before its first connection: connect time includes the
+    ``connect`` listeners registered before this call (the dialect's own set-up among them).
+    """
     pool = engine.sync_engine.pool
     metrics = PoolMetrics(pool=pool, timed=isinstance(pool, TimedAsyncPool))
     if isinstance(pool, TimedAsyncPool):
         pool.bench_metrics = metrics
-
-    @event.listens_for(pool, "connect")
-    def _on_connect(dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
-        metrics.connections_opened += 1
-
-    @event.listens_for(pool, "checkout")
-    def _on_checkout(dbapi_conn: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
-        record.info["bench_checkout"] = (time.perf_counter(), current_route())
-        metrics.checkouts += 1
-        metrics.checked_out += 1
-        metrics.checked_out_max = max(metrics.checked_out_max, metrics.checked_out)
-
-    @event.listens_for(pool, "checkin")
-    def _on_checkin(dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
-        _safely(_close_hold, metrics, record)
+    _time_connects(pool, metrics)
+    _track_holds(pool, metrics)
 
     @event.listens_for(pool, "invalidate")
     def _on_invalidate(dbapi_conn: Any, record: ConnectionPoolEntry, exception: BaseException | None) -> None:
@@ -214,8 +215,70 @@ def instrument(engine: AsyncEngine) -> PoolMetrics:
     return metrics
 
 
+def _time_connects(pool: Pool, metrics: PoolMetrics) -> None:
+    """Times every connection the pool opens: new ones in ``_do_get``, and the reopening of a slot whose
+    connection was invalidated, recycled or reclaimed, which SQLAlchemy does in
+    ``_ConnectionRecord.get_connection`` outside ``_do_get``. Both go through ``pool._invoke_creator``.
+    """
+    creator = pool._invoke_creator
+
+    def timed_creator(rec: ConnectionPoolEntry) -> DBAPIConnection:
+        rec.info[_CONNECT_AT] = time.perf_counter()
+        return creator(rec)
+
+    pool._invoke_creator = timed_creator
+
+    # Registered last, so the time runs to the end of the dialect's connect set-up. A connect that
+    # fails opens nothing and is counted in neither figure.
+    @event.listens_for(pool, "connect")
+    def _on_connect(dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
+        metrics.connections_opened += 1
+        started = record.info.pop(_CONNECT_AT, None)
+        if started is not None:
+            _safely(metrics.create.record, time.perf_counter() - started)
+
+
+def _track_holds(pool: Pool, metrics: PoolMetrics) -> None:
+    """Checkout to checkin, or to the detach that ends a hold without a checkin."""
+    # The pool's own count of lent connections, where it keeps one: it falls when the garbage collector
+    # reclaims a leak, and it can never pass pool_size + max_overflow.
+    lent: Callable[[], int] | None = pool.checkedout if isinstance(pool, QueuePool) else None
+
+    @event.listens_for(pool, "checkout")
+    def _on_checkout(dbapi_conn: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+        record.info[_HOLD] = (time.perf_counter(), current_route())
+        metrics.checkouts += 1
+        metrics.checked_out += 1
+        now = lent() if lent is not None else metrics.checked_out
+        metrics.checked_out_max = max(metrics.checked_out_max, now)
+
+    @event.listens_for(pool, "checkin")
+    def _on_checkin(dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
+        _safely(_close_hold, metrics, record)
+
+    # With an async dialect the garbage collector cannot check a leaked connection in (that needs the
+    # event loop): it resets it with terminate_only, detaches it from its slot and terminates it. No
+    # checkin fires. The reset is the only sign that tells this from an app's own detach().
+    @event.listens_for(pool, "reset")
+    def _on_reset(dbapi_conn: Any, record: ConnectionPoolEntry | None, state: PoolResetState) -> None:
+        if state.terminate_only and record is not None:
+            record.info[_RECLAIMING] = True
+
+    @event.listens_for(pool, "detach")
+    def _on_detach(dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
+        _safely(_close_detached, metrics, record)
+
+
+def _close_detached(metrics: PoolMetrics, record: ConnectionPoolEntry) -> None:
+    if record.info.pop(_RECLAIMING, False):
+        metrics.reclaimed += 1
+    else:
+        metrics.detached += 1
+    _close_hold(metrics, record)
+
+
 def _close_hold(metrics: PoolMetrics, record: ConnectionPoolEntry) -> None:
-    started = record.info.pop("bench_checkout", None)
+    started = record.info.pop(_HOLD, None)
     if started is None:
         return
     at, route = started

@@ -66,7 +66,7 @@ def prometheus_text(metrics: PoolMetrics, pool_name: str = "default") -> str:
     lines += _histogram("db_client_connection_use_time_seconds",
                         "Time between borrowing a connection and returning it to the pool.", metrics.use, pool)
     lines += _histogram("db_client_connection_create_time_seconds",
-                        "Time it took to create a new connection.", metrics.create, pool)
+                        "Time it took to create a new connection (a reopened one included).", metrics.create, pool)
     by_route = "scopebench_connection_use_time_by_route_seconds"
     lines += [f"# HELP {by_route} Connection use time by the route that checked the connection out.",
               f"# TYPE {by_route} histogram"]
@@ -85,5 +85,11 @@ def prometheus_text(metrics: PoolMetrics, pool_name: str = "default") -> str:
     lines += _metric("counter", "scopebench_connection_invalidated_total",
                      "Connections invalidated (terminated) by the pool.", [(pool, float(counters["invalidated"]))])
     lines += _metric("counter", "scopebench_connections_opened_total",
-                     "Connections opened by the pool.", [(pool, float(counters["connections_opened"]))])
+                     "Connections opened by the pool, reopened ones included.",
+                     [(pool, float(counters["connections_opened"]))])
+    lines += _metric("counter", "scopebench_connections_reclaimed_total",
+                     "Checked-out connections the garbage collector took back (leaked, never checked in).",
+                     [(pool, float(counters["reclaimed"]))])
+    lines += _metric("counter", "scopebench_connections_detached_total",
+                     "Checked-out connections the app detached from the pool.", [(pool, float(counters["detached"]))])
     return "\n".join(lines) + "\n"

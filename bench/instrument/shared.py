@@ -52,8 +52,14 @@ def read_merged(folder: Path) -> dict[str, Any] | None:
 
 
 def merge(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
-    """Sums counters and gauges, merges histograms; peaks are summed too (an upper bound across workers)."""
+    """Sums counters and gauges, merges histograms; peaks are summed too (an upper bound across workers).
+    Every worker has its own event loop and CPU: see ``_merged_loop``."""
     out: dict[str, Any] = {**snapshots[0], "workers": len(snapshots), "time": max(s["time"] for s in snapshots)}
+    loop = _merged_loop([s["loop"] for s in snapshots if isinstance(s.get("loop"), dict)])
+    if loop is None:
+        out.pop("loop", None)
+    else:
+        out["loop"] = loop
     for block in ("gauges", "counters"):
         keys = {k for s in snapshots for k in s.get(block, {})}
         out[block] = {k: _sum(s.get(block, {}).get(k) for s in snapshots) for k in sorted(keys)}
@@ -62,6 +68,23 @@ def merge(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
     for name in _BY_ROUTE:
         routes = {r for s in snapshots for r in s.get(name, {})}
         out[name] = {r: _merged([s.get(name, {}).get(r, {}) for s in snapshots]) for r in sorted(routes)}
+    return out
+
+
+def _merged_loop(loops: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The app's loop figures over its workers: every worker's lag ticks in one histogram (so the p95 is
+    over all loops, not one), CPU seconds summed (the app's CPU in cores, up to one per worker), and
+    ``workers``, the number of loops, for a per-loop figure (a loop is busy at one core, not at N)."""
+    if not loops:
+        return None
+    out: dict[str, Any] = {
+        "period_s": loops[0].get("period_s"),
+        "cpu_s": _sum(loop.get("cpu_s") for loop in loops),
+        "ticks": _sum(loop.get("ticks") for loop in loops),
+        "workers": len(loops),
+    }
+    if any("lag" in loop for loop in loops):
+        out["lag"] = _merged([loop.get("lag", {}) for loop in loops])
     return out
 
 
