@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from bench.analysis.assessment import LOST_OBJECTIVE, assess
 from bench.analysis.bottleneck import LOOP, NOT_REACHED, POOL, name_bottleneck
-from bench.analysis.knee import Point, find_knee, plateau, saturated_steps
+from bench.analysis.knee import Point, find_knee, plateau, saturated_steps, turned_up
 from bench.analysis.queueing import erlang_c, littles_ceiling, max_rate, mdc_wait_s
 from bench.analysis.steps import StepFigures, cut_steps
 from bench.config.slo import DEFAULT_SLO, Slo
-from bench.config.sweep import build_plan, parse_levels, parse_pool_sizes
+from bench.config.sweep import SweepPlan, build_plan, parse_levels, parse_pool_sizes
 from bench.errors import UsageError
 from bench.instrument import Histogram
 
@@ -236,3 +237,63 @@ def test_bottleneck_names() -> None:
     assert name_bottleneck([step(2.0, 0.97, 30.0)], [0], 5, 105).name == LOOP
     assert name_bottleneck([step(5.0, 0.95, 30.0)], [0], 5, 105).name == LOOP  # a busy loop fills the pool too
     assert name_bottleneck([step(2.0, 0.3, 1.0)], [], 5, 105).name == NOT_REACHED
+
+
+# --- issue 12, item 11: the knee, the plateau and what a step sustains ----------------------------
+
+def _plan(levels: str) -> SweepPlan:
+    return build_plan(rates=levels, users=None, step="10s", settle="2s", drain=None, max_concurrency=100,
+                      arrivals="constant", pool_sizes=(5,))
+
+
+def _open_step(index: int, rate: float, *, ok_share: float = 1.0, answered_share: float = 1.0,
+               dropped_share: float = 0.0, p95: float = 110.0) -> StepFigures:
+    """One 8 s measured window of an open-model step at ``rate``: flat latency, no pool wait unless told."""
+    t0, span = 1_800_000_000.0 + 10 * index, 8.0
+    requests = int(rate * span)
+    dropped = int(requests * dropped_share)
+    served = int((requests - dropped) * answered_share)
+    failures = dropped + served - int(served * ok_share)
+    return StepFigures(index=index, level=rate, start=t0 + 2, end=t0 + 2 + span, offered_rps=rate,
+                       throughput_rps=int(served * ok_share) / span, requests=requests, failures=failures,
+                       dropped=dropped, unfinished=0, error_rate=failures / requests, latency_ms={"p95": p95},
+                       pool_wait_ms={"p95": 0.1}, hold_ms_per_checkout=5.0, hold_s=served * 0.005, served=served,
+                       pool_busy=0.5, pool_pending=0, timeouts=0, loop_lag_ms={"p95": 1.0}, app_cpu=0.3,
+                       host_cpu=0.3, host_cores=0.6, db_active=0.1, idle_in_tx=0.0, generator_cpu=0.05,
+                       start_lateness_ms_p95=1.0)
+
+
+def test_designed_failures_do_not_make_a_knee_or_a_plateau() -> None:
+    # background-task answers a fifth of its requests with a 404 by design: it keeps up with every rate all the
+    # same. Counting successes only put the knee at step 0 and reported its throughput as an overload plateau.
+    steps = [_open_step(i, rate, ok_share=0.8) for i, rate in enumerate((20, 40, 60, 80))]
+    result = assess(app="bad", pool_size=5, capacity=5, steps=steps, plan=_plan("20,40,60,80"),
+                    slo=Slo.parse("p95<250ms"))
+    assert result.knee is None and result.saturated == () and result.plateau_rps is None
+    assert result.max_slo_index == 3 and result.sustained == 80
+
+
+def test_a_lone_noisy_last_step_is_not_a_knee() -> None:
+    points = _pool_bound([10, 20, 30, 40], ceiling=1000)
+    blip = Point(level=50, throughput_rps=50, latency_p95_ms=400.0, pool_wait_p95_ms=30.0, offered_rps=50)
+    assert turned_up([*points, blip], 4) and find_knee([*points, blip]) is None
+    # The last step that falls behind its load over the whole step is a knee: nothing above it need confirm it.
+    behind = Point(level=50, throughput_rps=30, latency_p95_ms=400.0, pool_wait_p95_ms=30.0, offered_rps=50)
+    knee = find_knee([*points, behind])
+    assert knee is not None and knee.index == 4 and knee.last_flat_level == 40
+
+
+def test_dropped_arrivals_count_against_sustaining() -> None:
+    # An SLO without an errors objective: the step that dropped half its arrivals kept its latency (latency
+    # covers only what was sent), yet it did not sustain 80 req/s.
+    steps = [_open_step(0, 20), _open_step(1, 40), _open_step(2, 60), _open_step(3, 80, dropped_share=0.5)]
+    result = assess(app="bad", pool_size=5, capacity=5, steps=steps, plan=_plan("20,40,60,80"),
+                    slo=Slo.parse("p95<250ms"))
+    assert result.missed[3] == (LOST_OBJECTIVE,) and result.max_slo_index == 2 and result.sustained == 60
+    # A stray dropped arrival (under 1%) is not a miss; with an errors objective the error rate judges them.
+    stray = [_open_step(0, 20), _open_step(1, 40, dropped_share=0.005)]
+    assert assess(app="bad", pool_size=5, capacity=5, steps=stray, plan=_plan("20,40"),
+                  slo=Slo.parse("p95<250ms")).max_slo_index == 1
+    judged = assess(app="bad", pool_size=5, capacity=5, steps=steps, plan=_plan("20,40,60,80"),
+                    slo=Slo.parse("p95<250ms,errors<1%"))
+    assert judged.missed[3] == ("errors<1%",) and judged.max_slo_index == 2

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from bench.analysis.compare import Side, compare, load_side
@@ -134,3 +138,142 @@ def test_incompatible_inputs_exit_2(tmp_path: Path, mutate: Any, message: str) -
 def test_missing_run_folder_exits_2(tmp_path: Path) -> None:
     result = bench("compare", str(tmp_path / "nope"), str(DATA / "base.json"))
     assert result.returncode == 2 and "does not exist" in result.stderr
+
+
+# --- issue 12, item 10: every verdict right ------------------------------------------------------
+
+def test_exact_permutation_p_with_ties() -> None:
+    # 4 vs 4 with ties: 6 of the 70 splits lie as far from the mean rank sum; the normal approximation said 0.047.
+    assert mann_whitney_p([0, 0, 0, 1], [1, 1, 2, 2]) == pytest.approx(6 / 70)
+    # Cross-check against counting every split of the pooled values, on tied samples.
+    rng = random.Random(12)
+    for _ in range(20):
+        a = [float(rng.randint(0, 3)) for _ in range(rng.randint(3, 6))]
+        b = [float(rng.randint(1, 4)) for _ in range(rng.randint(3, 6))]
+        assert mann_whitney_p(a, b) == pytest.approx(_brute_force_p(a, b))
+
+
+def _brute_force_p(a: list[float], b: list[float]) -> float:
+    pooled = sorted(a + b)
+    rank = {v: sum(i + 1 for i, x in enumerate(pooled) if x == v) / pooled.count(v) for v in pooled}
+    mean = len(a) * (len(pooled) + 1) / 2
+    observed = abs(sum(rank[v] for v in a) - mean)
+    splits = list(itertools.combinations(range(len(pooled)), len(a)))
+    extreme = sum(abs(sum(rank[pooled[i]] for i in s) - mean) >= observed - 1e-9 for s in splits)
+    return extreme / len(splits)
+
+
+def _summary(app: dict[str, Any], repeats: list[dict[str, Any]] | None = None) -> Side:
+    summary: dict[str, Any] = {"schema_version": 1, "scenario": "s", "apps": {"good": app}}
+    if repeats is not None:
+        summary["repeats"] = {"good": repeats}
+    return Side("x", summary)
+
+
+def _failures_row(base: int, current: int) -> Any:
+    result = compare(_summary({"requests": 1000, "failures": base}), _summary({"requests": 1000, "failures": current}))
+    return next(r for r in result.rows if r.metric == "failures")
+
+
+def test_newly_failing_accounts_for_chance() -> None:
+    # Rare failures, Poisson mean 0.3 a run, in identical A/A runs: the old "0 -> any" rule false-alarmed on about
+    # a fifth of the pairs; the exact count test (one-sided, alpha 0.05) on at most 5%.
+    rng = np.random.default_rng(12)
+    pairs = rng.poisson(0.3, size=(400, 2))
+    alarms = sum(_failures_row(int(b), int(c)).mark == "!" for b, c in pairs)
+    assert alarms / len(pairs) <= 0.05, alarms
+    one = _failures_row(0, 1)
+    assert one.mark == "~" and not one.gate_failed and one.p_value == pytest.approx(0.5)
+    five = _failures_row(0, 5)
+    assert five.mark == "!" and five.gate_failed and five.p_value == pytest.approx(1 / 32)
+
+
+def test_count_test_weighs_each_side_by_its_requests() -> None:
+    # 0 -> 5 failures over 10x the requests is the same rate of failing as ~0.5: chance, not news.
+    result = compare(_summary({"requests": 100, "failures": 0}), _summary({"requests": 1000, "failures": 5}))
+    row = next(r for r in result.rows if r.metric == "failures")
+    assert row.mark == "~" and not row.gate_failed and row.p_value == pytest.approx((10 / 11) ** 5)
+
+
+def test_nan_is_never_better_and_fails_its_gate() -> None:
+    base = _summary({"latency_ms": {"p95": 200.0}, "throughput_rps": 100.0})
+    current = _summary({"latency_ms": {"p95": math.nan}, "throughput_rps": math.nan})
+    result = compare(base, current)
+    rows = {r.metric: r for r in result.rows}
+    assert rows["latency_ms.p95"].mark == "?" and rows["latency_ms.p95"].gate_failed
+    assert rows["throughput_rps"].mark == "?" and rows["throughput_rps"].gate_failed
+    assert result.exit_code == 1 and rows["latency_ms.p95"] in result.worsened
+    assert Gate.parse("latency_ms.p95:<1000").fails(None, math.nan)
+    assert Gate.parse("latency_ms.p95:+25%").fails(math.nan, 200.0)
+    # The JSON stays strict JSON: NaN and infinity are null.
+    strict = json.loads(render_json(result), parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
+    assert {r["current"] for r in strict["rows"]} == {None}
+
+
+def test_a_misspelled_fail_on_metric_exits_2_in_one_line() -> None:
+    result = bench("compare", str(DATA / "base.json"), str(DATA / "current.json"), "--fail-on", "pool.wiat_ms.p95:+20%")
+    assert result.returncode == 2 and "did you mean 'pool.wait_ms.p95'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "current", "fails"),
+    [("throughput_rps:<100", 99.0, True), ("throughput_rps:<100", 100.0, False),
+     ("throughput_rps:<=100", 100.0, True), ("pool.wait_ms.p95:>=50", 50.0, True)],
+)
+def test_absolute_lower_bound(text: str, current: float, fails: bool) -> None:
+    assert Gate.parse(text).fails(None, current) is fails
+
+
+ROUTE = "endpoints.POST /orders/{item_id}/checkout"
+
+
+def test_gates_on_per_route_figures() -> None:
+    gate = Gate.parse(f"{ROUTE}.latency_ms.p95:+20%")
+    assert (gate.metric, gate.sign, gate.limit) == (f"{ROUTE}.latency_ms.p95", "+", 0.2)
+    # A route name may hold spaces, dots and colons: the threshold is what follows the last colon.
+    odd = Gate.parse("endpoints.GET /ws:stream v1.2.latency_ms.p95:>500")
+    assert (odd.metric, odd.op, odd.bound) == ("endpoints.GET /ws:stream v1.2.latency_ms.p95", ">", 500.0)
+    assert {g.metric for g in merge_gates([odd.text])} >= {odd.metric}
+    base, current = load_side(DATA / "base.json"), load_side(DATA / "current.json")
+    result = compare(base, current, merge_gates([f"{ROUTE}.pool_hold_ms.p95:+5%"]),
+                     base_app="good", current_app="bad")
+    assert f"{ROUTE}.pool_hold_ms.p95" in {r.metric for r in result.failed_gates}
+
+
+def test_a_gate_on_a_route_neither_run_has_exits_2() -> None:
+    base, current = load_side(DATA / "base.json"), load_side(DATA / "current.json")
+    typo = ROUTE.replace("orders", "order")
+    with pytest.raises(UsageError, match="neither run has a route 'POST /order/") as caught:
+        compare(base, current, merge_gates([f"{typo}.latency_ms.p95:+20%"]))
+    assert caught.value.exit_code == 2 and "did you mean 'POST /orders/{item_id}/checkout'" in str(caught.value)
+
+
+def test_json_ratio_is_a_number_or_null_and_repeats_count_single_runs() -> None:
+    result = compare(load_side(DATA / "base.json"), load_side(DATA / "current.json"))
+    data = json.loads(render_json(result))
+    assert data["repeats"] == [1, 1] and data["single_sample"]
+    assert all(r["ratio"] is None or isinstance(r["ratio"], float | int) for r in data["rows"])
+    from_zero = next(r for r in data["rows"] if r["metric"] == "db.idle_in_tx_long_seconds" and r["app"] == "good")
+    assert from_zero["base"] == 0 and from_zero["ratio"] is None
+
+
+def test_repeats_are_the_fewest_over_the_app_pairs() -> None:
+    # good ran once, bad four times on each side: good's rows rest on one run, so the comparison is single-sample.
+    def side(bad: list[float]) -> Side:
+        apps = {"good": {"throughput_rps": 100.0}, "bad": {"throughput_rps": sorted(bad)[2]}}
+        return Side("x", {"schema_version": 1, "scenario": "s", "apps": apps,
+                          "repeats": {"bad": [{"throughput_rps": v} for v in bad]}})
+
+    result = compare(side([50, 51, 52, 53]), side([50, 52, 51, 53]))
+    assert result.pairs == [("good", "good"), ("bad", "bad")]
+    assert result.repeats == (1, 1) and result.single_sample
+
+
+@pytest.mark.parametrize(("base", "current", "mark"), [(6.0, 10.8, "+"), (6.0, 7.0, "~"), (0.05, 0.2, "~"),
+                                                       (200.0, 204.9, "~"), (200.0, 230.0, "+")])
+def test_noise_floor_scales_with_the_figure(base: float, current: float, mark: str) -> None:
+    # A fixed 5 ms floor hid an 80% rise of a 6 ms hold p95; the floor is now a quarter of the figure, 1 to 5 ms.
+    result = compare(_summary({"pool": {"hold_ms": {"p95": base}}}), _summary({"pool": {"hold_ms": {"p95": current}}}))
+    row = next(r for r in result.rows if r.metric == "pool.hold_ms.p95")
+    assert row.mark == mark and row.gate_failed is (mark == "+" and current / base > 1.25)

@@ -19,6 +19,11 @@ from bench.config.sweep import SweepPlan
 from bench.results.metrics import ratio
 
 _QUANTILES = {"pool_wait_p50": 0.5, "pool_wait_p95": 0.95, "pool_wait_p99": 0.99, "pool_wait_mean": None}
+# A step that lost arrivals (dropped: no free user at their start; unfinished: no answer by the end) did not
+# sustain its rate, whatever its latency says: latency covers only the requests that were sent and answered.
+# With an errors objective they count in its error rate; without one, this share is the budget.
+LOST_BUDGET = 0.01
+LOST_OBJECTIVE = f"lost arrivals<{LOST_BUDGET:.0%}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,13 +89,13 @@ class Assessment:
 def assess(*, app: str, pool_size: int, capacity: int, steps: Sequence[StepFigures], plan: SweepPlan,
            slo: Slo) -> Assessment:
     points = [Point(level=s.level, throughput_rps=s.throughput_rps, latency_p95_ms=s.latency_ms.get("p95"),
-                    pool_wait_p95_ms=s.pool_wait_ms.get("p95"),
+                    pool_wait_p95_ms=s.pool_wait_ms.get("p95"), answered_rps=_answered_rps(s),
                     offered_rps=s.offered_rps if plan.mode == "rate" else None) for s in steps]
     knee = find_knee(points)
     saturated = saturated_steps(points, knee)
     light_hold_ms, basis = _light_hold(steps, knee)
     ceiling = queueing.littles_ceiling(capacity, light_hold_ms / 1000) if light_hold_ms else None
-    missed = tuple(tuple(slo.missed(s.to_json())) for s in steps)
+    missed = tuple(tuple(missed_objectives(slo, s)) for s in steps)
     judged = saturated or (list(range(knee.index, len(steps))) if knee else [])
     model = _model(plan, capacity, light_hold_ms, steps)
     return Assessment(
@@ -100,6 +105,23 @@ def assess(*, app: str, pool_size: int, capacity: int, steps: Sequence[StepFigur
         model_wait_p95_ms=model, model_max_rate=_model_max_rate(plan, slo, capacity, light_hold_ms),
         bottleneck=name_bottleneck(steps, judged, capacity, light_hold_ms),
     )
+
+
+def _answered_rps(step: StepFigures) -> float | None:
+    """Responses per second in the step's window, failed ones included: how much of the load it kept up with."""
+    span = step.end - step.start
+    return step.served / span if span > 0 else None
+
+
+def missed_objectives(slo: Slo, step: StepFigures) -> list[str]:
+    """The objectives a step misses; lost arrivals past LOST_BUDGET miss one even when the SLO names no errors."""
+    missed = slo.missed(step.to_json())
+    if any(o.metric == "errors" for o in slo.objectives):
+        return missed  # its error rate counts dropped and unfinished arrivals as failures
+    lost = step.dropped + step.unfinished
+    if step.requests and lost / step.requests >= LOST_BUDGET:
+        missed.append(LOST_OBJECTIVE)
+    return missed
 
 
 def _light_hold(steps: Sequence[StepFigures], knee: Knee | None) -> tuple[float | None, str]:

@@ -5,15 +5,16 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.analysis.stats import mann_whitney_p
-from bench.config.gates import Gate, default_gates
+from bench.analysis.stats import count_change_p, count_rise_p, mann_whitney_p
+from bench.config.gates import Gate, default_gates, family_member
 from bench.errors import EXIT_GATE, EXIT_OK, UsageError
-from bench.results.metric import Direction, Metric
+from bench.results.metric import Direction, Metric, Window
 from bench.results.metrics import COMPARED, expand, ratio, value_at
 from bench.results.summaryfile import load_summary
 
@@ -40,9 +41,23 @@ class Side:
         return app
 
     def samples(self, app: str, parts: tuple[str, ...]) -> list[float]:
-        repeats = self.summary.get("repeats", {}).get(app, [])
-        values = [value_at(r, parts) for r in repeats]
+        values = [value_at(r, parts) for r in self._repeats(app)]
         return [v for v in values if v is not None]
+
+    def runs(self, app: str) -> int:
+        """How many runs the app's figures rest on: its repeats, or 1 for a single run."""
+        return len(self._repeats(app)) or 1
+
+    def total(self, app: str, parts: tuple[str, ...]) -> float | None:
+        """A count summed over the repeats (the figure itself for a single run): what a count test weighs."""
+        values = [value_at(r, parts) for r in self._repeats(app)]
+        if values and all(v is not None for v in values):
+            return float(sum(v for v in values if v is not None))
+        return value_at(self.app(app), parts)
+
+    def _repeats(self, app: str) -> list[dict[str, Any]]:
+        repeats: list[dict[str, Any]] = self.summary.get("repeats", {}).get(app, [])
+        return repeats
 
 
 def load_side(path: Path) -> Side:
@@ -58,7 +73,7 @@ class Row:
     current: float | None
     ratio: float | None
     mark: str  # "+" worse, "-" better, "*" changed (no better direction), "~" not significant, "!" newly failing,
-    # " " unchanged
+    # "?" not a number (NaN: the figure could not be computed), " " unchanged
     p_value: float | None
     gate: str | None = None
     gate_failed: bool = False
@@ -69,7 +84,7 @@ class Comparison:
     scenario: str
     pairs: list[tuple[str, str]]
     rows: list[Row] = field(default_factory=list)
-    repeats: tuple[int, int] = (0, 0)
+    repeats: tuple[int, int] = (1, 1)  # runs per side (1: a single run); the fewest over the app pairs
 
     @property
     def failed_gates(self) -> list[Row]:
@@ -77,7 +92,7 @@ class Comparison:
 
     @property
     def worsened(self) -> list[Row]:
-        return [r for r in self.rows if r.mark in "+!"]
+        return [r for r in self.rows if r.mark in "+!?"]
 
     @property
     def exit_code(self) -> int:
@@ -129,10 +144,25 @@ def compare(
                 row = _row(base, current, b_app, c_app, metric, parts, by_metric.get(name))
                 if row is not None:
                     result.rows.append(row)
-        result.repeats = (len(base.summary.get("repeats", {}).get(b_app, [])),
-                          len(current.summary.get("repeats", {}).get(c_app, [])))
+    result.repeats = (min(base.runs(b) for b, _ in result.pairs), min(current.runs(c) for _, c in result.pairs))
+    _check_route_gates(gates, result, base, current)
     result.notes = config_differences(base.summary.get("config", {}), current.summary.get("config", {}))
     return result
+
+
+def _check_route_gates(gates: list[Gate], result: Comparison, base: Side, current: Side) -> None:
+    """A gate on a route neither run has would silently pass: a misspelled route is a usage error (exit 2)."""
+    listed = {row.metric for row in result.rows}
+    for gate in gates:
+        member = family_member(gate.metric)
+        if gate.metric in listed or member is None or not member[0].path.startswith("endpoints."):
+            continue
+        routes = sorted({route for b, c in result.pairs for side, app in ((base, b), (current, c))
+                         for route in (side.app(app).get("endpoints") or {})})
+        close = difflib.get_close_matches(member[1], routes, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise UsageError(f"--fail-on {gate.text!r}: neither run has a route {member[1]!r}; {hint}"
+                         f"routes: {', '.join(repr(r) for r in routes) or 'none'}")
 
 
 _COMPARABLE = ("users", "spawn_rate", "duration_s", "pool_size", "max_overflow", "pool_timeout_s",
@@ -152,27 +182,52 @@ def _row(base: Side, current: Side, b_app: str, c_app: str, metric: Metric, part
     if b is None and c is None:
         return None
     change = ratio(b, c)
-    p = None
-    b_samples, c_samples = base.samples(b_app, parts), current.samples(c_app, parts)
-    if len(b_samples) >= MIN_REPEATS and len(c_samples) >= MIN_REPEATS:
-        p = mann_whitney_p(b_samples, c_samples)
+    if metric.alarm and metric.window is not Window.COOLDOWN:
+        p = _count_p(base, current, b_app, c_app, parts)
+    else:
+        p = None
+        b_samples, c_samples = base.samples(b_app, parts), current.samples(c_app, parts)
+        if len(b_samples) >= MIN_REPEATS and len(c_samples) >= MIN_REPEATS:
+            p = mann_whitney_p(b_samples, c_samples)
     mark = _mark(metric, b, c, change, p)
     label = b_app if b_app == c_app else f"{b_app}->{c_app}"
-    failed = gate is not None and gate.fails(b, c, significant=mark in "+!*")
+    failed = gate is not None and gate.fails(b, c, significant=mark in "+!*?")
     return Row(label, ".".join(parts), b, c, change, mark, p, gate.text if gate else None, failed)
+
+
+def _count_p(base: Side, current: Side, b_app: str, c_app: str, parts: tuple[str, ...]) -> float | None:
+    """The exact test of counts for a figure that can be newly failing (failures, timeouts, lost writes...).
+
+    Events counted over a run are Poisson counts: rare failures (0.3 a run) come and go between identical runs,
+    and a bare "0 -> 1" rule false-alarms on a fifth of A/A pairs. Totals over the repeats, weighed by the
+    requests each side made: a count that went from 0 to k is tested one-sided (did it rise?), any other move
+    two-sided. None when a side has no count. A figure read at one instant (idle in tx after load: leaked
+    connections) counts no events and keeps the plain rule: any rise from 0 is news.
+    """
+    b, c = base.total(b_app, parts), current.total(c_app, parts)
+    if b is None or c is None or not (math.isfinite(b) and math.isfinite(c)) or min(b, c) < 0:
+        return None
+    b_requests = base.total(b_app, ("requests",)) or 0.0
+    c_requests = current.total(c_app, ("requests",)) or 0.0
+    test = count_rise_p if b == 0 else count_change_p
+    return test(b, c, b_requests, c_requests)
 
 
 def _mark(metric: Metric, b: float | None, c: float | None, change: float | None, p: float | None) -> str:
     if b is None or c is None or change is None:
         return " "
-    if metric.alarm and b == 0 and c > 0 and metric.direction is Direction.LOWER:
-        return "!"  # a count that was zero (lost writes, timeouts, failures) no longer is
+    if not (math.isfinite(b) and math.isfinite(c)):
+        return "?"  # NaN never reads as better: the figure could not be computed
     if change == 1.0:
         return " "
-    if abs(c - b) < metric.noise_floor:
+    if p is not None and p >= ALPHA:
+        return "~"
+    if metric.alarm and b == 0 and c > 0 and metric.direction is Direction.LOWER:
+        return "!"  # a count that was zero (lost writes, timeouts, failures) rose beyond chance
+    if abs(c - b) < metric.noise_floor_at(min(abs(b), abs(c))):
         return "~"
     effect = abs(change - 1) if math.isfinite(change) else math.inf
-    if effect < MIN_EFFECT or (p is not None and p >= ALPHA):
+    if effect < MIN_EFFECT:
         return "~"
     if metric.direction is Direction.NEITHER:
         return "*"  # a size or a setting moved: news, not a verdict

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.analysis.stats import nearest_rank
 from bench.analysis.stepsamples import COLUMNS, WindowSamples, window
 from bench.config.sweep import SweepPlan
 from bench.errors import UsageError
@@ -125,9 +126,8 @@ def _latency(values: np.ndarray) -> dict[str, float | None]:
     if values.size == 0:
         empty: dict[str, float | None] = {f"p{p}": None for p in _PERCENTILES}
         return empty | {"max": None, "mean": None}
-    # Nearest rank, as the run summary does: a latency some request really had.
-    quantiles = np.percentile(values, _PERCENTILES, method="inverted_cdf")
-    out: dict[str, float | None] = {f"p{p}": round(float(q), 3) for p, q in zip(_PERCENTILES, quantiles, strict=True)}
+    # Nearest rank, the harness's one percentile rule: a latency some request really had.
+    out: dict[str, float | None] = {f"p{p}": _round(nearest_rank(values, p)) for p in _PERCENTILES}
     return out | {"max": round(float(values.max()), 3), "mean": round(float(values.mean()), 3)}
 
 

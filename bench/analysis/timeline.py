@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from bench.analysis.stats import nearest_rank
 from bench.results.requestlog import read_requests
 from bench.results.samples import read_samples
 
@@ -39,8 +40,8 @@ class Timeline:
             return pd.DataFrame({"x": [], "rps": [], "p95_ms": []}, dtype=float)
         second = np.floor(ok["end_s"].to_numpy()).astype(np.int64)
         grouped = ok["response_time_ms"].groupby(second)
-        # "higher": a latency some request really had, like the summary's nearest-rank percentiles.
-        p95 = grouped.quantile(0.95, interpolation="higher")
+        # Nearest rank, the harness's one percentile rule (pandas' "higher" would give the maximum of 20).
+        p95 = grouped.agg(lambda v: nearest_rank(v.to_numpy(dtype=float), 95))
         index = pd.RangeIndex(0, int(second.max()) + 1)
         return pd.DataFrame({
             "x": index.to_numpy(dtype=float) + 0.5,

@@ -6,20 +6,31 @@ from __future__ import annotations
 
 import difflib
 import math
+import operator
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench.errors import UsageError
 from bench.results import metrics
+from bench.results.metric import Metric
 
-_GATE = re.compile(r"^\s*([A-Za-z0-9_.]+)\s*:\s*(?:([+-])\s*([0-9]+(?:\.[0-9]+)?)\s*%|(>=|>)\s*(-?[0-9]+(?:\.[0-9]+)?))\s*$")
+# The threshold after the LAST colon: it never holds one, so a metric (a route name above all) may hold colons,
+# spaces and dots: ``endpoints.GET /ws:stream.latency_ms.p95:+20%`` is the route "GET /ws:stream".
+_THRESHOLD = re.compile(r"^\s*(?:([+-])\s*([0-9]+(?:\.[0-9]+)?)\s*%|(>=|>|<=|<)\s*(-?[0-9]+(?:\.[0-9]+)?))\s*$")
+_BOUNDS: dict[str, Callable[[float, float], bool]] = {
+    ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
+_SYNTAX = ("write METRIC:+N% (e.g. pool.wait_ms.p95:+20%), METRIC:-N% (e.g. throughput_rps:-10%), METRIC:>N "
+           "(e.g. integrity.lost_writes:>0) or METRIC:<N (e.g. throughput_rps:<100)")
+
 
 @dataclass(frozen=True)
 class Gate:
     """Fails when the current value moved past ``limit`` in the bad direction, or past an absolute bound.
 
     relative: ``sign`` is "+" (an increase is bad) or "-" (a decrease is bad), ``limit`` a fraction.
-    absolute: ``op`` is ">" or ">=", and the gate fails when current satisfies it.
+    absolute: ``op`` is ">", ">=", "<" or "<=", and the gate fails when current satisfies it.
+    A figure that is not a finite number (NaN: it could not be computed) fails every gate on it.
     """
 
     text: str
@@ -31,30 +42,33 @@ class Gate:
 
     @classmethod
     def parse(cls, text: str) -> Gate:
-        match = _GATE.match(text)
-        if match is None:
-            raise UsageError(
-                f"--fail-on {text!r} is malformed; write METRIC:+N% (e.g. pool.wait_ms.p95:+20%), "
-                "METRIC:-N% (e.g. throughput_rps:-10%) or METRIC:>N (e.g. integrity.lost_writes:>0)"
-            )
-        metric, sign, pct, op, bound = match.groups()
+        metric, colon, threshold = text.rpartition(":")
+        match = _THRESHOLD.match(threshold) if colon else None
+        if match is None or not metric.strip():
+            raise UsageError(f"--fail-on {text!r} is malformed; {_SYNTAX}")
+        sign, pct, op, bound = match.groups()
+        name = metric.strip()
         if sign:
-            return cls(text=text.strip(), metric=metric, sign=sign, limit=float(pct) / 100)
-        return cls(text=text.strip(), metric=metric, op=op, bound=float(bound))
+            return cls(text=text.strip(), metric=name, sign=sign, limit=float(pct) / 100)
+        return cls(text=text.strip(), metric=name, op=op, bound=float(bound))
 
     def fails(self, base: float | None, current: float | None, significant: bool = True) -> bool:
         if current is None:
             return False
+        if not math.isfinite(current):
+            return True
         if self.op is not None:
-            return current > self.bound if self.op == ">" else current >= self.bound
-        if base is None or not significant:
+            return _BOUNDS[self.op](current, self.bound)
+        if base is None:
+            return False
+        if not math.isfinite(base):
+            return True
+        if not significant:
             return False
         if base == 0:
             moved_up = current > 0
             return moved_up if self.sign == "+" else False
         change = current / base - 1
-        if not math.isfinite(change):
-            return self.sign == "+"
         return change > self.limit if self.sign == "+" else change < -self.limit
 
 
@@ -73,9 +87,22 @@ def merge_gates(overrides: list[str]) -> list[Gate]:
     return list(chosen.values())
 
 
+def family_member(name: str) -> tuple[Metric, str] | None:
+    """The registry family a concrete name belongs to and its key (``endpoints.GET /a.b.requests`` ->
+    (endpoints.<route>.requests, "GET /a.b")): the key may hold dots, the rest of the path fixes where it ends."""
+    for metric in metrics.COMPARED:
+        if not metric.is_pattern:
+            continue
+        pattern = re.sub(r"<[a-z_]+>", "(.+)", re.escape(metric.path))
+        found = re.fullmatch(pattern, name)
+        if found:
+            return metric, found.group(1)
+    return None
+
+
 def _known(gate: Gate) -> None:
     """A gate on a figure bench compare does not list would never be evaluated: refuse it rather than pass."""
-    if metrics.find(gate.metric) is not None:
+    if any(m.path == gate.metric for m in metrics.COMPARED) or family_member(gate.metric) is not None:
         return
     names = [m.path for m in metrics.COMPARED if not m.is_pattern]
     close = difflib.get_close_matches(gate.metric, names, n=1)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import os
 import random
 import sys
@@ -96,14 +97,11 @@ class StepLog:
 
     def to_json(self, index: int) -> dict[str, Any]:
         late = sorted(self.lateness_ms)
-
-        def pick(q: float) -> float | None:
-            return round(late[min(len(late) - 1, int(q * len(late)))], 3) if late else None
-
         wall = self.end - self.start
         return {"index": index, "level": self.level, "start": self.start, "end": self.end, "sent": self.sent,
                 "dropped": self.dropped, "unfinished": self.unfinished,
-                "lateness_ms": {"p50": pick(0.5), "p95": pick(0.95), "max": late[-1] if late else None},
+                "lateness_ms": {"p50": nearest_rank(late, 50), "p95": nearest_rank(late, 95),
+                                "max": late[-1] if late else None},
                 "generator_cpu": round((self.cpu_end - self.cpu_start) / wall, 4)
                 if wall > 0 and self.cpu_end else None}
 
@@ -223,6 +221,18 @@ class Pacer:
         tmp = self.out.with_name(f".{self.out.name}.tmp")
         tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
         os.replace(tmp, self.out)
+
+
+def nearest_rank(ordered: list[float], p: float) -> float | None:
+    """The p-th percentile (0..100) of sorted values by nearest rank, the value at rank ceil(p·n / 100).
+
+    The harness's one percentile rule (bench.analysis.stats.nearest_rank; this plugin imports nothing from bench,
+    tests/test_percentiles.py holds the two equal): for n = 20 the 95th percentile is the 19th value, not the 20th.
+    """
+    if not ordered:
+        return None
+    rank = max(1, math.ceil(p * len(ordered) / 100 - 1e-9))
+    return round(ordered[min(rank, len(ordered)) - 1], 3)
 
 
 def _spawn_rate(plan: Plan) -> float:

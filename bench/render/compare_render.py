@@ -13,14 +13,18 @@ from xml.sax.saxutils import escape, quoteattr
 from bench.analysis.compare import ALPHA, MIN_EFFECT, MIN_REPEATS, Comparison, Row
 
 LEGEND = ("marks: + worse  - better  * changed (no better direction)  ~ not significant  ! newly failing (was 0)"
-          "   gate: ✗ failed")
+          "  ? not a number   gate: ✗ failed")
+
+
+def _not_finite(value: float) -> str:
+    return "nan" if math.isnan(value) else "inf" if value > 0 else "-inf"
 
 
 def _num(value: float | None) -> str:
     if value is None:
         return "-"
     if not math.isfinite(value):
-        return "inf"
+        return _not_finite(value)
     if value == int(value) and abs(value) < 1e9:
         return f"{int(value)}"
     return f"{value:.4g}" if abs(value) < 1000 else f"{value:.1f}"
@@ -29,18 +33,22 @@ def _num(value: float | None) -> str:
 def _ratio(row: Row) -> str:
     if row.ratio is None:
         return "-"
-    return "inf" if not math.isfinite(row.ratio) else f"{row.ratio:.2f}"
+    return _not_finite(row.ratio) if not math.isfinite(row.ratio) else f"{row.ratio:.2f}"
 
 
 def verdict_line(result: Comparison) -> str:
     failed = result.failed_gates
-    basis = (
-        f"Mann-Whitney U over {result.repeats[0]} vs {result.repeats[1]} repeats (alpha {ALPHA}) and"
-        if not result.single_sample
-        else f"ONE sample per side (bench run --repeat {MIN_REPEATS} or more gives a significance test); judged by"
-    )
+    runs = result.repeats
+    if not result.single_sample:
+        basis = f"Mann-Whitney U over {runs[0]} vs {runs[1]} repeats (alpha {ALPHA}) and"
+    elif runs == (1, 1):
+        basis = f"ONE sample per side (bench run --repeat {MIN_REPEATS} or more gives a significance test); judged by"
+    else:
+        basis = (f"{runs[0]} vs {runs[1]} runs, too few for a significance test (--repeat {MIN_REPEATS} or more on "
+                 "both sides); judged by")
     head = f"{len(failed)} gate(s) failed" if failed else "all gates passed"
-    return f"{head}; {basis} a minimum effect of {MIN_EFFECT:.0%}"
+    return (f"{head}; {basis} a minimum effect of {MIN_EFFECT:.0%} and each figure's noise floor; counts by an "
+            f"exact test of counts (alpha {ALPHA})")
 
 
 def render_text(result: Comparison, show_all: bool = False) -> str:
@@ -53,7 +61,7 @@ def render_text(result: Comparison, show_all: bool = False) -> str:
     ]
     widths = [max(len(str(x[i])) for x in [header, *body]) for i in range(len(header))]
     lines = [f"scenario {result.scenario}: " + ", ".join(f"{b} -> {c}" for b, c in result.pairs)]
-    fmt = "  ".join("{:<%d}" % w if i < 3 or i == 6 else "{:>%d}" % w for i, w in enumerate(widths))
+    fmt = "  ".join(f"{{:<{w}}}" if i < 3 or i == 6 else f"{{:>{w}}}" for i, w in enumerate(widths))
     lines.append(fmt.format(*header).rstrip())
     lines.extend(fmt.format(*row).rstrip() for row in body)
     if not body:
@@ -80,7 +88,13 @@ def render_markdown(result: Comparison) -> str:
     return "\n".join(lines)
 
 
+def _finite(value: float | None) -> float | None:
+    """JSON has no NaN or infinity: a number that is not finite is null (its mark says why)."""
+    return value if value is not None and math.isfinite(value) else None
+
+
 def render_json(result: Comparison) -> str:
+    """Every number is a number or null: ``ratio`` is null when either side is missing or the base is 0."""
     data: dict[str, Any] = {
         "scenario": result.scenario,
         "pairs": result.pairs,
@@ -89,13 +103,13 @@ def render_json(result: Comparison) -> str:
         "failed_gates": [r.gate for r in result.failed_gates],
         "notes": result.notes,
         "rows": [
-            {"app": r.app, "metric": r.metric, "base": r.base, "current": r.current,
-             "ratio": r.ratio if r.ratio is None or math.isfinite(r.ratio) else "inf",
-             "mark": r.mark.strip() or "=", "p_value": r.p_value, "gate": r.gate, "gate_failed": r.gate_failed}
+            {"app": r.app, "metric": r.metric, "base": _finite(r.base), "current": _finite(r.current),
+             "ratio": _finite(r.ratio), "mark": r.mark.strip() or "=", "p_value": _finite(r.p_value),
+             "gate": r.gate, "gate_failed": r.gate_failed}
             for r in result.rows
         ],
     }
-    return json.dumps(data, indent=2)
+    return json.dumps(data, indent=2, allow_nan=False)
 
 
 def render_junit(result: Comparison) -> str:
@@ -113,8 +127,8 @@ def render_junit(result: Comparison) -> str:
             cases.append(f'    <testcase classname="scopebench.{escape(result.scenario)}" name={name}/>')
     return "\n".join([
         '<?xml version="1.0" encoding="UTF-8"?>',
-        f'<testsuites><testsuite name="scopebench compare {escape(result.scenario)}" '
-        f'tests="{len(gated)}" failures="{failures}">',
+        (f'<testsuites><testsuite name="scopebench compare {escape(result.scenario)}" '
+         f'tests="{len(gated)}" failures="{failures}">'),
         *cases,
         "</testsuite></testsuites>",
     ])

@@ -81,10 +81,12 @@ STEPS: tuple[Metric, ...] = (
     _m(f"{_S}generator_cpu", "Locust CPU", "cores", NEITHER, STEP, NONE,
        "Locust's CPU time per second over the whole step, in cores, as the pacer measured it."),
     _m(f"{_S}start_lateness_ms_p95", "start lateness p95", "ms", LOWER, STEP, NONE,
-       "95th percentile of how late the pacer's users started scheduled arrivals over the whole step."),
+       "95th percentile (nearest rank) of how late the pacer's users started scheduled arrivals over the whole "
+       "step."),
 )
 
-_STEP = "the highest step that meets every SLO objective, with every step below it"
+_STEP = ("the highest step that meets every SLO objective, with every step below it (without an errors objective "
+         "a step that lost 1% or more of its arrivals, dropped or unfinished, does not sustain its rate)")
 RESULTS: tuple[Metric, ...] = (
     _m("results[].pool_size", "pool size", "connections", NEITHER, SETTING, NONE, "The pool size of this sweep."),
     _m("results[].capacity", "capacity", "connections", NEITHER, SETTING, NONE, "Pool size + max_overflow."),
@@ -99,19 +101,21 @@ RESULTS: tuple[Metric, ...] = (
             ("p50", "p90", "p95", "p99", "max", "mean"), unit="ms", direction=LOWER, window=SWEEP, coverage=OK,
             scope=CAP),
     _m("results[].first_miss.index", "first missing step", "index", NEITHER, SWEEP, NONE,
-       "Index of the first step that misses an SLO objective (the one after the within-SLO step)."),
+       "Index of the first step that misses an SLO objective (the one after the within-SLO step); its "
+       "`slo_missed` names them, `lost arrivals<1%` for the lost-arrival rule."),
     _m("results[].first_miss.level", "first missing level", "req/s or users", NEITHER, SWEEP, NONE,
        "Level of that step."),
     _m("results[].knee.index", "knee step", "index", NEITHER, SWEEP, NONE,
        "First step where latency p95 (2× and 25 ms above the best below) or pool wait p95 (2× and 10 ms above) "
-       "turns up, or throughput falls behind (open: under 90% of offered; closed: per-user throughput under 75% "
-       "of the best below), and the next step does too."),
+       "turns up, or it falls behind (answers per second, failed ones included: open model, under 90% of "
+       "offered; closed, per user under 75% of the best below), and the next step does too; the last step, with "
+       "none above to confirm it, only when it falls behind."),
     _m("results[].knee.level", "knee", "req/s or users", HIGHER, SWEEP, NONE, "Level of the knee step."),
     _m("results[].knee.last_flat_level", "last flat level", "req/s or users", HIGHER, SWEEP, NONE,
        "Level of the step before the knee; null when the knee is the first step."),
     _m("results[].saturation.steps[]", "saturated steps", "index", NEITHER, SWEEP, NONE,
-       "Steps from the knee on that are overloaded: open model, those completing under 97% of what was offered; "
-       "closed model, all of them."),
+       "Steps from the knee on that are overloaded: open model, those answering (failed responses included) "
+       "under 97% of what was offered; closed model, all of them."),
     _m("results[].saturation.plateau_rps", "plateau", "req/s", HIGHER, SWEEP, OK,
        "Median throughput of the saturated steps: what the app levels off at under overload."),
     _m("results[].littles_law.ceiling_rps", "Little's-law ceiling", "req/s", HIGHER, SWEEP, NONE,

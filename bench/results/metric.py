@@ -66,6 +66,12 @@ COUNT_UNITS = frozenset({"requests", "checkouts", "connections", "writes", "rows
 # Smallest absolute change bench compare counts, by unit: on a shared 2-core runner a few milliseconds of
 # scheduling noise are routine, while the anti-patterns move these figures by tens to thousands of ms.
 UNIT_NOISE = {"ms": 5.0, "ms/request": 2.0, "s": 0.01, "conn-s": 0.5}
+# That floor is a cap, not a constant: a change must reach NOISE_SHARE of the figure's own size (the smaller of
+# base and current) or the unit's floor, whichever is less, so an 80% rise of a 6 ms figure counts (floor
+# 1.5 ms) where a fixed 5 ms would hide it; it never drops below NOISE_LOW of the unit's floor (1 ms: timer and
+# scheduling resolution), so a 0.05 -> 0.2 ms wobble stays noise.
+NOISE_SHARE = 0.25
+NOISE_LOW = 0.2
 UNIT_FORMAT = {"req/s": "{:.1f}", "ms": "{:.1f}", "ms/request": "{:.2f}", "s": "{:.3f}", "conn-s": "{:.2f}",
                "fraction": "{:.3f}", "cores": "{:.2f}"}
 
@@ -124,6 +130,11 @@ class Metric:
         if self.noise is not None:
             return self.noise
         return 0.0 if self.alarm else UNIT_NOISE.get(self.unit, 0.0)
+
+    def noise_floor_at(self, scale: float) -> float:
+        """The smallest change of this figure bench compare counts when the figure is ``scale`` large."""
+        cap = self.noise_floor
+        return min(cap, max(cap * NOISE_LOW, NOISE_SHARE * abs(scale)))
 
     @property
     def number_format(self) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 from bench.errors import EXIT_OK, EXIT_USAGE
 from bench.results.capacity_figures import CAPACITY, STEP_PREFIX
-from bench.results.metric import Direction, Metric, Scope, Shown
+from bench.results.metric import NOISE_LOW, Direction, Metric, Scope, Shown
 from bench.results.summary_figures import APP, RUN, SECTIONS
 
 REGISTRY: tuple[Metric, ...] = (*APP, *RUN, *CAPACITY)
@@ -151,12 +151,23 @@ included.
 - **covers**: `all requests` counts failed requests too, `successes only` leaves them out, `every checkout`
   counts every pool checkout (failed requests' and background work's too).
 - **compare**: `bench compare` lists every per-app figure, each route's and each log message's separately. A
-  change counts when it is at least 5%, at least the figure's noise floor (`floor`), and, with `--repeat 4`
-  or more on both sides, significant under a Mann-Whitney U test (alpha 0.05). Marks: `+` worse, `-` better,
-  `*` changed (a figure with no better direction), `~` not significant, `!` newly failing (a count marked
-  `! from 0` went from 0 to more). `gate` is the default gate: `+N%` fails on an increase of more than N%
-  that counts, `-N%` on such a decrease; from a base of 0, a `+` gate fails on any increase. `--fail-on
-  METRIC:+N%`, `METRIC:-N%` or `METRIC:>N` replaces a figure's default gate or adds one.
+  change counts when it is at least 5%, at least the figure's noise floor, and, with `--repeat 4` or more on
+  both sides, significant under a two-sided Mann-Whitney U test (exact, ties included, up to 40 runs in all;
+  alpha 0.05). The noise floor (`floor LOW–CAP`) scales with the figure: a quarter of its size (the smaller of
+  base and current), at most CAP (the scheduling noise of a shared runner: 5 ms for percentiles) and at least
+  LOW (a fifth of CAP: timer resolution). An 80% rise of a 6 ms figure counts (floor 1.5 ms); a 0.05 -> 0.2 ms
+  wobble does not. Counts of events that can be newly failing (`!` from 0) are judged by an exact test of
+  counts instead: the two sides' totals (summed over repeats) as Poisson counts weighed by the requests each
+  side made (the conditional binomial test), alpha 0.05, one-sided from 0 (did it rise?), two-sided otherwise.
+  From 0 at equal run lengths 1 to 4 events are chance and 5 are news; `METRIC:>0` fails on the first one.
+  A count read at one instant (`db.idle_in_tx_after_load`) is `!` on any rise from 0. Marks: `+` worse, `-`
+  better, `*` changed (a figure with no better direction), `~` not significant, `!` newly failing, `?` not a
+  number (the figure is NaN: it could not be computed; it fails its gate). `gate` is the default gate: `+N%`
+  fails on an increase of more than N% that counts, `-N%` on such a decrease; from a base of 0, a `+` gate
+  fails on a rise that counts. `--fail-on METRIC:+N%`, `METRIC:-N%`, `METRIC:>N` or `METRIC:<N` (`>=`, `<=`
+  too) replaces a figure's default gate or adds one. METRIC is everything before the last colon, so a route's
+  figure is written as listed: `endpoints.GET /read.latency_ms.p95:+20%` (quote it in the shell); a route
+  neither run has is a usage error.
 - **shown**: where the run's terminal summary and `report.md` / `report.html` show it.
 """
 
@@ -168,7 +179,7 @@ def _cell(text: str) -> str:
 def _compare_cell(m: Metric) -> str:
     parts = [f"gate `{m.gate}`"] if m.gate else []
     parts += ["`!` from 0"] if m.alarm and m.direction is Direction.LOWER else []
-    parts += [f"floor {m.noise_floor:g}"] if m.noise_floor else []
+    parts += [f"floor {m.noise_floor * NOISE_LOW:g}–{m.noise_floor:g}"] if m.noise_floor else []
     return ", ".join(parts) or "-"
 
 

@@ -44,8 +44,8 @@ REQUESTS: tuple[Metric, ...] = (
            gate="+10%", alarm=True, shown=Shown.ALWAYS,
            description="Requests Locust counted as failed (error status, exception, timeout), from locust.json; "
                        "the per-request log's failed rows when there is none. A count, not a rate: it grows with "
-                       "the run's length. The gate fails on more than 10% more, and on any failure when the base "
-                       "had none."),
+                       "the run's length. The gate fails on a rise of more than 10% that the exact count test calls "
+                       "more than chance (at equal run lengths: 5 after none, 132 after 100)."),
     Metric(path="requests", label="requests", unit="requests", direction=NEITHER, window=LOAD, coverage=ALL,
            description="Requests Locust made, failed ones included: its own final count (locust.json, summed "
                        "over its endpoints); the per-request log's rows when Locust wrote no locust.json."),
@@ -81,8 +81,8 @@ POOL: tuple[Metric, ...] = (
     Metric(path="pool.timeouts", label="checkout timeouts", unit="checkouts", direction=LOWER, window=BOTH,
            coverage=CHECKOUTS, gate="+10%", alarm=True, shown=Shown.NONZERO,
            description="Checkouts that gave up after pool_timeout (SQLAlchemy's TimeoutError \"QueuePool limit "
-                       "... reached\"). The gate fails on more than 10% more, and on any when the base "
-                       "had none."),
+                       "... reached\"). The gate fails on a rise of more than 10% that the exact count test calls "
+                       "more than chance (5 after none at equal run lengths)."),
     Metric(path="pool.checked_out_max", label="checked out, most", unit="connections", direction=LOWER,
            window=BOTH, coverage=NONE,
            description="Most connections checked out at once, counted by the instrumentation (checkouts minus "
