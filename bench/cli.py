@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bench.config.catalog import get_scenario, load_catalog
-from bench.config.options import Given, resolve_run, setting
+from bench.config.options import Given, redact_argv, resolve_run, setting
 from bench.config.optiontable import OPTIONS
 from bench.db.server import redact
 from bench.errors import EXIT_INFRA, BenchError, Interrupted, UsageError
@@ -67,6 +67,7 @@ def run(
     app_workers: Annotated[str | None, _option("app_workers")] = None,
     dsn: Annotated[str | None, _option("dsn")] = None,
     out: Annotated[Path | None, _option("out")] = None,
+    force: Annotated[bool, _option("force")] = False,
     keep: Annotated[bool, _option("keep")] = False,
     locustfile: Annotated[Path | None, _option("locustfile")] = None,
     target: Annotated[str | None, _option("target")] = None,
@@ -151,6 +152,7 @@ def capacity(
     app_workers: Annotated[str | None, _option("app_workers")] = None,
     dsn: Annotated[str | None, _option("dsn")] = None,
     out: Annotated[Path | None, _option("out")] = None,
+    force: Annotated[bool, _option("force")] = False,
     quiet: Annotated[bool, _option("quiet")] = False,
 ) -> None:
     """Sweep stepped load per pool size: the rate each pool sustains within an SLO, the knee, the bottleneck.
@@ -203,8 +205,9 @@ def given_from(ctx: typer.Context) -> dict[str, Given]:
 
 
 def _command() -> list[str]:
-    """The command as run.json records it: passwords in a --dsn masked."""
-    return ["bench", *[redact(arg) for arg in sys.argv[1:]]]
+    """The command as run.json records it: the values of --pool-token and any other secret-bearing flag, and
+    the password of a --dsn, masked."""
+    return ["bench", *redact_argv(sys.argv[1:])]
 
 
 def _run_until_signal(coro: Coroutine[Any, Any, RunResult]) -> int:

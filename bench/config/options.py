@@ -10,20 +10,21 @@ import math
 import re
 import socket
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.config.catalog import Scenario, get_scenario, scenario_from_locustfile
-from bench.config.optiontable import OPTIONS, Option
-from bench.db.server import parse_dsn
+from bench.config.optiontable import OPTIONS, Option, is_secret_flag
+from bench.db.server import parse_dsn, redact
 from bench.errors import UsageError
 
 APPS = ("good", "bad")
 
 _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m(?!s))?\s*(?:(\d+(?:\.\d+)?)s?)?\s*$")
 _MILLISECONDS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*ms\s*$")
+MASK = "***"
 
 
 def parse_duration(text: str | float, flag: str = "--duration") -> float:
@@ -51,6 +52,24 @@ def parse_pool_sizes(text: str | int, flag: str = "--pool-size") -> tuple[int, .
     if len(set(sizes)) != len(sizes):
         raise UsageError(f"{flag} {text!r} repeats a size")
     return tuple(sorted(sizes))
+
+
+def redact_argv(argv: Sequence[str]) -> list[str]:
+    """A command line fit to record or print: the value of every flag that names a token, password or secret
+    masked (``--pool-token T`` and ``--pool-token=T``), and the password of every DSN in it (``--dsn``)."""
+    shown: list[str] = []
+    secret_follows = False
+    for arg in argv:
+        if secret_follows:
+            shown.append(MASK)
+            secret_follows = False
+        elif arg.startswith("--") and is_secret_flag(arg):
+            flag, equals, _value = arg.partition("=")
+            shown.append(f"{flag}={MASK}" if equals else flag)
+            secret_follows = not equals
+        else:
+            shown.append(redact(arg))
+    return shown
 
 
 @dataclass(frozen=True)
@@ -82,6 +101,7 @@ class RunConfig:
     sample_interval_s: float = 0.1  # how often the collector samples; not a user setting
     dsn: str | None = field(repr=False)
     out: Path | None
+    force: bool = False  # a non-empty --out is moved aside first; how the folder was claimed, not a setting
     keep: bool
     # Target mode: drive a running app the harness did not start (apps == ("target",)).
     target: str | None
@@ -94,6 +114,7 @@ class RunConfig:
         data = asdict(self)
         data.pop("dsn")
         data.pop("pool_token")
+        data.pop("force")
         data["out"] = str(self.out) if self.out else None
         data["apps"] = list(self.apps)
         data["database"] = "external" if self.dsn else "embedded"
@@ -103,7 +124,7 @@ class RunConfig:
 # The options that are fields of RunConfig as they are ("app" becomes apps, target mode is checked as a whole).
 _FIELDS = ("users", "spawn_rate", "duration_s", "pool_size", "max_overflow", "pool_timeout_s", "upstream_latency_ms",
            "cooldown_s", "idle_threshold_ms", "idle_tx_timeout_s", "repeat", "workers", "app_workers",
-           "master_bind", "dsn", "out", "keep", "app_name", "pool_token")
+           "master_bind", "dsn", "out", "force", "keep", "app_name", "pool_token")
 
 
 def resolve_run(name: str | None, given: Mapping[str, Any]) -> tuple[Scenario, RunConfig]:

@@ -13,6 +13,8 @@ from bench.config.appenv import AppEnv
 
 MAX_DURATION_S = 6 * 3600.0  # load is always bounded; nobody means to run a scenario for days
 MAX_PROCESSES = 64  # Locust or uvicorn workers on one machine
+# An option whose name holds one of these carries a secret: its value is masked wherever a command is recorded.
+SECRET_WORDS = ("token", "password", "secret")
 # The target apps' own defaults (bench.config.appenv): one place for the harness and the apps.
 _APP: dict[str, Any] = {f.name: f.default for f in fields(AppEnv)}
 
@@ -35,6 +37,11 @@ class Option:
     metavar: str | None = None
 
     @property
+    def secret(self) -> bool:
+        """Its value is never recorded or printed: a token, password or secret, or a DSN (its password)."""
+        return self.kind == "dsn" or is_secret_flag(self.flag)
+
+    @property
     def default_text(self) -> str | None:
         """The default as ``--help`` shows it; None shows none."""
         if self.catalog:
@@ -44,6 +51,12 @@ class Option:
         if isinstance(self.default, float):
             return f"{self.default:g}"
         return None if self.default is None else str(self.default)
+
+
+def is_secret_flag(flag: str) -> bool:
+    """``--pool-token``, ``--db-password``, ``--client-secret``...: a flag whose value must not be written down."""
+    name = flag.lstrip("-").split("=", 1)[0].lower()
+    return any(word in name for word in SECRET_WORDS)
 
 
 def _count(flag: str, env: str, text: str, default: int, minimum: int = 0, **more: Any) -> Option:
@@ -93,7 +106,9 @@ OPTIONS: dict[str, Option] = {
     "dsn": Option(flag="--dsn", env="BENCH_DSN", kind="dsn", shown="the embedded PostgreSQL", metavar="DSN",
                   help="Use this PostgreSQL instead of the embedded one (needs CREATEDB)."),
     "out": Option(flag="--out", kind="path", shown="results/<UTC time>_<scenario>/", metavar="DIR",
-                  help="Write the run (or sweep) folder exactly here."),
+                  help="Write the run (or sweep) folder exactly here; it must be new or empty (see --force)."),
+    "force": Option(flag="--force", kind="switch", default=False,
+                    help="With a non-empty --out: move it aside to <out>.old-<UTC time> first, instead of refusing."),
     "keep": Option(flag="--keep", kind="switch", default=False,
                    help="Keep the per-run databases instead of dropping them."),
     "target": Option(flag="--target", env="BENCH_TARGET", kind="url", metavar="URL",

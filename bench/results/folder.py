@@ -9,27 +9,37 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench.errors import UsageError
-from bench.results.layout import DEFAULT_FOLDER, TAKEN_SUFFIX, WRITE_PROBE
+from bench.results.layout import ASIDE_SUFFIX, DEFAULT_FOLDER, TAKEN_SUFFIX, WRITE_PROBE
 
 
 def default_results_dir() -> Path:
     return Path(os.environ.get("BENCH_RESULTS", "results"))
 
 
-def new_run_dir(name: str, out: Path | None) -> Path:
-    """``out`` exactly, or ``results/<UTC timestamp>_<name>/``; must be creatable and writable."""
+def new_run_dir(name: str, out: Path | None, force: bool = False,
+                notify: Callable[[str], None] | None = None) -> Path:
+    """``out`` exactly, or ``results/<UTC timestamp>_<name>/``; must be creatable and writable, and hold nothing.
+
+    A run never writes into another's folder: it would keep that run's go file (Locust would start before the
+    app is ready) and append to its samples and logs. A non-empty ``out`` is refused, or with ``force`` moved
+    aside to ``<out>.old-<UTC timestamp>`` (``notify`` is told where); nothing is deleted."""
     if out is None:
-        base = DEFAULT_FOLDER.format(stamp=datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"), name=name)
+        base = DEFAULT_FOLDER.format(stamp=_stamp(), name=name)
         out = default_results_dir() / base
         suffix = 1
         while out.exists():
             suffix += 1
             out = default_results_dir() / (base + TAKEN_SUFFIX.format(n=suffix))
+    elif _holds_something(out):
+        aside = _move_aside(out, force)
+        if notify is not None:
+            notify(f"--force: moved what was in {out} to {aside}")
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / WRITE_PROBE
@@ -38,6 +48,35 @@ def new_run_dir(name: str, out: Path | None) -> Path:
     except OSError as err:
         raise UsageError(f"cannot write the run folder {out}: {err.strerror}; pick another --out") from None
     return out
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _holds_something(out: Path) -> bool:
+    try:
+        return out.is_dir() and next(out.iterdir(), None) is not None
+    except OSError:
+        return False  # unreadable: the write probe says why
+
+
+def _move_aside(out: Path, force: bool) -> Path:
+    if not force:
+        raise UsageError(f"--out {out} is not empty; pick a new folder, or add --force to move it aside first")
+    resolved, here = out.resolve(), Path.cwd().resolve()
+    if resolved == here or resolved in here.parents:
+        raise UsageError(f"--out {out} holds the current directory; --force will not move it, pick another --out")
+    aside = out.with_name(f"{out.name}{ASIDE_SUFFIX.format(stamp=_stamp())}")
+    suffix = 1
+    while aside.exists() or aside.is_symlink():
+        suffix += 1
+        aside = out.with_name(f"{out.name}{ASIDE_SUFFIX.format(stamp=_stamp())}{TAKEN_SUFFIX.format(n=suffix)}")
+    try:
+        out.rename(aside)
+    except OSError as err:
+        raise UsageError(f"--force could not move {out} to {aside}: {err.strerror}; pick another --out") from None
+    return aside
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 # Where a run goes without --out: results/<UTC timestamp>_<name>/, then -2, -3, ... if that is taken.
 DEFAULT_FOLDER = "{stamp}_{name}"
 TAKEN_SUFFIX = "-{n}"
+ASIDE_SUFFIX = ".old-{stamp}"  # bench run --out X --force moves a non-empty X to X.old-<UTC timestamp> first
 WRITE_PROBE = ".write-test"  # written and removed to learn, before anything runs, that the folder is writable
 # A run folder (bench run): run.json first, updated as the run goes; summary.json last; then the report.
 RUN_JSON = "run.json"

@@ -106,7 +106,8 @@ class _Sweep:
 
 async def run_capacity(request: CapacityRequest, console: Console) -> CapacityResult:
     configs = pool_configs(request)  # a usage error leaves no folder behind
-    files = CapacityFiles(new_run_dir(CapacityFiles.default_name(request.scenario.name), request.out))
+    files = CapacityFiles(new_run_dir(CapacityFiles.default_name(request.scenario.name), request.out,
+                                      configs[0].force, console.info))
     sweep = _Sweep(request=request, configs=[replace(c, out=files.pool_run(c.pool_size)) for c in configs],
                    files=files)
     runs = [_pool_state(sweep, config, console) for config in sweep.configs]

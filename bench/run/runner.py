@@ -38,9 +38,12 @@ class RunResult:
 
 async def run_scenario(config: RunConfig, scenario: Scenario, console: Console, command: list[str],
                        hooks: RunHooks | None = None) -> RunResult:
-    folder = new_run_dir(config.scenario, config.out)
+    moved: list[str] = []
+    folder = new_run_dir(config.scenario, config.out, config.force, moved.append)  # a usage error: nothing ran
     run = RunState(config=config, scenario=scenario, console=console, command=command, folder=folder,
                    hooks=hooks or RunHooks())
+    for message in moved:  # said, and kept on run.json's time line
+        run.note(message)
     write_json(RunFiles(folder).run_json, run.run_json("running"))
     console.header(config, scenario, folder)
     outcome = COMPLETED

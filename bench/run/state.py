@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.config.catalog import Scenario
-from bench.config.options import RunConfig
+from bench.config.options import RunConfig, redact_argv
 from bench.db import server as postgres
 from bench.db.embedded import EmbeddedPostgres
 from bench.errors import EXIT_OK, BenchError, InfraError, Interrupted
@@ -58,6 +58,10 @@ class RunState:
     _environment: dict[str, Any] | None = None
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     hooks: RunHooks = field(default_factory=RunHooks)
+
+    def __post_init__(self) -> None:
+        # run.json, summary.json and the reports record this command: whoever built it, no secret goes there.
+        self.command = redact_argv(self.command)
 
     def note(self, message: str) -> None:
         self.events.append({"t": time.time(), "message": message})
