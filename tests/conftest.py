@@ -17,6 +17,9 @@ import pytest
 from bench.db.embedded import EmbeddedPostgres
 from bench.db.server import Server, create_database, drop_database, sqlalchemy_url
 
+# Hooks: under CI=true a skip is a failure unless tests/skip-allowlist.txt names its reason.
+from tests.skip_policy import pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401
+
 
 @pytest.fixture(scope="session")
 def pg_home() -> Iterator[Path]:
