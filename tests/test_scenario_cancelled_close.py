@@ -1,6 +1,7 @@
 """`bench run cancelled-close` for real, and the cancellation mechanism on its own against the real database.
 
-Shows the bad app's unshielded close losing a connection per cancelled export and the shielded twin losing none.
+Shows the bad app's unshielded close losing a connection per cancelled export, the shielded twin's close losing
+none, and a query cut in half by the hang-up costing its connection whatever the close does.
 """
 
 # What we measured (SQLAlchemy 2.1.9, Starlette 1.10, anyio 4.16, asyncpg 0.32, PostgreSQL 18.6): a client
@@ -13,6 +14,11 @@ Shows the bad app's unshielded close losing a connection per cancelled export an
 # asyncio `task.cancel()` does not do it (spent at the pause), and 2.1.9's own `AsyncSession.__aexit__`
 # finishes the close in a task of its own. The pool logs the invalidation at INFO, below uvicorn's
 # warning level, so `app_log.invalidations` stays 0: the pool's counter is the figure to gate on.
+# The good twin is not always at 0: where a cancellation lands was recorded for every export of 39 runs
+# (SQLAlchemy 2.1.9 etc. as above). 3 of 39 runs had 1-2 invalidations, each a cancellation inside a page
+# query: at the load's very end (Locust's --stop-timeout 0 kills users mid-request: 3) or a hang-up noticed
+# 248-330 ms after the first chunk, past the 200 ms pause, on a machine at load 4.5-7.5 (2). Worst: 1.6 per
+# 1,000 exports.
 
 from __future__ import annotations
 
@@ -71,69 +77,100 @@ def test_every_cancelled_close_costs_the_bad_app_a_connection(runs: tuple[Any, d
 
 def test_the_shielded_close_keeps_its_connections(runs: tuple[Any, dict[str, Any]]) -> None:
     good, bad = (runs[1]["apps"][app] for app in ("good", "bad"))
-    assert good["pool"]["invalidated"] == 0
-    assert good["pool"]["connections_opened"] <= good["pool"]["capacity"]
-    assert good["db"]["server"]["sessions_abandoned"] == 0
-    assert bad["pool"]["connections_opened"] >= 10 * good["pool"]["connections_opened"]
+    pool = good["pool"]
+    # The shield covers the close, not a page query cut in half by the hang-up (see the mechanism tests
+    # below): good loses a connection only when the cancellation lands in a query, at the load's end
+    # or after the page pause on a busy machine. Measured 0-2 per run, at most 1.6 per 1,000 exports
+    # (catalog entry); bad loses one per export.
+    assert pool["invalidated"] <= 0.01 * pool["checkouts"], pool
+    assert pool["invalidated"] <= 0.02 * bad["pool"]["invalidated"]
+    # Every connection beyond the pool's first fill replaced an invalidated one, and no other backend ended.
+    assert pool["connections_opened"] <= pool["capacity"] + pool["invalidated"]
+    assert good["db"]["server"]["sessions_abandoned"] <= pool["invalidated"]
+    assert bad["pool"]["connections_opened"] >= 10 * pool["connections_opened"]
     # The churn shows in latency (measured p50: 33 ms bad vs 5.5 ms good).
     assert bad["latency_ms"]["p50"] >= 1.5 * good["latency_ms"]["p50"]
 
 
 # --- the mechanism, without HTTP ---------------------------------------------------------------------
+# Each export announces where it is (the pause between pages, or a page query handed to the driver) and
+# the canceller waits for that announcement, so where the cancellation lands never depends on timing.
 
+PAUSE, QUERY = "pause", "query"
 Export = Callable[[], Coroutine[Any, Any, None]]
-Canceller = Callable[[Export], Awaitable[None]]
+Canceller = Callable[[Export, asyncio.Event], Awaitable[None]]
 
 
-async def _cancel_scope(body: Export) -> None:
+async def _cancel_scope(body: Export, landed: asyncio.Event) -> None:
     # What Starlette does to a stream whose client left: cancel the task group's scope.
     async with anyio.create_task_group() as group:
         group.start_soon(body)
-        await asyncio.sleep(0.05)
+        await landed.wait()
         group.cancel_scope.cancel()
 
 
-async def _task_cancel(body: Export) -> None:
+async def _task_cancel(body: Export, landed: asyncio.Event) -> None:
     task = asyncio.ensure_future(body())
-    await asyncio.sleep(0.05)
+    await landed.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
 
 
-async def _invalidations(engine: AsyncEngine, session_class: type[AsyncSession], cancel: Canceller) -> int:
+async def _invalidations(engine: AsyncEngine, session_class: type[AsyncSession], cancel: Canceller, at: str) -> int:
     reasons: list[BaseException | None] = []
     event.listen(engine.sync_engine.pool, "invalidate", lambda _c, _r, err: reasons.append(err))
+    landed = asyncio.Event()
+
+    def next_page_sent(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        # Fires as the statement goes to the driver: from here on the cancellation lands inside its reply.
+        if "pg_sleep" in statement:
+            landed.set()
+
+    event.listen(engine.sync_engine, "before_cursor_execute", next_page_sent)
 
     async def export() -> None:
         async with session_class(engine) as session:
             await session.execute(text("SELECT 1"))
-            await asyncio.sleep(5)  # the pause between pages, where the cancellation lands
+            if at == QUERY:
+                await session.execute(text("SELECT pg_sleep(5)"))  # the next page's query, slow enough to cut
+            else:
+                landed.set()
+                await asyncio.sleep(5)  # the pause between pages
 
     for _ in range(3):
-        await cancel(export)
+        landed.clear()
+        await cancel(export, landed)
     assert all(isinstance(err, asyncio.CancelledError) for err in reasons), reasons
     return len(reasons)
 
 
 @pytest.mark.parametrize(
-    ("session_class", "cancel", "expected"),
+    ("session_class", "cancel", "at", "expected"),
     [
-        (UnshieldedSession, _cancel_scope, 3),  # the anti-pattern: the close itself is cancelled
-        (ShieldedSession, _cancel_scope, 0),    # the twin: the shield keeps the scope's cancellation out
-        (AsyncSession, _cancel_scope, 0),       # plain `async with`: 2.1.9 runs the close to completion
-        (UnshieldedSession, _task_cancel, 0),   # one task.cancel() is spent at the pause; close runs clean
+        (UnshieldedSession, _cancel_scope, PAUSE, 3),  # the anti-pattern: the close itself is cancelled
+        (ShieldedSession, _cancel_scope, PAUSE, 0),    # the twin: the shield keeps the scope's cancellation out
+        (AsyncSession, _cancel_scope, PAUSE, 0),       # plain `async with`: 2.1.9 runs the close to completion
+        (UnshieldedSession, _task_cancel, PAUSE, 0),   # one task.cancel() is spent at the pause; close runs clean
+        # A statement cut in half costs its connection whatever the close does: SQLAlchemy treats a
+        # CancelledError inside execute as a disconnect. This is the good twin's only source of invalidations.
+        (ShieldedSession, _cancel_scope, QUERY, 3),
+        (AsyncSession, _cancel_scope, QUERY, 3),
+        (UnshieldedSession, _cancel_scope, QUERY, 3),  # once per export: the close finds it invalidated already
+        (ShieldedSession, _task_cancel, QUERY, 3),
     ],
-    ids=["unshielded-scope", "shielded-scope", "plain-scope", "unshielded-task-cancel"],
+    ids=["unshielded-scope", "shielded-scope", "plain-scope", "unshielded-task-cancel",
+         "shielded-scope-in-query", "plain-scope-in-query", "unshielded-scope-in-query", "shielded-task-cancel-in-query"],
 )
 def test_which_closes_survive_cancellation(
-    pg_server: postgres.Server, database: str, session_class: type[AsyncSession], cancel: Canceller, expected: int
+    pg_server: postgres.Server, database: str, session_class: type[AsyncSession], cancel: Canceller, at: str,
+    expected: int,
 ) -> None:
     async def measure() -> int:
         url = postgres.sqlalchemy_url(pg_server.dsn(database))
         engine = create_async_engine(url, pool_size=1, max_overflow=0)
         try:
-            return await _invalidations(engine, session_class, cancel)
+            return await _invalidations(engine, session_class, cancel, at)
         finally:
             await engine.dispose()
 

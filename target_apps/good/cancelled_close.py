@@ -32,6 +32,11 @@ class ExportSession(AsyncSession):
     ) -> None:
         # CORRECT(cancelled-close): Starlette cancels through an anyio cancel scope, which a shielded
         # scope keeps out: the ROLLBACK finishes and the connection goes back to the pool intact.
+        # The shield covers the close only. A hang-up noticed while a page's query is in flight cuts
+        # that statement in half; SQLAlchemy treats a CancelledError inside execute as a disconnect and
+        # invalidates the connection (asyncpg sends the server a cancel request). That is right, and it
+        # is rare here: a page query takes a few ms of each 200 ms page, so it needs a hang-up at the load's
+        # end or one noticed after the pause on a busy machine (see the catalog entry for the rate).
         with anyio.CancelScope(shield=True):
             await self.close()
 
