@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 from sqlalchemy import event, exc
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, Pool, PoolResetState, QueuePool
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, Pool, QueuePool
 
 from bench.instrument.asgi import current_route
 from bench.instrument.histogram import Histogram
@@ -104,9 +105,8 @@ _connect_spent: contextvars.ContextVar[list[float] | None] = contextvars.Context
 )
 
 # Keys in a connection record's ``info``. SQLAlchemy clears ``info`` before it (re)opens the record's connection.
-_HOLD = "bench_checkout"  # (perf_counter at checkout, route)
+_HOLD = "bench_checkout"  # (perf_counter at checkout, route, weak reference to the app's connection proxy)
 _CONNECT_AT = "bench_connect_at"  # perf_counter when the pool started opening this record's connection
-_RECLAIMING = "bench_reclaiming"  # the garbage collector is taking this checked-out record back
 
 
 class TimedAsyncPool(AsyncAdaptedQueuePool):
@@ -240,39 +240,44 @@ def _time_connects(pool: Pool, metrics: PoolMetrics) -> None:
 
 def _track_holds(pool: Pool, metrics: PoolMetrics) -> None:
     """Checkout to checkin, or to the detach that ends a hold without a checkin."""
-    # The pool's own count of lent connections, where it keeps one: it falls when the garbage collector
-    # reclaims a leak, and it can never pass pool_size + max_overflow.
+    # The pool's own count of lent slots, where it keeps one: it can never pass pool_size + max_overflow.
     lent: Callable[[], int] | None = pool.checkedout if isinstance(pool, QueuePool) else None
 
     @event.listens_for(pool, "checkout")
     def _on_checkout(dbapi_conn: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
-        record.info[_HOLD] = (time.perf_counter(), current_route())
+        # The proxy is the app's handle on the connection: a reclaim is the collection of it, so the
+        # detach that follows finds this reference dead. (A callback, as SQLAlchemy's own fairy_ref has,
+        # makes Python clear the reference before it runs the proxy's finalizer.)
+        record.info[_HOLD] = (time.perf_counter(), current_route(), weakref.ref(proxy, _ignore))
         metrics.checkouts += 1
         metrics.checked_out += 1
-        now = lent() if lent is not None else metrics.checked_out
-        metrics.checked_out_max = max(metrics.checked_out_max, now)
+        if metrics.checked_out > metrics.checked_out_max:
+            # A new peak, capped by the pool's own count (which also holds slots still connecting).
+            metrics.checked_out_max = min(metrics.checked_out, lent()) if lent is not None else metrics.checked_out
 
     @event.listens_for(pool, "checkin")
     def _on_checkin(dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
         _safely(_close_hold, metrics, record)
 
     # With an async dialect the garbage collector cannot check a leaked connection in (that needs the
-    # event loop): it resets it with terminate_only, detaches it from its slot and terminates it. No
-    # checkin fires. The reset is the only sign that tells this from an app's own detach().
-    @event.listens_for(pool, "reset")
-    def _on_reset(dbapi_conn: Any, record: ConnectionPoolEntry | None, state: PoolResetState) -> None:
-        if state.terminate_only and record is not None:
-            record.info[_RECLAIMING] = True
-
+    # event loop): SQLAlchemy's finalizer resets it (terminate only), detaches it from its slot and
+    # terminates it. No checkin fires; the slot is free again at the detach.
     @event.listens_for(pool, "detach")
     def _on_detach(dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
         _safely(_close_detached, metrics, record)
 
 
+def _ignore(ref: weakref.ref[Any]) -> None:
+    pass
+
+
 def _close_detached(metrics: PoolMetrics, record: ConnectionPoolEntry) -> None:
-    if record.info.pop(_RECLAIMING, False):
+    hold = record.info.get(_HOLD)
+    if hold is None:
+        return
+    if hold[2]() is None:
         metrics.reclaimed += 1
-    else:
+    else:  # the app called detach() on a connection it still has
         metrics.detached += 1
     _close_hold(metrics, record)
 
@@ -281,7 +286,7 @@ def _close_hold(metrics: PoolMetrics, record: ConnectionPoolEntry) -> None:
     started = record.info.pop(_HOLD, None)
     if started is None:
         return
-    at, route = started
+    at, route, _ = started
     held = time.perf_counter() - at
     metrics.checked_out -= 1
     metrics.use.record(held)
