@@ -67,11 +67,14 @@ def test_every_cancelled_close_costs_the_bad_app_a_connection(runs: tuple[Any, d
     # checkout ends in an invalidated connection, a killed backend and a fresh connect for the next one.
     assert pool["invalidated"] >= 0.9 * pool["checkouts"]
     assert pool["connections_opened"] >= 0.9 * pool["checkouts"]
-    # The server counts most of these backends as abandoned (all of them on a quiet machine, 48% in a
-    # run on a loaded one, where the force-close sometimes still gets its Terminate message out).
-    assert server["sessions_abandoned"] >= 0.3 * pool["invalidated"]
+    # The server counts many of these backends as abandoned: all of them on a quiet machine, 31-51% in
+    # 12 runs at load 5-7 on 2 cores, where the force-close often still gets its Terminate message out.
+    assert server["sessions_abandoned"] >= 0.15 * pool["invalidated"]
     assert server["sessions"] >= 0.9 * pool["connections_opened"]
-    # The connect happens inside checkout: every request pays it (measured: ~17 ms mean on this machine).
+    # The connect happens inside checkout: every request pays it (measured: ~17 ms mean on a quiet machine,
+    # 21-145 ms at load 5-7). This, not a latency ratio against the good run, is the churn's cost: the two
+    # apps run one after the other, and on a shared machine the load can change between them (good's p50
+    # read 134 ms against bad's 175 ms in one such run).
     assert pool["connect_ms"]["mean"] > 1
 
 
@@ -80,16 +83,14 @@ def test_the_shielded_close_keeps_its_connections(runs: tuple[Any, dict[str, Any
     pool = good["pool"]
     # The shield covers the close, not a page query cut in half by the hang-up (see the mechanism tests
     # below): good loses a connection only when the cancellation lands in a query, at the load's end
-    # or after the page pause on a busy machine. Measured 0-2 per run, at most 1.6 per 1,000 exports
+    # or after the page pause on a busy machine. Measured 0-2 per run, at most 2.3 per 1,000 exports
     # (catalog entry); bad loses one per export.
-    assert pool["invalidated"] <= 0.01 * pool["checkouts"], pool
+    assert pool["invalidated"] <= 0.02 * pool["checkouts"], pool
     assert pool["invalidated"] <= 0.02 * bad["pool"]["invalidated"]
     # Every connection beyond the pool's first fill replaced an invalidated one, and no other backend ended.
     assert pool["connections_opened"] <= pool["capacity"] + pool["invalidated"]
     assert good["db"]["server"]["sessions_abandoned"] <= pool["invalidated"]
     assert bad["pool"]["connections_opened"] >= 10 * pool["connections_opened"]
-    # The churn shows in latency (measured p50: 33 ms bad vs 5.5 ms good).
-    assert bad["latency_ms"]["p50"] >= 1.5 * good["latency_ms"]["p50"]
 
 
 # --- the mechanism, without HTTP ---------------------------------------------------------------------
