@@ -20,6 +20,11 @@ class DbFigures:
     idle_in_tx_mean: float = 0.0
     idle_in_tx_oldest_s: float = 0.0
     idle_in_tx_seconds_sampled: float = 0.0
+    # Spells the server never adds to idle_in_transaction_time (their session ended abnormally, or they were still
+    # open when sampling stopped), from their ages; and spells whose session ended normally right after them,
+    # which it counted unless a graceful close cut the transaction (bench.run.spells).
+    idle_in_tx_unreported_s: float = 0.0
+    idle_in_tx_unresolved_s: float = 0.0
     idle_in_tx_long_seconds: float = 0.0
     idle_in_tx_after_load: int = 0
     connections_max: int = 0

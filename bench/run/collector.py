@@ -21,21 +21,26 @@ import asyncpg
 
 from bench.instrument import Histogram
 from bench.results.records import DbFigures
+from bench.run.spells import IDLE_IN_TX, Backend, Spell, SpellBook
 
+# One row per backend of the app, or one row with a null pid when it has none: every sample carries the server's
+# time and its running count of sessions that ended abnormally (a leaked connection's end, a timeout).
 _ACTIVITY = """
-SELECT pid, state, extract(epoch FROM state_change)::float8 AS state_change,
-       extract(epoch FROM xact_start)::float8 AS xact_start, extract(epoch FROM now())::float8 AS now,
-       left(query, 300) AS query
-FROM pg_stat_activity
-WHERE datname = $1 AND backend_type = 'client backend' AND pid <> pg_backend_pid()
-  AND (application_name = $2 OR $2::text IS NULL)
+SELECT a.pid, extract(epoch FROM a.backend_start)::float8 AS backend_start, a.state,
+       extract(epoch FROM a.state_change)::float8 AS state_change,
+       extract(epoch FROM a.xact_start)::float8 AS xact_start, extract(epoch FROM now())::float8 AS now,
+       left(a.query, 300) AS query, d.abnormal_ends
+FROM (SELECT (sum(sessions_abandoned + sessions_fatal + sessions_killed))::float8 AS abnormal_ends
+      FROM pg_stat_database WHERE datname = $1) d
+LEFT JOIN pg_stat_activity a
+  ON a.datname = $1 AND a.backend_type = 'client backend' AND a.pid <> pg_backend_pid()
+ AND (a.application_name = $2 OR $2::text IS NULL)
 """
 _DATABASE = """
 SELECT idle_in_transaction_time, active_time, session_time, sessions, sessions_abandoned,
        sessions_fatal, sessions_killed, xact_commit, xact_rollback
 FROM pg_stat_database WHERE datname = $1
 """
-IDLE_IN_TX = ("idle in transaction", "idle in transaction (aborted)")
 # bench.instrument.tag_statements prefixes each statement with the route that ran it.
 _ROUTE_TAG = re.compile(r"/\* route: (.*?) \*/")
 
@@ -51,7 +56,7 @@ def statement_key(query: str | None) -> str:
 
 
 class Phase(StrEnum):
-    """Where a run is; each sample carries it, and idle-in-transaction means count over LOAD only."""
+    """Where a run is; each sample carries it, and the load's last one marks what the cool-down must outlive."""
 
     WARMUP = "warmup"
     LOAD = "load"
@@ -128,9 +133,13 @@ class Collector:
         self.events: list[CollectorEvent] = []  # what went wrong, for the run's time line
         self._conn: asyncpg.Connection | None = None
         self._server_start: dict[str, float] = {}
-        self._load_idle_sum = 0.0
-        self._load_samples = 0
-        self._last_t: float | None = None
+        self.spells = SpellBook()
+        self._load_end: frozenset[Spell] = frozenset()  # the spells open at the load's last sample
+        # The sampling interval is measured on this process's monotonic clock, never the server's: with a remote
+        # --dsn the two differ, and a sample without rows has no server time at all.
+        self._first_mono: float | None = None
+        self._last_mono: float | None = None
+        self._span_s = 0.0
         self._prev_wait: Histogram | None = None
         self._prev_use: Histogram | None = None
 
@@ -199,19 +208,30 @@ class Collector:
     async def sample(self) -> dict[str, Any]:
         if self._conn is None:
             raise ConnectionError("collector has no database connection")
-        rows, pool = await asyncio.gather(
+        wall, mono = time.time(), time.monotonic()
+        fetched, pool = await asyncio.gather(
             self._conn.fetch(_ACTIVITY, self.database, self.application_name),
             self._fetch_pool(),
         )
-        now = rows[0]["now"] if rows else time.time()
-        sample = self._activity(rows, now)
+        sample = self._activity(fetched, wall, mono)
         if pool is not None:
             sample.update(self._pool_fields(pool))
         return sample
 
-    def _activity(self, rows: list[asyncpg.Record], now: float) -> dict[str, Any]:
-        dt = 0.0 if self._last_t is None else max(0.0, now - self._last_t)
-        self._last_t = now
+    def _tick(self, mono: float) -> tuple[float, float]:
+        """Seconds since the previous sample and since the first, on the monotonic clock."""
+        if self._first_mono is None:
+            self._first_mono = mono
+        dt = 0.0 if self._last_mono is None else mono - self._last_mono
+        self._last_mono = mono
+        self._span_s += dt
+        return dt, mono - self._first_mono
+
+    def _activity(self, fetched: list[asyncpg.Record], wall: float, mono: float) -> dict[str, Any]:
+        dt, elapsed = self._tick(mono)
+        rows = [r for r in fetched if r["pid"] is not None]
+        # Ages compare two of the server's own times (now() and state_change): right whatever its clock says.
+        now: float = fetched[0]["now"]
         states: dict[str, int] = {}
         idle_ages: list[float] = []
         xact_ages = [now - r["xact_start"] for r in rows if r["xact_start"] is not None]
@@ -225,25 +245,12 @@ class Collector:
                     key = statement_key(r["query"])
                     by_route = self.figures.idle_in_tx_long_by_route
                     by_route[key] = by_route.get(key, 0.0) + dt
-        idle = len(idle_ages)
-        long = sum(1 for age in idle_ages if age > self.idle_threshold_s)
-        f = self.figures
-        f.samples += 1
-        # Each sample stands for the interval before it: an unbiased estimate of connection-seconds
-        # (checked against the server's own idle_in_transaction_time, which it matches within a few %).
-        f.idle_in_tx_seconds_sampled += idle * dt
-        f.idle_in_tx_long_seconds += long * dt
-        f.idle_in_tx_max = max(f.idle_in_tx_max, idle)
-        f.idle_in_tx_oldest_s = max([f.idle_in_tx_oldest_s, *idle_ages])
-        f.xact_oldest_s = max([f.xact_oldest_s, *xact_ages])
-        f.connections_max = max(f.connections_max, len(rows))
-        if self._phase is Phase.LOAD:
-            self._load_idle_sum += idle
-            self._load_samples += 1
-            f.idle_in_tx_mean = self._load_idle_sum / self._load_samples
-        f.idle_in_tx_after_load = idle
+        self.spells.observe((Backend(r["pid"], r["backend_start"], r["state"], r["state_change"]) for r in rows),
+                            now, dt, elapsed, fetched[0]["abnormal_ends"])
+        idle, long = len(idle_ages), sum(1 for age in idle_ages if age > self.idle_threshold_s)
+        self._add_up(len(rows), idle, long, idle_ages, xact_ages, dt)
         return {
-            "t": now,
+            "t": wall,
             "phase": self._phase.value,
             "connections": len(rows),
             "active": states.get("active", 0),
@@ -254,6 +261,27 @@ class Collector:
             "xact_oldest_s": round(max(xact_ages, default=0.0), 4),
         }
 
+    def _add_up(self, connections: int, idle: int, long: int, idle_ages: list[float], xact_ages: list[float],
+                dt: float) -> None:
+        f = self.figures
+        f.samples += 1
+        # Each sample stands for the interval before it: an unbiased estimate of connection-seconds
+        # (checked against the server's own idle_in_transaction_time, which it matches within a few %).
+        f.idle_in_tx_seconds_sampled += idle * dt
+        f.idle_in_tx_long_seconds += long * dt
+        f.idle_in_tx_max = max(f.idle_in_tx_max, idle)
+        f.idle_in_tx_oldest_s = max([f.idle_in_tx_oldest_s, *idle_ages])
+        f.xact_oldest_s = max([f.xact_oldest_s, *xact_ages])
+        f.connections_max = max(f.connections_max, connections)
+        # Time-weighted over every sample, load and cool-down: a late or skipped tick weighs what it stood for.
+        f.idle_in_tx_mean = f.idle_in_tx_seconds_sampled / self._span_s if self._span_s else float(idle)
+        f.idle_in_tx_unreported_s, f.idle_in_tx_unresolved_s = self.spells.unreported_s, self.spells.unresolved_s
+        if self._phase is Phase.LOAD:
+            self._load_end = self.spells.spells()
+        # What the load left behind: in the cool-down, only spells open since the load's last sample count (one
+        # that began after it is new work, not a leak); without a cool-down, whatever is idle at the end.
+        f.idle_in_tx_after_load = self.spells.held_since(self._load_end) if self._phase is Phase.COOLDOWN else idle
+
     def _pool_fields(self, pool: dict[str, Any]) -> dict[str, Any]:
         self.last_pool = pool
         gauges, counters = pool.get("gauges", {}), pool.get("counters", {})
@@ -261,6 +289,8 @@ class Collector:
             "checked_out", "pending", "size", "overflow", "checked_in")}
         fields.update({f"pool_{k}": v for k, v in counters.items()})
         wait, use = Histogram.from_json(pool["wait_time"]), Histogram.from_json(pool["use_time"])
+        # Connection time so far, and the checkins it is of: Little's law takes their growth over the load.
+        fields["pool_hold_s"], fields["pool_checkins"] = round(use.total, 6), use.count
         for name, hist, prev in (("wait", wait, self._prev_wait), ("use", use, self._prev_use)):
             delta = hist if prev is None else hist.minus(prev)
             fields[f"pool_{name}_p95_ms"] = round(delta.percentile(95) * 1000, 3) if delta.count else None
@@ -283,6 +313,9 @@ class Collector:
 
     async def finish(self) -> DbFigures:
         """Take the pg_stat_database deltas; call after the app has stopped so its backends flushed them."""
+        self.spells.close()  # sampling is over: spells still open are the server's blind spot too
+        self.figures.idle_in_tx_unreported_s = self.spells.unreported_s
+        self.figures.idle_in_tx_unresolved_s = self.spells.unresolved_s
         if self._conn is None and not await self._reconnect(ConnectionError("closed before the end")):
             return self.figures
         try:

@@ -6,6 +6,7 @@ bench.run.runner and bench.run.capacity create a ``RunState``; bench.run.drive a
 from __future__ import annotations
 
 import asyncio
+import errno
 import secrets
 import time
 import traceback
@@ -21,6 +22,7 @@ from bench.db import server as postgres
 from bench.db.embedded import EmbeddedPostgres
 from bench.errors import EXIT_OK, BenchError, InfraError, Interrupted
 from bench.render.terminal import Console
+from bench.results.folder import write_text
 from bench.results.layout import HARNESS_ERROR, RunFiles
 from bench.results.summaryfile import SCHEMA_VERSION
 from bench.run.collector import Collector
@@ -113,7 +115,27 @@ def ended_by(err: BaseException, folder: Path) -> Outcome:
         return Outcome("interrupted", "interrupted by a signal", Interrupted.exit_code)
     if isinstance(err, BenchError):
         return Outcome("failed", postgres.redact(str(err)), err.exit_code)
+    full = _no_space(err)
+    if full is not None:  # not a bug, and no traceback could be written anyway: say what to do
+        return Outcome("failed", f"the disk holding the run folder {folder} is full ({full.strerror}): free some "
+                       "space there, or pick another --out; what was written is kept", InfraError.exit_code)
     # A bug or an unforeseen fault: keep the results, say what broke, and where the details are.
-    RunFiles(folder).harness_error.write_text(postgres.redact(traceback.format_exc()), encoding="utf-8")
-    return Outcome("failed", postgres.redact(f"{type(err).__name__}: {err} (details in {HARNESS_ERROR})"),
-                   InfraError.exit_code)
+    try:
+        write_text(RunFiles(folder).harness_error, postgres.redact(traceback.format_exc()))
+    except BenchError as unsaved:  # atomic: never an empty or half file in its place
+        where = f"its traceback could not be saved: {unsaved}"
+    else:
+        where = f"details in {HARNESS_ERROR}"
+    return Outcome("failed", postgres.redact(f"{type(err).__name__}: {err} ({where})"), InfraError.exit_code)
+
+
+def _no_space(err: BaseException) -> OSError | None:
+    """The full-disk error (ENOSPC, or a quota: EDQUOT) behind ``err``, if one is: itself or what it wraps."""
+    seen: BaseException | None = err
+    for _ in range(5):  # a short chain: a library may wrap the OSError once or twice
+        if seen is None:
+            return None
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None

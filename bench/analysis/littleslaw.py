@@ -1,0 +1,73 @@
+"""Little's law for one app run: the pool's connection time and the requests it served over the same stretch.
+
+bench.analysis.summary computes the ceiling from it; the terminal and the report show its arithmetic (``note``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from bench.instrument import Histogram
+
+
+@dataclass(frozen=True)
+class LittleWindow:
+    """Connection time and the requests answered over one stretch of the load: Little's law's inputs."""
+
+    window_s: float
+    hold_s: float  # connection-seconds of the checkins in the window
+    requests: int  # requests answered in it, failed ones included (they hold connections too)
+
+    @property
+    def hold_ms_per_request(self) -> float:
+        return self.hold_s * 1000 / self.requests
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.window_s
+
+
+def little_window(samples: pd.DataFrame | None, answered: pd.DataFrame) -> LittleWindow | None:
+    """From the first to the last load sample of the pool taken before the last response: the pool's connection
+    time in between (its use_time growth) and the requests whose response came in between.
+
+    Cut so, both sides cover the same requests: a request's checkin comes just before its response. The whole
+    run's hold would also count the requests Locust left unanswered at its stop, which the app serves afterwards.
+    """
+    if samples is None or answered.empty or "pool_hold_s" not in samples or "phase" not in samples:
+        return None
+    ends = answered["start_epoch_s"] + answered["response_time_ms"] / 1000
+    load = samples[(samples["phase"] == "load") & samples["pool_hold_s"].notna() & (samples["t"] <= ends.max())]
+    if len(load) < 2:
+        return None
+    first, last = load.iloc[0], load.iloc[-1]
+    requests = int(((ends > first["t"]) & (ends <= last["t"])).sum())
+    hold = float(last["pool_hold_s"] - first["pool_hold_s"])
+    if requests == 0 or hold <= 0:
+        return None
+    return LittleWindow(window_s=float(last["t"] - first["t"]), hold_s=hold, requests=requests)
+
+
+def whole_run(pool: dict[str, Any] | None, answered: pd.DataFrame, window_s: float) -> LittleWindow | None:
+    """Without pool samples over the load: every checkin's time over every answered request (runs a little high:
+    the requests left waiting at the stop are served, and hold connections, after it)."""
+    if pool is None or answered.empty or window_s <= 0:
+        return None
+    hold = Histogram.from_json(pool["use_time"]).total
+    return LittleWindow(window_s=window_s, hold_s=hold, requests=len(answered)) if hold > 0 else None
+
+
+def note(name: str, app: dict[str, Any]) -> str | None:
+    """The ceiling and its utilisation with the arithmetic that made them, for the terminal and the report."""
+    pool = app.get("pool") if isinstance(app.get("pool"), dict) else None
+    law = (pool or {}).get("littles_law")
+    ceiling, used = (pool or {}).get("littles_law_ceiling_rps"), (pool or {}).get("ceiling_utilisation")
+    if pool is None or not isinstance(law, dict) or ceiling is None or used is None:
+        return None
+    return (f"{name}: Little's-law ceiling {pool['capacity']} connections / {pool['hold_ms_per_request']:,.1f} ms "
+            f"per request ({law['hold_s']:,.2f} conn-s held over {law['requests']:,} requests) = {ceiling:,.1f} "
+            f"req/s; {law['rps']:,.1f} req/s answered ({law['requests']:,} in {law['window_s']:,.2f} s) = "
+            f"{100 * used:.0f}% of it")
