@@ -13,10 +13,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.analysis.loadperiod import LoadPeriod, period_figures
 from bench.errors import UsageError
 from bench.instrument import Histogram
 from bench.results.metrics import ratio, value_at
 from bench.results.records import DbFigures
+from bench.results.requestlog import split_unfinished
 
 PERCENTILES = (50, 95, 99)
 
@@ -62,14 +64,6 @@ def hist_ms(hist: Histogram) -> dict[str, float]:
     return out
 
 
-def load_window_s(requests: pd.DataFrame) -> float:
-    """From the first request's start to the last response: the span throughput is measured over."""
-    if requests.empty:
-        return 0.0
-    end = (requests["start_epoch_s"] + requests["response_time_ms"] / 1000).max()
-    return float(end - requests["start_epoch_s"].min())
-
-
 def summarize_app(
     *,
     requests: pd.DataFrame,
@@ -79,8 +73,15 @@ def summarize_app(
     pool_capacity: int,
     locust_stats: list[dict[str, Any]] | None = None,
     app_log: dict[str, Any] | None = None,
+    period: LoadPeriod | None = None,
+    unreadable: int = 0,
 ) -> dict[str, Any]:
-    window = load_window_s(requests)
+    # Throughput is over the load period the harness drove, a stall included; requests still waiting when it
+    # stopped are counted apart (every closed-model run ends with some): neither responses nor failures.
+    period = period or LoadPeriod.of_requests(requests)
+    load = period_figures(requests, period)
+    requests, unfinished = split_unfinished(requests)
+    window = period.seconds
     ok = requests[requests["failed"] == 0] if not requests.empty else requests
     throughput = len(ok) / window if window > 0 else 0.0
     recorded_failures = int(requests["failed"].sum()) if not requests.empty else 0
@@ -91,8 +92,10 @@ def summarize_app(
         "requests": sum(int(e.get("num_requests", 0)) for e in locust_stats or []) if counted else len(requests),
         "failures": sum(int(e.get("num_failures", 0)) for e in locust_stats or []) if counted else recorded_failures,
         "requests_recorded": len(requests),
+        "requests_unfinished": len(unfinished),
+        "requests_unreadable": unreadable,
         "throughput_rps": round(throughput, 3),
-        "load_window_s": round(window, 3),
+        **load,  # load_window_s, stalls, longest_stall_s
         "latency_ms": latency_ms(ok["response_time_ms"] if not ok.empty else pd.Series(dtype=float)),
         "pool": _pool_block(pool, pool_capacity, throughput, len(ok)),
         "db": _db_block(db, len(ok)),

@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bench.analysis.loadperiod import STALL_EVENT
 from bench.analysis.timeline import Timeline, read_timeline
 from bench.db.server import redact
 from bench.render.page import Cell, Heading, Table, to_html, to_markdown
@@ -135,7 +136,9 @@ def checks_table(folder: RunFolder) -> Table:
                   Cell(_check_value(c.get("value")), "num")) for c in checks)
     title = f"Checks: {passed} of {len(checks)} passed" if checks else "Checks"
     notes = () if checks else (f"no checks were evaluated (run {folder.status})",)
-    return Table("checks", title, ("", "check", "value"), rows, notes)
+    stalls = tuple(f"Stall: {e.get('app', '?')}: {e.get('detail')}" for e in folder.summary.get("events") or []
+                   if isinstance(e, dict) and e.get("event") == STALL_EVENT)
+    return Table("checks", title, ("", "check", "value"), rows, stalls + notes)
 
 
 def app_log_tables(folder: RunFolder) -> list[Table]:

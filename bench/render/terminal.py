@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
+from bench.analysis.loadperiod import STALL_EVENT
 from bench.config.catalog import Scenario
 from bench.config.options import RunConfig
 from bench.results.layout import RunFiles
@@ -128,6 +129,7 @@ def render_summary(summary: dict[str, Any], folder: Path, report: Path | None = 
                              f"held per request)"
                              f" = {100 * pool['ceiling_utilisation']:.0f}%")
         lines.extend(_culprits(apps))
+    lines.extend(_stalls(summary.get("events", [])))
     checks = summary.get("checks", [])
     if checks:
         lines.append("")
@@ -161,6 +163,12 @@ def _culprits(apps: dict[str, Any]) -> list[str]:
             per = f", {seconds / requests * 1000:.0f} ms per request" if requests else ""
             lines.append(f"  {name}: {route} left connections idle in transaction {seconds:.1f} s{per}")
     return lines
+
+
+def _stalls(events: list[dict[str, Any]]) -> list[str]:
+    """The time line's stalls, by name: a frozen app must not read as a quiet, healthy run."""
+    return [f"  ✗ {e.get('app', '?')}: {e.get('detail', 'stalled')}" for e in events
+            if isinstance(e, dict) and e.get("event") == STALL_EVENT]
 
 
 def _ratio_text(base: float | None, other: float | None) -> str:

@@ -61,7 +61,7 @@ class Shown(StrEnum):
 
 
 # Units that are counts: a heading needs no unit after the label ("lost writes", not "lost writes (writes)").
-COUNT_UNITS = frozenset({"requests", "checkouts", "connections", "writes", "rows", "sessions", "samples",
+COUNT_UNITS = frozenset({"requests", "checkouts", "connections", "writes", "rows", "sessions", "samples", "stalls",
                          "transactions", "lines", "index"})
 # Smallest absolute change bench compare counts, by unit: on a shared 2-core runner a few milliseconds of
 # scheduling noise are routine, while the anti-patterns move these figures by tens to thousands of ms.

@@ -6,6 +6,7 @@ steps read it too. All of them go through here, so a --workers run's requests-<p
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -18,6 +19,9 @@ from bench.results.layout import AppFiles
 COLUMNS = ("start_epoch_s", "request_type", "name", "response_time_ms", "response_length", "failed", "error")
 NUMERIC = ("start_epoch_s", "response_time_ms", "response_length", "failed")
 _TYPES = {"start_epoch_s": "float64", "response_time_ms": "float64", "response_length": "int64", "failed": "int64"}
+# request_type of a request still waiting for its response when the load stopped (the recorder and the pacer
+# write it): its response_time_ms is its age at the stop, and it is neither a response nor a failure.
+UNFINISHED = "UNFINISHED"
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,12 @@ class RequestLog:
     frame: pd.DataFrame  # COLUMNS: numbers as numbers, text as text ("" where a request had no error)
     unreadable: int  # rows dropped: a torn last line (Locust killed mid-write), garbled fields
     files: tuple[Path, ...]
+
+
+def split_unfinished(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rows of requests that got a response or failed, rows of requests still waiting when the load stopped)."""
+    waiting = frame["request_type"] == UNFINISHED
+    return frame[~waiting], frame[waiting]
 
 
 def read_requests(app_dir: Path) -> RequestLog:
@@ -83,8 +93,9 @@ class RequestTail:
         self.files = AppFiles(app_dir)
         self.offsets: dict[Path, int] = {}
         self.partial: dict[Path, bytes] = {}
-        self.requests = 0
+        self.requests = 0  # answered or failed
         self.failures = 0
+        self.unfinished = 0  # still waiting when the load stopped
         self.unreadable = 0
         self.first_start: float | None = None
 
@@ -105,13 +116,25 @@ class RequestTail:
         for line in lines:
             if not line or line.startswith(COLUMNS[0].encode()):
                 continue
-            try:
-                start = float(line.split(b",", 1)[0])
-            except ValueError:
+            fields = next(csv.reader([line.decode("utf-8", "replace")]), [])
+            start = _start(fields)
+            if start is None:
                 self.unreadable += 1
-                continue
-            self.requests += 1
-            if self.first_start is None or start < self.first_start:
-                self.first_start = start
-            if b',1,"' in line:  # the failed column, just before the quoted error
-                self.failures += 1
+            elif fields[1] == UNFINISHED:
+                self.unfinished += 1
+            else:
+                self.requests += 1
+                if fields[5] == "1":
+                    self.failures += 1
+                if self.first_start is None or start < self.first_start:
+                    self.first_start = start
+
+
+def _start(fields: list[str]) -> float | None:
+    """A row's start time; None when the line is not a row the recorder writes."""
+    if len(fields) != len(COLUMNS):
+        return None
+    try:
+        return float(fields[0])
+    except ValueError:
+        return None

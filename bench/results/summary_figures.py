@@ -39,7 +39,8 @@ LATENCY = ("p50", "p95", "p99", "max")
 REQUESTS: tuple[Metric, ...] = (
     Metric(path="throughput_rps", label="throughput", unit="req/s", direction=HIGHER, window=LOAD, coverage=OK,
            gate="-15%", shown=Shown.ALWAYS,
-           description="Successful responses in the per-request log divided by `load_window_s`."),
+           description="Successful responses in the per-request log divided by `load_window_s`, the whole load "
+                       "period: a stretch in which the app answered nothing (a stall) lowers it."),
     Metric(path="failures", label="failures", unit="requests", direction=LOWER, window=LOAD, coverage=ALL,
            gate="+10%", alarm=True, shown=Shown.ALWAYS,
            description="Requests Locust counted as failed (error status, exception, timeout), from locust.json; "
@@ -52,11 +53,36 @@ REQUESTS: tuple[Metric, ...] = (
     Metric(path="requests_recorded", label="requests recorded", unit="requests", direction=NEITHER, window=LOAD,
            coverage=ALL,
            description="Rows in the harness's own per-request log (requests.csv, written by the Locust recorder "
-                       "plugin). Every request figure but `requests` and `failures` is computed from these rows; "
-                       "a gap to `requests` is requests the log missed."),
+                       "plugin) of requests that were answered or failed (UNFINISHED rows are "
+                       "`requests_unfinished`). Every request figure but `requests` and `failures` is computed from "
+                       "these rows; a gap to `requests` is requests the log missed."),
+    Metric(path="requests_unfinished", label="requests unfinished", unit="requests", direction=NEITHER,
+           window=LOAD, coverage=ALL,
+           description="Requests still waiting for their response when Locust stopped the load, logged as "
+                       "UNFINISHED rows with their age at the stop as response time (by the recorder for Locust's "
+                       "HttpUser and FastHttpUser clients; in bench capacity's rate mode by its pacer). Locust stops "
+                       "every user at once, so a closed-model run ends with up to one per user: they are not "
+                       "failures, and no other request figure counts them. A custom client's are not seen."),
+    Metric(path="requests_unreadable", label="request log rows unreadable", unit="rows", direction=LOWER,
+           window=LOAD, coverage=ALL, alarm=True, shown=Shown.NONZERO,
+           description="Rows of the per-request log that could not be read (a last line torn when Locust was "
+                       "killed, fields that are not numbers): left out of every request figure, and counted here "
+                       "rather than dropped in silence."),
     Metric(path="load_window_s", label="load window", unit="s", direction=NEITHER, window=LOAD, coverage=ALL,
-           description="Seconds from the first logged request's start to the last logged response's end, failed "
-                       "requests included: the span `throughput_rps` is measured over."),
+           description="Seconds of load the harness drove, on its own clock: from its go signal (Locust's users "
+                       "start) to Locust's stop at its `--run-time` (earlier when Locust exited early). A stall is "
+                       "inside it: the span `throughput_rps` is measured over."),
+    Metric(path="stalls", label="stalls", unit="stalls", direction=LOWER, window=LOAD, coverage=ALL, alarm=True,
+           shown=Shown.NONZERO,
+           description="Stretches of the load period with no response while requests were waiting, each at least "
+                       "5 s and at least 5 median response times long: the app or its database stopped answering. "
+                       "Each is an event on the time line (`events`: \"no response for 12.0 s while 50 requests "
+                       "were waiting\"), and every run checks `<app>: stalls == 0`, so a stall fails it (exit 1)."),
+    Metric(path="longest_stall_s", label="longest stretch without a response", unit="s", direction=LOWER,
+           window=LOAD, coverage=ALL, noise=1.0,
+           description="Longest stretch of the load period with no response while a request was waiting (from "
+                       "a response, or the next request sent after it, to the next response or the load's end), "
+                       "long enough to be a stall or not; 0 when no request ever waited unanswered."),
     *family("latency_ms", "latency", f"response time of the successful requests in the per-request log ({_RANK}), "
              "as Locust timed them; failed requests are left out, and it is 0 when none succeeded",
              LATENCY, unit="ms", direction=LOWER, window=LOAD, coverage=OK,

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from bench.analysis import applog
+from bench.analysis.loadperiod import NO_STALL_CHECK, stall_events
 from bench.analysis.summary import Check, Integrity, evaluate, summarize_app
 from bench.errors import BenchError
 from bench.results.folder import write_json
@@ -25,12 +26,15 @@ from bench.run.state import Outcome, RunState
 def summarize(run: RunState, driven: Driven) -> dict[str, Any]:
     """One app run's figures (summary.json's ``apps.<app>``) from its raw files and what the drive measured."""
     cfg = run.config
-    requests = read_requests(driven.files.root).frame
+    log = read_requests(driven.files.root)
+    requests = log.frame
     # The paired apps' log is ours to read; a target's log is wherever the user keeps it.
     app_log = None if cfg.target else applog.scan(driven.files.app_log)
+    run.events.extend(stall_events(driven.app, requests, driven.load))
     return summarize_app(requests=requests, pool=driven.pool, db=driven.db,
                          integrity=_integrity(run, driven, requests), pool_capacity=cfg.pool_size + cfg.max_overflow,
-                         locust_stats=list(read_locust_json(driven.files.root).entries), app_log=app_log)
+                         locust_stats=list(read_locust_json(driven.files.root).entries), app_log=app_log,
+                         period=driven.load, unreadable=log.unreadable)
 
 
 def _integrity(run: RunState, driven: Driven, requests: pd.DataFrame) -> Integrity | None:
@@ -47,7 +51,9 @@ def _integrity(run: RunState, driven: Driven, requests: pd.DataFrame) -> Integri
 def write_summary(run: RunState, outcome: Outcome) -> dict[str, Any]:
     """summary.json (schema_version 1); the scenario's checks judge only a completed run."""
     completed = outcome.status == "completed"
-    checks = evaluate([Check.parse(c) for c in run.scenario.checks], run.apps) if completed else []
+    # Every app also gets the no-stall check: a frozen app is not a healthy run, whatever the scenario checks.
+    texts = [*run.scenario.checks, *(NO_STALL_CHECK.format(app=app) for app in run.apps)]
+    checks = evaluate([Check.parse(c) for c in texts], run.apps) if completed else []
     summary = {
         "schema_version": SCHEMA_VERSION,
         "scenario": run.config.scenario,

@@ -14,6 +14,7 @@ from typing import Any
 
 import psutil
 
+from bench.analysis.loadperiod import LoadPeriod
 from bench.errors import InfraError
 from bench.results.layout import AppFiles, RunFiles
 from bench.results.records import DbFigures
@@ -37,6 +38,7 @@ class Driven:
     db: DbFigures
     pool: dict[str, Any] | None  # the last snapshot of the app's pool endpoint
     written: dict[str, int] | None  # rows per route tag after the run; None when not counted
+    load: LoadPeriod  # the load period the harness drove: its go signal to Locust's stop
 
 
 async def drive(run: RunState, app: str, index: int = 0) -> Driven:
@@ -46,13 +48,14 @@ async def drive(run: RunState, app: str, index: int = 0) -> Driven:
     subject = subject_for(run, app, index, files)
     try:
         await subject.launch()
-        locust = locust_child(_plan(run, subject.host), files.root).start()
+        plan = _plan(run, subject.host)
+        locust = locust_child(plan, files.root).start()
         try:
             await subject.ready()
             collector = _collector(run, subject, files)
             await collector.open()
             try:
-                await _load_and_cool_down(run, subject, locust, collector, files)
+                load = await _load_and_cool_down(run, subject, plan, locust, collector, files)
                 await subject.settle(collector)
                 figures = await collector.finish()
                 written = await subject.written()
@@ -63,7 +66,7 @@ async def drive(run: RunState, app: str, index: int = 0) -> Driven:
             locust.stop(timeout=5)
     finally:
         await subject.close()
-    return Driven(app=subject.name, files=files, db=figures, pool=collector.last_pool, written=written)
+    return Driven(app=subject.name, files=files, db=figures, pool=collector.last_pool, written=written, load=load)
 
 
 def _plan(run: RunState, host: str) -> LoadPlan:
@@ -82,28 +85,30 @@ def _collector(run: RunState, subject: Subject, files: AppFiles) -> Collector:
     )
 
 
-async def _load_and_cool_down(run: RunState, subject: Subject, locust: Child, collector: Collector,
-                              files: AppFiles) -> None:
+async def _load_and_cool_down(run: RunState, subject: Subject, plan: LoadPlan, locust: Child,
+                              collector: Collector, files: AppFiles) -> LoadPeriod:
     stop = asyncio.Event()
     collector.start_load()
     sampling = asyncio.create_task(collector.run(stop))
     tail = RequestTail(files.root)
     try:
-        await _load(run, subject, locust, collector, tail, files.go_file)
+        load = await _load(run, subject, plan, locust, collector, tail, files.go_file)
         collector.start_cooldown()
         await _cool_down(run, subject, collector, tail)
+        return load
     finally:
         stop.set()
         await sampling
         run.console.end_progress()
 
 
-async def _load(run: RunState, subject: Subject, locust: Child, collector: Collector, tail: RequestTail,
-                go: Path) -> None:
-    """From the go file until Locust exits (at its --run-time, or killed past a grace period)."""
+async def _load(run: RunState, subject: Subject, plan: LoadPlan, locust: Child, collector: Collector,
+                tail: RequestTail, go: Path) -> LoadPeriod:
+    """From the go file until Locust exits (at its --run-time, or killed past a grace period): the load period,
+    whatever the app did in it (a stall at its end is inside it, not cut off)."""
     duration = run.config.duration_s
     go.touch()  # Locust's users start now
-    started = time.monotonic()
+    go_at, started = time.time(), time.monotonic()
     while locust.exit_code() is None:
         await asyncio.sleep(_TICK_S)
         tail.poll()
@@ -115,10 +120,14 @@ async def _load(run: RunState, subject: Subject, locust: Child, collector: Colle
         if elapsed > duration + _LOCUST_GRACE_S:
             run.note(f"{subject.name}: Locust overran its run time by {_LOCUST_GRACE_S:.0f}s; stopped it")
             break
+    # Locust stops its users at --run-time after the go (it is seen exiting up to a tick and its shutdown
+    # later), or earlier when it died.
+    stopped_at = min(time.time(), go_at + plan.run_time_s)
     locust.stop(timeout=5)
     tail.poll()
-    if tail.requests == 0:
+    if tail.requests + tail.unfinished == 0:
         raise InfraError(f"Locust sent no request (exit code {locust.exit_code()}): {locust.log_tail()}")
+    return LoadPeriod(start=go_at, end=stopped_at)
 
 
 async def _cool_down(run: RunState, subject: Subject, collector: Collector, tail: RequestTail) -> None:

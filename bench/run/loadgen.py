@@ -34,6 +34,11 @@ class LoadPlan:
     workers: int = 0
     master_bind: str = "127.0.0.1"
 
+    @property
+    def run_time_s(self) -> int:
+        """Locust's --run-time: whole seconds, at least one."""
+        return max(1, math.ceil(self.duration_s))
+
 
 def locust_child(plan: LoadPlan, folder: Path) -> Child:
     files = AppFiles(folder)
@@ -43,7 +48,7 @@ def locust_child(plan: LoadPlan, folder: Path) -> Child:
         "--headless",
         "--users", str(plan.users),
         "--spawn-rate", f"{plan.spawn_rate:g}",
-        "--run-time", f"{max(1, math.ceil(plan.duration_s))}s",
+        "--run-time", f"{plan.run_time_s}s",
         "--host", plan.host,
         "--json-file", str(files.locust_json_prefix),
         "--only-summary",

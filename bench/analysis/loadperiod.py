@@ -1,0 +1,111 @@
+"""The load period a drive drove, and what the request log shows inside it: requests left waiting, stalls.
+
+bench.run.drive measures the period; bench.analysis.summary turns it into figures, bench.run.digest into events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from bench.results.requestlog import UNFINISHED
+
+# A stall: no response for at least this long while requests wait, and for at least STALL_MEDIANS median
+# response times (so a scenario whose requests take 10 s each is not stalled between two of them). Pools in the
+# catalog time checkouts out after 2-5 s, so an exhausted pool still answers (with errors) well inside this.
+STALL_MIN_S = 5.0
+STALL_MEDIANS = 5.0
+STALL_EVENT = "stall"
+# The check every run gets: a stalled app is not a healthy run, whatever its scenario's own checks say.
+NO_STALL_CHECK = "{app}: stalls == 0"
+_NOT_STARTED = "DROPPED"  # the pacer's arrivals that never got a user: nothing was sent, nothing waited
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class LoadPeriod:
+    """Epoch seconds on the harness's clock: its go signal (Locust's users start) and Locust's stop."""
+
+    start: float
+    end: float
+
+    @property
+    def seconds(self) -> float:
+        return max(0.0, self.end - self.start)
+
+    @classmethod
+    def of_requests(cls, requests: pd.DataFrame) -> LoadPeriod:
+        """For a log digested without the drive's measurement: first request's start to last response's end."""
+        if requests.empty:
+            return cls(0.0, 0.0)
+        end = (requests["start_epoch_s"] + requests["response_time_ms"] / 1000).max()
+        return cls(float(requests["start_epoch_s"].min()), float(end))
+
+
+@dataclass(frozen=True)
+class Stall:
+    """A stretch of the load period with no response while requests were waiting."""
+
+    start: float  # epoch seconds
+    seconds: float
+    waiting: int  # requests waiting at its end (the most: none was answered during it)
+
+    def describe(self, period: LoadPeriod) -> str:
+        return (f"no response for {self.seconds:.1f} s while {self.waiting} requests were waiting "
+                f"(from {self.start - period.start:.1f} s into the load)")
+
+
+def _quiet(requests: pd.DataFrame, period: LoadPeriod) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Every stretch between two responses (or the period's ends) during which some request was waiting:
+    (its start, its length in seconds, the requests waiting at its end), one array each."""
+    sent = requests[requests["request_type"] != _NOT_STARTED] if not requests.empty else requests
+    starts = np.sort(sent["start_epoch_s"].to_numpy(dtype=float))
+    answered = sent[sent["request_type"] != UNFINISHED]
+    ends = np.sort((answered["start_epoch_s"] + answered["response_time_ms"] / 1000).to_numpy(dtype=float))
+    inside = ends[(ends > period.start) & (ends < period.end)]
+    bounds = np.concatenate(([period.start], inside, [period.end]))
+    a, b = bounds[:-1], bounds[1:]
+    begun = np.searchsorted(starts, a, side="right")
+    waiting_after_a = begun - np.searchsorted(ends, a, side="right")
+    # Quiet from a when something was already waiting, else from the next request sent before b, if any.
+    next_sent = starts[np.minimum(begun, len(starts) - 1)] if len(starts) else np.full(len(a), np.inf)
+    sent_in_gap = (begun < len(starts)) & (next_sent < b)
+    quiet_from = np.where(waiting_after_a > 0, a, np.where(sent_in_gap, next_sent, np.nan))
+    waiting = np.searchsorted(starts, b, side="left") - np.searchsorted(ends, b, side="left")
+    keep = ~np.isnan(quiet_from)
+    return quiet_from[keep], b[keep] - quiet_from[keep], waiting[keep].astype(float)
+
+
+def stall_threshold_s(requests: pd.DataFrame) -> float:
+    answered = requests[~requests["request_type"].isin((UNFINISHED, _NOT_STARTED))] if not requests.empty \
+        else requests
+    median_s = float(answered["response_time_ms"].median()) / 1000 if not answered.empty else 0.0
+    return max(STALL_MIN_S, STALL_MEDIANS * median_s)
+
+
+def find_stalls(requests: pd.DataFrame, period: LoadPeriod) -> list[Stall]:
+    """The quiet stretches long enough to be a stall (see STALL_MIN_S), in time order."""
+    starts, seconds, waiting = _quiet(requests, period)
+    long = seconds >= stall_threshold_s(requests)
+    return [Stall(start=float(t), seconds=float(s), waiting=int(w))
+            for t, s, w in zip(starts[long], seconds[long], waiting[long], strict=True)]
+
+
+def period_figures(requests: pd.DataFrame, period: LoadPeriod) -> dict[str, Any]:
+    """summary.json's figures of the load period itself (``load_window_s``, ``stalls``, ``longest_stall_s``)."""
+    _starts, seconds, _waiting = _quiet(requests, period)
+    return {
+        "load_window_s": round(period.seconds, 3),
+        "stalls": int((seconds >= stall_threshold_s(requests)).sum()),
+        "longest_stall_s": round(float(seconds.max()) if seconds.size else 0.0, 3),
+    }
+
+
+def stall_events(app: str, requests: pd.DataFrame, period: LoadPeriod) -> list[dict[str, Any]]:
+    """The run's time line entries for an app's stalls (summary.json's ``events``)."""
+    return [{"t": s.start, "event": STALL_EVENT, "app": app, "detail": s.describe(period)}
+            for s in find_stalls(requests, period)]
