@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import json
 import os
 import shutil
@@ -9,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +19,14 @@ import psutil
 import pytest
 
 PASSWORD = "s3cr3t-Pa55"
+TOKEN = "tk-9f3Qz7LmW2"  # a pool endpoint's bearer token
+BENCH = str(Path(sys.executable).with_name("bench"))  # the installed console script, as a user runs it
+LOCUSTFILE = str(Path(__file__).resolve().parents[1] / "scenarios" / "long_session.py")
 
 
 def bench(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "bench.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
+                          timeout=timeout, env={**os.environ, **(env or {})}, check=False)
 
 
 def _all_text(folder: Path) -> str:
@@ -75,17 +81,6 @@ def test_broken_locustfile_fails_with_exit_3_and_a_readable_folder(tmp_path: Pat
     assert json.loads((out / "run.json").read_text())["status"] == "failed"
     assert json.loads((out / "summary.json").read_text())["status"] == "failed"
     assert (out / "good" / "locust.log").read_text()
-
-
-def _children_of_run(out: Path) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter(["cmdline", "status"]):
-        try:
-            if proc.info["status"] != psutil.STATUS_ZOMBIE and str(out) in " ".join(proc.info["cmdline"] or []):
-                found.append(proc)
-        except psutil.Error:
-            continue
-    return found
 
 
 def _wait_for_phase(out: Path, phase: str, pid: int) -> None:
@@ -184,20 +179,26 @@ def test_sigkill_leaves_nothing_running_and_the_next_run_cleans_up(tmp_path: Pat
         while time.monotonic() < deadline and (not requests.exists() or requests.stat().st_size < 500):
             time.sleep(0.2)
         assert requests.exists(), "load never started"
-        children = _children_of_run(out)
-        assert children
+        # The whole tree the run started, whatever each command line says.
+        tree = psutil.Process(proc.pid).children(recursive=True)
+        server = [p for p in tree if _name(p) == "postgres"]
+        postmaster = [p for p in server if p.ppid() == proc.pid]
+        others = [p for p in tree if p not in server]
+        assert server and len(others) >= 2, [p.cmdline()[:4] for p in tree]  # PostgreSQL, the app, Locust
         proc.kill()
         proc.wait(5)
         # Locust and the app die with the harness (parent-death signal); only PostgreSQL stays.
         gone_by = time.monotonic() + 10
-        while time.monotonic() < gone_by and _children_of_run(out):
+        while time.monotonic() < gone_by and _alive(others):
             time.sleep(0.2)
-        assert not _children_of_run(out)
+        assert not _alive(others), [p.cmdline()[:4] for p in _alive(others)]
+        assert len(_alive(postmaster)) == 1  # kept for the next run to stop
         second = bench("run", "long-session", "--app", "good", "--duration", "2s", "--cooldown", "0",
                        "--users", "2", "--out", str(tmp_path / "next"), env={"BENCH_HOME": str(home)})
         assert second.returncode == 0, second.stderr
         assert "stopped a stale embedded PostgreSQL" in second.stderr
         assert "stale run database" in second.stderr
+        assert not _alive(server), [p.cmdline()[:4] for p in _alive(server)]  # the next run stopped it
         assert json.loads((out / "run.json").read_text())["status"] == "running"  # what it had written
     finally:
         proc.kill()
@@ -208,21 +209,114 @@ def test_sigkill_leaves_nothing_running_and_the_next_run_cleans_up(tmp_path: Pat
         shutil.rmtree(home, ignore_errors=True)
 
 
+def _assert_no_secret(out: Path, result: subprocess.CompletedProcess[str], *secrets: str) -> None:
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert {"run.json", "summary.json", "report.html", "report.md", "locust.log"} <= {p.name for p in files}
+    for secret in secrets:
+        for path in files:
+            assert secret not in path.read_text(errors="replace"), (secret, path)
+        assert secret not in result.stdout + result.stderr, secret
+
+
 @pytest.mark.e2e
-def test_dsn_password_appears_in_no_output(tmp_path: Path, pg_server: Any) -> None:
+def test_dsn_password_and_token_appear_in_no_output(tmp_path: Path, pg_server: Any) -> None:
     # The embedded server trusts loopback, so any password connects: the run really uses this DSN.
     dsn = f"postgresql://postgres:{PASSWORD}@127.0.0.1:{pg_server.port}/postgres"
     out = tmp_path / "run"
     result = bench("run", "long-session", "--dsn", dsn, "--duration", "3s", "--cooldown", "1s",
-                   "--users", "10", "--out", str(out))
+                   "--users", "10", "--out", str(out), f"--pool-token={TOKEN}")
     assert result.returncode in (0, 1), result.stdout + result.stderr  # 1: a short run's checks may fail
     run = json.loads((out / "run.json").read_text())
     assert run["config"]["database"] == "external" and "***" in run["database"]
-    files = [p for p in out.rglob("*") if p.is_file()]
-    assert {"run.json", "summary.json", "report.html", "report.md", "app.log", "locust.log"} <= {p.name for p in files}
-    for path in files:
-        assert PASSWORD not in path.read_text(errors="replace"), path
-    assert PASSWORD not in result.stdout + result.stderr
+    assert "--pool-token=***" in run["command"] and (out / "good" / "app.log").is_file()
+    _assert_no_secret(out, result, PASSWORD, TOKEN)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("given", ["flag", "env"])
+def test_target_mode_pool_token_appears_in_no_output(tmp_path: Path, pg_server: Any, database: str,
+                                                      given: str) -> None:
+    from tests.conftest import seed, start_app
+
+    seed(pg_server, database)
+    child, base = start_app(pg_server, database, tmp_path, variant="good", BENCH_APP_METRICS_TOKEN=TOKEN)
+    dsn = dataclasses.replace(pg_server, password=PASSWORD).dsn(database)  # loopback is trusted: any password works
+    out = tmp_path / "run"
+    by_flag = ["--pool-token", TOKEN] if given == "flag" else []
+    try:
+        result = subprocess.run([BENCH, "run", "--locustfile", LOCUSTFILE, "--target", base, "--dsn", dsn,
+                                 "--duration", "3s", "--cooldown", "0", "--users", "5", "--out", str(out), *by_flag],
+                                capture_output=True, text=True, timeout=120, check=False,
+                                env={**os.environ, **({"BENCH_POOL_TOKEN": TOKEN} if given == "env" else {})})
+    finally:
+        child.stop()
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["apps"]["target"]["pool"]["checkouts"] > 0  # the token was used: the endpoint answered
+    command = json.loads((out / "run.json").read_text())["command"]
+    assert command[command.index("--dsn") + 1].count("***") == 1
+    assert (command[command.index("--pool-token") + 1] == "***") if given == "flag" else "--pool-token" not in command
+    _assert_no_secret(out, result, PASSWORD, TOKEN)
+
+
+def _run_bench(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([BENCH, *args], capture_output=True, text=True, timeout=120, check=False,
+                          env={**os.environ, **env})
+
+
+@pytest.mark.parametrize("command", ["run", "capacity"])
+def test_a_non_empty_out_is_refused_before_anything_runs(tmp_path: Path, command: str) -> None:
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    result = _run_bench(command, "long-session", "--out", str(out), env={})
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip() == f"error: --out {out} is not empty; pick a new folder, or add --force to move it aside first"
+    assert [p.name for p in out.iterdir()] == ["notes.txt"] and [p.name for p in tmp_path.iterdir()] == ["taken"]
+
+
+@pytest.mark.e2e
+def test_reusing_out_is_refused_and_force_moves_the_old_run_aside(tmp_path: Path, pg_home: Path) -> None:
+    out = tmp_path / "X"
+    args = ["run", "long-session", "--app", "good", "--duration", "3s", "--cooldown", "0", "--users", "5",
+            "--out", str(out)]
+    env = {"BENCH_HOME": str(pg_home)}
+    assert _run_bench(*args, env=env).returncode == 0
+    first = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    refused = _run_bench(*args, env=env)
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1 and "--force" in refused.stderr
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == first
+    forced = _run_bench(*args, "--force", env=env)
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    (aside,) = tmp_path.glob("X.old-*")
+    assert f"--force: moved what was in {out} to {aside}" in forced.stderr
+    assert {p.relative_to(aside): p.read_bytes() for p in aside.rglob("*") if p.is_file()} == first
+    # The second run's folder holds only what it wrote, from after it started.
+    started = datetime.fromisoformat(json.loads((out / "run.json").read_text())["started_at"]).timestamp()
+    samples = (out / "good" / "samples.jsonl").read_text().splitlines()
+    assert samples and min(json.loads(line)["t"] for line in samples) >= started
+    # Locust waited for this run's go file, created once the app was ready.
+    go = (out / "good" / ".go").stat().st_mtime
+    with (out / "good" / "requests.csv").open() as handle:
+        first_request = min(float(row["start_epoch_s"]) for row in csv.DictReader(handle))
+    assert started < go <= first_request + 0.05
+    summary = json.loads((out / "summary.json").read_text())["apps"]["good"]
+    assert summary["requests"] > 10 and summary["failures"] == 0
+
+
+@pytest.mark.e2e
+def test_capacity_force_moves_the_old_folder_aside(tmp_path: Path, pg_home: Path) -> None:
+    out = tmp_path / "sweep"
+    out.mkdir()
+    (out / "capacity.json").write_text("an older sweep")
+    result = _run_bench("capacity", "long-session", "--app", "good", "--pool-size", "5", "--rates", "10",
+                        "--step", "2s", "--quiet", "--out", str(out), "--force", env={"BENCH_HOME": str(pg_home)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    (aside,) = tmp_path.glob("sweep.old-*")
+    assert f"--force: moved what was in {out} to {aside}" in result.stderr
+    assert [p.name for p in aside.iterdir()] == ["capacity.json"] and (aside / "capacity.json").read_text() == "an older sweep"
+    assert json.loads((out / "capacity.json").read_text())["status"] == "completed"
+    assert sorted(p.name for p in out.iterdir()) == ["capacity.html", "capacity.json", "capacity.md", "pool-5"]
 
 
 def test_unreachable_target_exits_3(tmp_path: Path, pg_server: Any) -> None:

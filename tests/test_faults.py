@@ -49,20 +49,44 @@ def _descendants(pid: int) -> list[psutil.Process]:
         return []
 
 
+def _alive(procs: list[psutil.Process]) -> list[str]:
+    alive = []
+    for p in procs:
+        try:  # is_running also checks the start time, so a reused pid is not mistaken for the old process
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                alive.append(f"{p.pid} {' '.join(p.cmdline())[:80]}")
+        except psutil.Error:
+            continue
+    return alive
+
+
 def _run_with_fault(out: Path, pg_home: Path, fault: Callable[[subprocess.Popen[str]], None]) -> tuple[int, str, Any]:
     proc = _start_run(out, pg_home)
     try:
         _wait_for_load(out)
         time.sleep(1.0)
+        # Everything the run started, whatever its command line says: PostgreSQL, the app, Locust.
+        tree = _descendants(proc.pid)
+        assert {"postgres", "locust", "app"} <= {_role(p) for p in tree}, [p.cmdline()[:4] for p in tree]
         fault(proc)
         output, _ = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    children = [p for p in psutil.process_iter(["cmdline"]) if str(out) in " ".join(p.info["cmdline"] or [])
-                and p.status() != psutil.STATUS_ZOMBIE]
-    assert not children, children
+    gone_by = time.monotonic() + 5  # orphans of a killed parent take a moment to be reaped
+    while _alive(tree) and time.monotonic() < gone_by:
+        time.sleep(0.1)
+    assert not _alive(tree), _alive(tree)
     return proc.returncode, output, json.loads((out / "summary.json").read_text())
+
+
+def _role(proc: psutil.Process) -> str:
+    try:
+        line = " ".join(proc.cmdline())
+    except psutil.Error:
+        return ""
+    return "postgres" if proc.name() == "postgres" else "locust" if "-m locust" in line else \
+        "app" if "target_apps." in line else ""
 
 
 def test_app_killed_mid_run(tmp_path: Path, pg_home: Path) -> None:
