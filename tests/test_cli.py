@@ -259,9 +259,9 @@ def test_target_mode_pool_token_appears_in_no_output(tmp_path: Path, pg_server: 
     _assert_no_secret(out, result, PASSWORD, TOKEN)
 
 
-def _run_bench(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _run_bench(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([BENCH, *args], capture_output=True, text=True, timeout=120, check=False,
-                          env={**os.environ, **env})
+                          env={**os.environ, **env}, cwd=cwd)
 
 
 @pytest.mark.parametrize("command", ["run", "capacity"])
@@ -286,9 +286,15 @@ def test_reusing_out_is_refused_and_force_moves_the_old_run_aside(tmp_path: Path
     refused = _run_bench(*args, env=env)
     assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1 and "--force" in refused.stderr
     assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == first
-    forced = _run_bench(*args, "--force", env=env)
+    here, scratch = tmp_path / "cwd", tmp_path / "tmp"
+    here.mkdir()
+    scratch.mkdir()
+    forced = _run_bench(*args, "--force", env={**env, "TMPDIR": str(scratch)}, cwd=here)
     assert forced.returncode == 0, forced.stdout + forced.stderr
     (aside,) = tmp_path.glob("X.old-*")
+    # Every file the run wrote is in its folder: none in its working directory or the temporary directory.
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["X", aside.name, "cwd", "tmp"])
+    assert list(here.iterdir()) == [] and list(scratch.iterdir()) == []
     assert f"--force: moved what was in {out} to {aside}" in forced.stderr
     assert {p.relative_to(aside): p.read_bytes() for p in aside.rglob("*") if p.is_file()} == first
     # The second run's folder holds only what it wrote, from after it started.
