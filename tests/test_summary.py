@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 
+from bench.analysis.littleslaw import little_window
 from bench.analysis.summary import Check, Integrity, evaluate, summarize_app
 from bench.errors import UsageError
 from bench.instrument import Histogram, PoolMetrics
+from bench.render.run_report import _ceiling_note
 from bench.results.records import DbFigures
 
 
@@ -69,3 +73,97 @@ def test_histogram_mean() -> None:
     hist.record(0.1)
     hist.record(0.3)
     assert hist.mean == pytest.approx(0.2)
+
+
+# --- issue 12: figures that must be right ---------------------------------------------------------
+
+def _pool_of(holds: list[float], size: int = 5) -> dict[str, object]:
+    metrics = PoolMetrics()
+    for hold in holds:
+        metrics.use.record(hold)
+        metrics.wait.record(0.0)
+    snapshot = metrics.snapshot()
+    snapshot["gauges"] = {"size": size, "max_overflow": 0}
+    return snapshot
+
+
+@pytest.mark.parametrize("checkouts_per_request", [1.37, 2.5, 0.02])
+def test_littles_law_uses_total_connection_time_over_requests_unrounded(checkouts_per_request: float) -> None:
+    # 1000 requests, checking out `checkouts_per_request` times each for 10 ms. The ceiling used to round
+    # checkouts per request: 1.37 -> 1 overstated it by 37%, 2.5 -> 2 by 25%, and a websocket-like run (a
+    # checkout per socket, many messages per socket: 0.02) -> 1 understated it 50 times.
+    holds = [0.010] * round(1000 * checkouts_per_request)
+    out = summarize_app(requests=_requests(1000, 5), pool=_pool_of(holds), db=DbFigures(), integrity=None,
+                        pool_capacity=5)
+    per_request_ms = 10.0 * checkouts_per_request
+    assert out["pool"]["hold_ms_per_request"] == pytest.approx(per_request_ms, rel=1e-6)
+    assert out["pool"]["littles_law_ceiling_rps"] == pytest.approx(5 * 1000 / per_request_ms, rel=1e-4)
+
+
+def test_littles_law_takes_the_load_window_of_the_samples() -> None:
+    # Holds grow by 9.5 conn-s between the first and last load samples, 95 requests answer in between; what the
+    # app serves after Locust stopped (cool-down samples, a further 5 conn-s) belongs to no logged request.
+    requests = _requests(100, 50)  # starts 1000.00 .. 1000.99, each ends 50-59 ms later
+    samples = pd.DataFrame({"t": [1000.0, 1000.5, 1001.0, 1001.5], "phase": ["load", "load", "load", "cooldown"],
+                            "pool_hold_s": [0.0, 4.0, 9.5, 14.5]})
+    law = little_window(samples, requests)
+    ends = requests["start_epoch_s"] + requests["response_time_ms"] / 1000
+    assert law is not None and law.window_s == 1.0 and law.hold_s == 9.5
+    assert law.requests == int(((ends > 1000.0) & (ends <= 1001.0)).sum())
+    out = summarize_app(requests=requests, pool=_pool_of([0.1] * 145), db=DbFigures(), integrity=None,
+                        pool_capacity=5, samples=samples)
+    assert out["pool"]["hold_ms_per_request"] == round(9500 / law.requests, 3)
+    assert out["pool"]["littles_law"] == {"window_s": 1.0, "hold_s": 9.5, "requests": law.requests,
+                                          "rps": round(law.requests / 1.0, 3)}
+    # utilisation = the pool's busy share over the window: 9.5 conn-s of 5 connections x 1 s
+    assert out["pool"]["ceiling_utilisation"] == pytest.approx(9.5 / 5, rel=1e-3)
+
+
+def test_the_ceiling_note_shows_the_arithmetic_it_used() -> None:
+    # Two checkouts of 4.4 ms per request: the ceiling comes from 8.8 ms per request, and so must the note.
+    app = summarize_app(requests=_requests(1000, 5), pool=_pool_of([0.0044] * 2000), db=DbFigures(),
+                        integrity=None, pool_capacity=5)
+    note = _ceiling_note("good", app)
+    shown = re.search(r"(\d+) connections / ([\d.,]+) ms per request \(([\d.,]+) conn-s held over ([\d,]+) "
+                      r"requests\) = ([\d.,]+) req/s", note)
+    assert shown is not None, note
+    capacity, per_request, held, requests, ceiling = (float(g.replace(",", "")) for g in shown.groups())
+    assert held * 1000 / requests == pytest.approx(per_request, abs=0.05)
+    assert capacity * 1000 / per_request == pytest.approx(ceiling, rel=0.01)
+    assert ceiling == pytest.approx(app["pool"]["littles_law_ceiling_rps"], abs=0.05)
+
+
+def test_latency_percentiles_count_failed_requests() -> None:
+    # 90 fast successes and 10 requests that timed out after 5 s: the timeouts are the p95, as in Locust and k6.
+    requests = _requests(100, 10)
+    requests.loc[requests.index % 10 == 0, ["response_time_ms", "failed"]] = [5000.0, 1]
+    out = summarize_app(requests=requests, pool=None, db=DbFigures(), integrity=None, pool_capacity=5)
+    assert out["latency_ms"]["p95"] == 5000.0 and out["latency_ms"]["p50"] == 15.0
+    assert out["success_latency_ms"]["p95"] == 19.0 and out["success_latency_ms"]["max"] == 19.0
+    route = out["endpoints"]["GET /items/{item_id}"]
+    assert route["latency_ms"]["p99"] == 5000.0 and route["success_latency_ms"]["p99"] == 19.0
+
+
+@pytest.mark.parametrize(("server", "unreported", "sampled", "total", "share"), [
+    (10.0, 0.0, 10.5, 10.0, 1.05),  # a correct app: the server's exact figure, never the noisier one
+    (10.0, 2.0, 11.4, 12.0, 0.95),  # plus spells the server never counted (a leak, a terminated backend)
+])
+def test_idle_in_tx_total_is_the_servers_plus_what_it_never_counts(server: float, unreported: float,
+                                                                    sampled: float, total: float,
+                                                                    share: float) -> None:
+    db = DbFigures(idle_in_tx_seconds_sampled=sampled, server={"idle_in_transaction_time": server})
+    db.idle_in_tx_unreported_s = unreported
+    out = summarize_app(requests=_requests(1000, 5), pool=None, db=db, integrity=None, pool_capacity=5)
+    assert out["db"]["idle_in_tx_seconds"] == total
+    assert out["db"]["idle_in_tx_sampled_share"] == share  # uncapped: an overshoot shows
+    assert out["db"]["idle_in_tx_per_request_ms"] == total  # 1000 successes
+
+
+def test_a_shared_databases_counters_are_not_the_apps() -> None:
+    # Target mode with --app-name: the samples are the app's, pg_stat_database is every client's.
+    db = DbFigures(idle_in_tx_seconds_sampled=5.0, server={"idle_in_transaction_time": 30.0, "sessions_fatal": 2.0})
+    mine = summarize_app(requests=_requests(100, 5), pool=None, db=db, integrity=None, pool_capacity=5,
+                         shared_database=True)["db"]
+    assert mine["idle_in_tx_seconds"] == 5.0 and mine["server"] == {}
+    whole = summarize_app(requests=_requests(100, 5), pool=None, db=db, integrity=None, pool_capacity=5)["db"]
+    assert whole["idle_in_tx_seconds"] == 30.0 and whole["server"]["sessions_fatal"] == 2.0

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.analysis.littleslaw import LittleWindow, little_window, whole_run
 from bench.analysis.loadperiod import LoadPeriod, period_figures
 from bench.errors import UsageError
 from bench.instrument import Histogram
@@ -48,9 +49,13 @@ class Integrity:
 
 
 def latency_ms(values: pd.Series) -> dict[str, float]:
+    """p50, p95, p99 and max, rounded to the request log's 3 decimals; all 0 for no request.
+
+    The percentile rule is nearest rank: the value at rank ceil(p·n / 100) of the sorted latencies (numpy's
+    ``inverted_cdf``), so a percentile is a latency some request really had, as HDR histograms report it.
+    """
     if values.empty:
         return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0}
-    # Nearest rank: a percentile is a latency some request really had, as HDR histograms report it.
     quantiles = np.percentile(values.to_numpy(dtype=float), PERCENTILES, method="inverted_cdf")
     out = {f"p{p}": round(float(q), 3) for p, q in zip(PERCENTILES, quantiles, strict=True)}
     out["max"] = round(float(values.max()), 3)
@@ -75,7 +80,11 @@ def summarize_app(
     app_log: dict[str, Any] | None = None,
     period: LoadPeriod | None = None,
     unreadable: int = 0,
+    samples: pd.DataFrame | None = None,
+    shared_database: bool = False,
 ) -> dict[str, Any]:
+    """``samples`` are the collector's (samples.jsonl); ``shared_database`` says the run's database has other
+    clients than the app (target mode with --app-name), so its pg_stat_database counters are not the app's."""
     # Throughput is over the load period the harness drove, a stall included; requests still waiting when it
     # stopped are counted apart (every closed-model run ends with some): neither responses nor failures.
     period = period or LoadPeriod.of_requests(requests)
@@ -96,9 +105,12 @@ def summarize_app(
         "requests_unreadable": unreadable,
         "throughput_rps": round(throughput, 3),
         **load,  # load_window_s, stalls, longest_stall_s
-        "latency_ms": latency_ms(ok["response_time_ms"] if not ok.empty else pd.Series(dtype=float)),
-        "pool": _pool_block(pool, pool_capacity, throughput, len(ok)),
-        "db": _db_block(db, len(ok)),
+        # Every request, failed ones included (as Locust and k6 report it): a success turned timeout must worsen it.
+        "latency_ms": latency_ms(requests["response_time_ms"] if not requests.empty else pd.Series(dtype=float)),
+        "success_latency_ms": latency_ms(ok["response_time_ms"] if not ok.empty else pd.Series(dtype=float)),
+        "pool": _pool_block(pool, pool_capacity, little_window(samples, requests)
+                            or whole_run(pool, requests, window)),
+        "db": _db_block(db, len(ok), shared_database),
         "integrity": integrity.to_json() if integrity else None,
         "endpoints": _endpoints(requests, pool),
         "app_log": app_log,
@@ -106,8 +118,7 @@ def summarize_app(
     return summary
 
 
-def _pool_block(pool: dict[str, Any] | None, capacity: int, throughput: float,
-                completed: int) -> dict[str, Any] | None:
+def _pool_block(pool: dict[str, Any] | None, capacity: int, law: LittleWindow | None) -> dict[str, Any] | None:
     if pool is None:
         return None
     wait = Histogram.from_json(pool["wait_time"])
@@ -116,13 +127,10 @@ def _pool_block(pool: dict[str, Any] | None, capacity: int, throughput: float,
     gauges = pool.get("gauges", {})
     if "size" in gauges:  # what the app really runs with (in target mode the flags do not set it)
         capacity = int(gauges["size"]) + max(0, int(gauges.get("max_overflow", 0)))
-    # Little's law: at most `capacity` connections, each busy for the connection time one request
-    # needs (all its checkouts: the good long-session route checks out twice).
-    # Checkouts per request, rounded: requests still queued when Locust stops are served (and hold
-    # connections) after the load, so the raw ratio runs a little high.
-    checkouts_per_request = max(1, round(hold.count / completed)) if completed else 1
-    per_request = hold.mean * checkouts_per_request
-    ceiling = capacity / per_request if per_request > 0 else None
+    # Little's law: at most `capacity` connections, each busy for the connection time one request needs, all
+    # its checkouts together (the good long-session route checks out twice): total hold / requests, unrounded.
+    per_request = law.hold_ms_per_request if law else None
+    ceiling = capacity * 1000 / per_request if per_request else None
     return {
         "wait_ms": hist_ms(wait),
         "hold_ms": hist_ms(hold),
@@ -133,11 +141,16 @@ def _pool_block(pool: dict[str, Any] | None, capacity: int, throughput: float,
         "pending_max": counters.get("pending_max", 0),
         "connections_opened": counters.get("connections_opened", 0),
         "invalidated": counters.get("invalidated", 0),
+        "reclaimed": counters.get("reclaimed", 0),
         "capacity": capacity,
-        "hold_ms_per_request": round(per_request * 1000, 3),
+        "hold_s": round(hold.total, 4),
+        "hold_ms_per_request": round(per_request, 3) if per_request else 0.0,
         "hold_share_by_route": _hold_shares(pool.get("use_time_by_route", {})),
+        "littles_law": {"window_s": round(law.window_s, 3), "hold_s": round(law.hold_s, 4),
+                        "requests": law.requests, "rps": round(law.rps, 3)} if law else None,
         "littles_law_ceiling_rps": round(ceiling, 3) if ceiling else None,
-        "ceiling_utilisation": round(throughput / ceiling, 4) if ceiling else None,
+        # Requests answered per second over the same window: the share of the pool's capacity in use.
+        "ceiling_utilisation": round(law.rps / ceiling, 4) if law and ceiling else None,
     }
 
 
@@ -150,17 +163,20 @@ def _hold_shares(by_route: dict[str, Any]) -> dict[str, float]:
     return {route: round(v / total, 4) for route, v in sorted(sums.items(), key=lambda kv: -kv[1])}
 
 
-def _db_block(db: DbFigures, completed: int) -> dict[str, Any]:
-    server_idle = db.server.get("idle_in_transaction_time")
-    # The server counts every spell exactly, but only once it ends: a leaked connection's spell never
-    # does, so it is missing there and present in the samples. Take whichever saw more.
-    total = max(server_idle or 0.0, db.idle_in_tx_seconds_sampled)
+def _db_block(db: DbFigures, completed: int, shared_database: bool) -> dict[str, Any]:
+    # A shared database's counters are every client's: never the app's (its samples are filtered by name).
+    server = {} if shared_database else db.server
+    server_idle = server.get("idle_in_transaction_time")
+    total = db.idle_in_tx_seconds_sampled if server_idle is None else _idle_total(server_idle, db)
     return {
         "idle_in_tx_max": db.idle_in_tx_max,
         "idle_in_tx_mean": round(db.idle_in_tx_mean, 3),
         "idle_in_tx_oldest_s": round(db.idle_in_tx_oldest_s, 4),
         "idle_in_tx_seconds": round(total, 4),
         "idle_in_tx_seconds_sampled": round(db.idle_in_tx_seconds_sampled, 4),
+        "idle_in_tx_unreported_seconds": round(total - server_idle if server_idle is not None
+                                               else db.idle_in_tx_unreported_s, 4),
+        # Uncapped: above 1 the samples saw more than the total, and that is worth seeing.
         "idle_in_tx_sampled_share": round(db.idle_in_tx_seconds_sampled / total, 3) if total else None,
         "idle_in_tx_long_seconds": round(db.idle_in_tx_long_seconds, 4),
         "idle_in_tx_long_per_request_ms": round(db.idle_in_tx_long_seconds * 1000 / completed, 3) if completed else None,
@@ -169,10 +185,19 @@ def _db_block(db: DbFigures, completed: int) -> dict[str, Any]:
         "connections_max": db.connections_max,
         "xact_oldest_s": round(db.xact_oldest_s, 4),
         "samples": db.samples,
-        "server": {k: round(v, 4) for k, v in db.server.items()},
+        "server": {k: round(v, 4) for k, v in server.items()},
         "idle_in_tx_long_by_route": {k: round(v, 3) for k, v in sorted(
             db.idle_in_tx_long_by_route.items(), key=lambda kv: -kv[1])[:10]},
     }
+
+
+def _idle_total(server_idle: float, db: DbFigures) -> float:
+    """The server counts a spell exactly, but only when the backend's state changes: add the spells that ended
+    without one (sessions ended abnormally, spells still open). Spells whose session ended normally right after
+    are counted there, unless a graceful close cut them: between none and all of them, the samples' estimate
+    decides, so a correct app's figure is the server's own, never the noisier estimate."""
+    known = server_idle + db.idle_in_tx_unreported_s
+    return known + min(max(0.0, db.idle_in_tx_seconds_sampled - known), db.idle_in_tx_unresolved_s)
 
 
 def _endpoints(requests: pd.DataFrame, pool: dict[str, Any] | None) -> dict[str, Any]:
@@ -188,7 +213,8 @@ def _endpoints(requests: pd.DataFrame, pool: dict[str, Any] | None) -> dict[str,
         out[str(name)] = {
             "requests": len(group),
             "failures": int(group["failed"].sum()),
-            "latency_ms": latency_ms(ok["response_time_ms"]),
+            "latency_ms": latency_ms(group["response_time_ms"]),
+            "success_latency_ms": latency_ms(ok["response_time_ms"]),
             "pool_hold_ms": hist_ms(Histogram.from_json(hold)) if hold else None,
             "pool_wait_ms": hist_ms(Histogram.from_json(wait)) if wait else None,
         }

@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bench.analysis import littleslaw as littles_law
 from bench.analysis.loadperiod import STALL_EVENT
 from bench.analysis.timeline import Timeline, read_timeline
 from bench.db.server import redact
@@ -173,14 +174,18 @@ def _ratio_cell(base: float | None, other: float | None, lower_is_better: bool) 
 
 
 def _ceiling_note(name: str, app: dict[str, Any]) -> str:
+    shown = littles_law.note(name, app)
+    if shown is not None:
+        return shown
+    # A summary.json from before the ceiling's window was recorded: its ceiling came from hold_ms_per_request.
     pool = _obj(app.get("pool"))
-    ceiling, used, hold = (lookup(pool, "littles_law_ceiling_rps"), lookup(pool, "ceiling_utilisation"),
-                           lookup(pool, "hold_ms.mean"))
+    ceiling, used, per_request = (lookup(pool, "littles_law_ceiling_rps"), lookup(pool, "ceiling_utilisation"),
+                                  lookup(pool, "hold_ms_per_request"))
     rps = lookup(app, "throughput_rps")
-    if ceiling is None or used is None or hold is None or rps is None:
+    if ceiling is None or used is None or per_request is None or rps is None:
         return ""
     return (f"{name}: {rps:,.1f} req/s measured vs {ceiling:,.1f} req/s Little's-law ceiling "
-            f"(pool {pool.get('capacity', '?')} / mean hold {hold:,.1f} ms) = {100 * used:.0f}%")
+            f"(pool {pool.get('capacity', '?')} / {per_request:,.1f} ms held per request) = {100 * used:.0f}%")
 
 
 def _count_cells(figures: dict[str, Any], keys: tuple[str, ...]) -> tuple[Cell, ...]:

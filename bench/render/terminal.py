@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
+from bench.analysis import littleslaw as littles_law
 from bench.analysis.loadperiod import STALL_EVENT
 from bench.config.catalog import Scenario
 from bench.config.options import RunConfig
@@ -120,14 +121,7 @@ def render_summary(summary: dict[str, Any], folder: Path, report: Path | None = 
             if ratio:
                 cells += f"{_ratio_text(values[0], values[1]):>12}"
             lines.append(f"  {label:<{LABEL_WIDTH}}{cells}")
-        for name in names:
-            pool = apps[name].get("pool") or {}
-            if pool.get("ceiling_utilisation") is not None:
-                lines.append(f"  {name}: {apps[name]['throughput_rps']:.1f} req/s measured vs "
-                             f"{pool['littles_law_ceiling_rps']:.1f} req/s Little's-law ceiling "
-                             f"(pool {pool['capacity']} / {pool.get('hold_ms_per_request', pool['hold_ms']['mean']):.1f} ms "
-                             f"held per request)"
-                             f" = {100 * pool['ceiling_utilisation']:.0f}%")
+        lines.extend(f"  {note}" for name in names if (note := littles_law.note(name, apps[name])))
         lines.extend(_culprits(apps))
     lines.extend(_stalls(summary.get("events", [])))
     checks = summary.get("checks", [])

@@ -10,7 +10,7 @@ LOWER, HIGHER, NEITHER = Direction.LOWER, Direction.HIGHER, Direction.NEITHER
 LOAD, BOTH, SHUTDOWN = Window.LOAD, Window.BOTH, Window.TO_SHUTDOWN
 ALL, OK, CHECKOUTS, NONE = Coverage.ALL, Coverage.SUCCESSES, Coverage.CHECKOUTS, Coverage.NONE
 
-_RANK = "nearest rank: a latency some request really had"
+_RANK = "nearest rank: the latency at rank ceil(p·n / 100) of the n sorted, one some request really had"
 
 # (prefix, title, what holds for every figure under it): docs/metrics.md puts the note above the block's rows.
 SECTIONS: tuple[tuple[str, str, str], ...] = (
@@ -21,10 +21,11 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
      "is null without a pool endpoint (target mode without --pool-url).")),
     ("db.", "Database (`db`)", ("From the collector: pg_stat_activity samples of the app's backends (its "
      "application_name; in target mode without --app-name, every client backend of the database) every "
-     "`config.sample_interval_s` through load and cool-down, and (`server`) deltas of pg_stat_database for the "
-     "run's database from just before the load until the app stopped. Those are database-wide: in target mode "
-     "every client of the database counts; `server` is empty when the server's counters were reset during the "
-     "run.")),
+     "`config.sample_interval_s` through load and cool-down, intervals timed on the harness's own monotonic clock, "
+     "ages on the server's; and (`server`) deltas of pg_stat_database for the run's database from just before the "
+     "load until the app stopped. Those counters are database-wide, so they are the app's only when the database "
+     "is: a paired app's own database, or a target sampled whole (no --app-name). With --app-name, `server` is "
+     "empty and no figure uses it; it is also empty when the server's counters were reset during the run.")),
     ("integrity.", "Write integrity (`integrity`)", ("Acknowledged writes against rows in the database, counted "
      "after the app stopped. The block is null when the scenario declares no write routes, and in target mode.")),
     ("endpoints.", "Per route (`endpoints.<route>`)", ("From the per-request log, grouped by Locust's request "
@@ -83,24 +84,32 @@ REQUESTS: tuple[Metric, ...] = (
            description="Longest stretch of the load period with no response while a request was waiting (from "
                        "a response, or the next request sent after it, to the next response or the load's end), "
                        "long enough to be a stall or not; 0 when no request ever waited unanswered."),
-    *family("latency_ms", "latency", f"response time of the successful requests in the per-request log ({_RANK}), "
-             "as Locust timed them; failed requests are left out, and it is 0 when none succeeded",
-             LATENCY, unit="ms", direction=LOWER, window=LOAD, coverage=OK,
+    *family("latency_ms", "latency", f"response time of every answered request in the per-request log, failed "
+             f"ones included as Locust and k6 count them ({_RANK}), as Locust timed them; 0 when none was answered",
+             LATENCY, unit="ms", direction=LOWER, window=LOAD, coverage=ALL,
              gates={"p95": "+25%", "p99": "+30%"}, shown={"p95": Shown.ALWAYS}),
+    *family("success_latency_ms", "success latency", f"response time of the successful requests in the "
+             f"per-request log ({_RANK}), as Locust timed them; failed requests are left out (before this figure "
+             "existed, `latency_ms` was this), and it is 0 when none succeeded",
+             LATENCY, unit="ms", direction=LOWER, window=LOAD, coverage=OK),
 )
 
 POOL: tuple[Metric, ...] = (
-    *family("pool.wait_ms", "pool wait", "time a checkout waited in the pool's queue, connect time excluded, over "
-             "every checkout (those that timed out or were cancelled included)",
+    *family("pool.wait_ms", "pool wait", "time a checkout waited for the pool to hand it a connection slot (the "
+             "queue, and an overflow slot), minus any time that checkout spent opening a new connection in the "
+             "pool's `_do_get`; reopening the slot's connection after an invalidation, a recycle or a reclaim "
+             "comes after that and is never in it (it is in `connect_ms`). Over every checkout (those that timed "
+             "out or were cancelled included)",
              HIST, unit="ms", direction=LOWER, window=BOTH, coverage=CHECKOUTS,
              gates={"p95": "+25%"}, shown={"p95": Shown.ALWAYS}),
-    *family("pool.hold_ms", "pool hold", "time a connection stayed checked out, checkout to checkin, over every "
-             "checkin; a connection never checked in (leaked, or detached by the garbage collector) is not in "
-             "it",
+    *family("pool.hold_ms", "pool hold", "time a connection stayed checked out, from checkout to its checkin, or "
+             "to the detach that freed its slot when the garbage collector reclaimed a leaked connection (see "
+             "`reclaimed`) or the app detached it; a connection still checked out is not in it",
              HIST, unit="ms", direction=LOWER, window=BOTH, coverage=CHECKOUTS,
              gates={"p95": "+25%"}, shown={"mean": Shown.REPORT}),
-    *family("pool.connect_ms", "connect", "time to open a new database connection inside a checkout, per "
-             "connection opened",
+    *family("pool.connect_ms", "connect", "time to open a database connection, the pool's connect listeners "
+             "included, per connection opened: new ones and those reopened in a slot after an invalidation, "
+             "a recycle or a reclaim, so its count equals `connections_opened`",
              HIST, unit="ms", direction=LOWER, window=BOTH, coverage=NONE),
     Metric(path="pool.checkouts", label="checkouts", unit="checkouts", direction=NEITHER, window=BOTH,
            coverage=CHECKOUTS, description="Connections the pool handed out (checkout events)."),
@@ -111,8 +120,9 @@ POOL: tuple[Metric, ...] = (
                        "more than chance (5 after none at equal run lengths)."),
     Metric(path="pool.checked_out_max", label="checked out, most", unit="connections", direction=LOWER,
            window=BOTH, coverage=NONE,
-           description="Most connections checked out at once, counted by the instrumentation (checkouts minus "
-                       "checkins, so a leaked connection stays counted)."),
+           description="Most connections checked out at once: the instrumentation's count (checkouts minus "
+                       "checkins, reclaims and detaches) at its peaks, capped by the pool's own count of lent "
+                       "slots, so never more than `capacity`. A leak shows as `reclaimed`, not here."),
     Metric(path="pool.pending_max", label="waiting checkouts, most", unit="checkouts", direction=LOWER,
            window=BOTH, coverage=CHECKOUTS,
            description="Most checkouts waiting in the pool's queue at once."),
@@ -124,45 +134,76 @@ POOL: tuple[Metric, ...] = (
            window=BOTH, coverage=NONE, alarm=True,
            description="Connections the pool invalidated (closed as unusable: a cancelled close, a broken "
                        "connection)."),
+    Metric(path="pool.reclaimed", label="connections reclaimed by the GC", unit="connections", direction=LOWER,
+           window=BOTH, coverage=NONE, alarm=True, shown=Shown.NONZERO,
+           description="Checked-out connections the garbage collector took back because the app dropped them "
+                       "without returning them (a leaked session): with an async driver SQLAlchemy's finalizer "
+                       "detaches the connection from its slot and terminates it, no checkin fires, and the slot's "
+                       "next checkout reopens a connection. Each one's hold ends at the reclaim."),
     Metric(path="pool.capacity", label="pool capacity", unit="connections", direction=NEITHER,
            window=Window.SETTING, coverage=NONE,
            description="Connections the pool may hold at most: pool size + max_overflow as the app's pool "
                        "reports them, else as configured."),
+    Metric(path="pool.hold_s", label="connection time", unit="conn-s", direction=NEITHER, window=BOTH,
+           coverage=CHECKOUTS,
+           description="Connection-seconds held, summed over every hold `hold_ms` counts: the "
+                       "instrumentation's total hold, to set against the server's `idle_in_transaction_time` + "
+                       "`active_time`."),
+    Metric(path="pool.littles_law.window_s", label="Little's-law window", unit="s", direction=NEITHER,
+           window=LOAD, coverage=NONE,
+           description="Seconds from the collector's first pool sample in the load to its last one before the last "
+                       "response: the stretch the Little's-law figures are measured over (falls back to "
+                       "`load_window_s` when there are fewer than two such samples)."),
+    Metric(path="pool.littles_law.hold_s", label="Little's-law connection time", unit="conn-s",
+           direction=NEITHER, window=LOAD, coverage=CHECKOUTS,
+           description="Connection-seconds of the holds that ended (checkin or reclaim) inside "
+                       "`littles_law.window_s` (the growth of the pool's hold total between its two samples; every "
+                       "hold of the run in the fallback)."),
+    Metric(path="pool.littles_law.requests", label="Little's-law requests", unit="requests", direction=NEITHER,
+           window=LOAD, coverage=ALL,
+           description="Requests whose response (or failure) came inside `littles_law.window_s`, failed ones "
+                       "included: they hold connections too."),
+    Metric(path="pool.littles_law.rps", label="Little's-law rate", unit="req/s", direction=NEITHER, window=LOAD,
+           coverage=ALL, description="`littles_law.requests` / `littles_law.window_s`: requests answered per second."),
     Metric(path="pool.hold_ms_per_request", label="connection time per request", unit="ms/request",
-           direction=LOWER, window=BOTH, coverage=CHECKOUTS,
-           description="Mean hold × checkouts per request, where checkouts per request is every checkout "
-                       "divided by the successful requests, rounded to a whole number (at least 1) because "
-                       "requests still queued when Locust stops are served after the load: a route that checks "
-                       "out 1.4 times a request counts as 1."),
+           direction=LOWER, window=LOAD, coverage=ALL,
+           description="`littles_law.hold_s` × 1000 / `littles_law.requests`: connection time per request, all "
+                       "its checkouts together, never rounded (1.37 checkouts per request count as 1.37). Both "
+                       "come from the same window, so the requests Locust left unanswered at its stop, which the app "
+                       "serves afterwards, count on neither side. 0 when no hold was recorded."),
     Metric(path="pool.hold_share_by_route.<route>", label="share of pool time", unit="fraction",
            direction=NEITHER, window=BOTH, coverage=CHECKOUTS,
            description="The route's share of all connection-holding time (the sum of its holds over the sum of "
                        "all), by the route that checked out; largest first. Holds that never ended are missing."),
     Metric(path="pool.littles_law_ceiling_rps", label="Little's-law ceiling", unit="req/s", direction=HIGHER,
-           window=BOTH, coverage=CHECKOUTS, shown=Shown.REPORT,
-           description="`capacity` / `hold_ms_per_request`: the requests per second the pool could serve with "
-                       "every connection busy all the time. Null when no hold was recorded."),
+           window=LOAD, coverage=ALL, shown=Shown.REPORT,
+           description="`capacity` × 1000 / `hold_ms_per_request`: the requests per second the pool could serve "
+                       "with every connection busy all the time (Little's law, L = λW, with L = capacity). Null "
+                       "when no hold was recorded."),
     Metric(path="pool.ceiling_utilisation", label="ceiling utilisation", unit="fraction", direction=NEITHER,
-           window=BOTH, coverage=OK,
-           description="`throughput_rps` (load) / `littles_law_ceiling_rps` (load + cool-down): near 1 the pool "
-                       "is what caps the throughput. Null when there is no ceiling."),
+           window=LOAD, coverage=ALL,
+           description="`littles_law.rps` / `littles_law_ceiling_rps`, both over the same window: the share of the "
+                       "pool's connection time in use (= `littles_law.hold_s` / (`capacity` × "
+                       "`littles_law.window_s`)); near 1 the pool is what caps the throughput. Null when there is "
+                       "no ceiling."),
 )
 
 DB: tuple[Metric, ...] = (
     Metric(path="db.idle_in_tx_max", label="idle in tx, most", unit="connections", direction=LOWER, window=BOTH,
            coverage=NONE, description="Most connections idle in transaction in any one sample in any sample."),
     Metric(path="db.idle_in_tx_mean", label="idle in tx, mean", unit="connections", direction=LOWER,
-           window=LOAD, coverage=NONE, noise=0.5,
-           description="Mean number of connections idle in transaction over the samples taken during the load "
-                       "(cool-down samples left out)."),
+           window=BOTH, coverage=NONE, noise=0.5,
+           description="Mean number of connections idle in transaction over load and cool-down, weighted by time: "
+                       "`idle_in_tx_seconds_sampled` / the seconds the samples span."),
     Metric(path="db.idle_in_tx_oldest_s", label="idle in tx oldest", unit="s", direction=LOWER, window=BOTH,
            coverage=NONE, shown=Shown.REPORT,
            description="Oldest idle-in-transaction age (now − state_change) seen in any sample."),
     Metric(path="db.idle_in_tx_seconds", label="idle in tx total", unit="conn-s", direction=LOWER, window=BOTH,
            coverage=NONE, shown=Shown.REPORT,
-           description="Connection-seconds idle in transaction: the larger of the server's own figure "
-                       "(`server.idle_in_transaction_time`, exact for every spell that ended) and the sampled one "
-                       "(`idle_in_tx_seconds_sampled`, which also sees spells that never end: leaks)."),
+           description="Connection-seconds idle in transaction: the server's own figure "
+                       "(`server.idle_in_transaction_time`, exact for every spell the backend ended with a state "
+                       "change) plus `idle_in_tx_unreported_seconds` (the spells it never counts). Without the "
+                       "server's figure (target mode with --app-name, counters reset), `idle_in_tx_seconds_sampled`."),
     Metric(path="db.idle_in_tx_long_seconds", label="idle in tx past threshold", unit="conn-s", direction=LOWER,
            window=BOTH, coverage=NONE, shown=Shown.ALWAYS,
            description="Connection-seconds of connections idle in transaction for longer than "
@@ -180,9 +221,11 @@ DB: tuple[Metric, ...] = (
                        "none succeeded."),
     Metric(path="db.idle_in_tx_after_load", label="idle in tx after load", unit="connections", direction=LOWER,
            window=Window.COOLDOWN, coverage=NONE, gate="+10%", alarm=True, shown=Shown.NONZERO,
-           description="Connections idle in transaction in the last sample, when the cool-down ends (the load's "
-                       "end without a cool-down): leaks. The gate fails on more than 10% more, and on any when "
-                       "the base had none."),
+           description="Connections idle in transaction at the last sample, when the cool-down ends, in a spell "
+                       "already open at the load's last sample: idle through the whole cool-down, so left behind "
+                       "by the load (leaks), not work that began after it. Without a cool-down, every connection "
+                       "idle in transaction at the load's last sample. The gate fails on more than 10% more, and on "
+                       "any when the base had none."),
     Metric(path="db.connections_max", label="connections, most", unit="connections", direction=LOWER,
            window=BOTH, coverage=NONE,
            description="Most backends of the app in any one sample."),
@@ -190,10 +233,19 @@ DB: tuple[Metric, ...] = (
            direction=LOWER, window=BOTH, coverage=NONE,
            description="Sum of (connections idle in transaction × seconds since the previous sample), "
                        "over the samples: an unbiased estimate of connection-seconds."),
+    Metric(path="db.idle_in_tx_unreported_seconds", label="idle in tx the server missed", unit="conn-s",
+           direction=LOWER, window=BOTH, coverage=NONE,
+           description="Connection-seconds of the spells PostgreSQL never adds to `idle_in_transaction_time`, "
+                       "which it counts only when a backend's state changes: spells ended by a disconnect or a "
+                       "terminated backend (the backend is gone at the next sample; half an interval is added for "
+                       "its unseen end) and spells still open at the last sample. From their ages on the server's "
+                       "clock, counted from the first sample. A backend that commits and disconnects between two "
+                       "samples counts here too, though the server saw its spell: rare with a pool, which keeps its "
+                       "connections."),
     Metric(path="db.idle_in_tx_sampled_share", label="sampled share", unit="fraction", direction=NEITHER,
            window=BOTH, coverage=NONE,
            description="`idle_in_tx_seconds_sampled` / `idle_in_tx_seconds`: how much of the total the samples "
-                       "saw (1 when the samples saw more than the server counted). Null when the total is 0."),
+                       "saw, not capped, so above 1 when they saw more than it. Null when the total is 0."),
     Metric(path="db.xact_oldest_s", label="oldest transaction", unit="s", direction=LOWER, window=BOTH,
            coverage=NONE, description="Oldest open transaction (now − xact_start, any state) seen in any sample."),
     Metric(path="db.samples", label="samples", unit="samples", direction=NEITHER, window=BOTH, coverage=NONE,
@@ -205,7 +257,7 @@ DB: tuple[Metric, ...] = (
     *(Metric(path=f"db.server.{key}", label=label, unit=unit, direction=direction, window=SHUTDOWN,
              coverage=NONE, alarm=direction is LOWER and unit == "sessions",
              shown=Shown.NONZERO if key == "sessions_fatal" else Shown.NO,
-             description=f"{what} (pg_stat_database delta).")
+             description=f"{what} (pg_stat_database delta; empty in target mode with --app-name).")
       for key, label, unit, direction, what in (
           ("idle_in_transaction_time", "server: idle in tx", "conn-s", LOWER,
            "Seconds backends spent idle in transaction, counted by the server when each spell ends"),
@@ -252,8 +304,11 @@ ROUTES: tuple[Metric, ...] = (
            window=LOAD, coverage=ALL, description=f"Requests {_ROUTE} (logged rows, not Locust's own count)."),
     Metric(path="endpoints.<route>.failures", label="route failures", unit="requests", direction=LOWER,
            window=LOAD, coverage=ALL, alarm=True, description=f"Failed requests {_ROUTE}."),
-    *family("endpoints.<route>.latency_ms", "route latency", f"response time of the successful requests {_ROUTE} "
-            f"({_RANK}); 0 when none succeeded", LATENCY, unit="ms", direction=LOWER, window=LOAD, coverage=OK),
+    *family("endpoints.<route>.latency_ms", "route latency", f"response time of every answered request {_ROUTE}, "
+            f"failed ones included ({_RANK})", LATENCY, unit="ms", direction=LOWER, window=LOAD, coverage=ALL),
+    *family("endpoints.<route>.success_latency_ms", "route success latency", f"response time of the successful "
+            f"requests {_ROUTE} ({_RANK}); 0 when none succeeded", LATENCY, unit="ms", direction=LOWER,
+            window=LOAD, coverage=OK),
     *family("endpoints.<route>.pool_hold_ms", "route pool hold", "hold time of the route's checkins", HIST, unit="ms", direction=LOWER, window=BOTH, coverage=CHECKOUTS),
     *family("endpoints.<route>.pool_wait_ms", "route pool wait", "queue wait of the route's checkouts", HIST, unit="ms", direction=LOWER, window=BOTH, coverage=CHECKOUTS),
 )

@@ -18,9 +18,13 @@ from bench.results.folder import write_json
 from bench.results.layout import RunFiles
 from bench.results.locustfiles import read_locust_json
 from bench.results.requestlog import read_requests
+from bench.results.samples import read_samples
 from bench.results.summaryfile import SCHEMA_VERSION
 from bench.run.drive import Driven
-from bench.run.state import Outcome, RunState
+from bench.run.state import Outcome, RunState, ended_by
+
+# What Little's law needs from samples.jsonl (bench.analysis.littleslaw): the phase and the pool's connection time.
+LITTLE_COLUMNS = ("phase", "pool_hold_s")
 
 
 def summarize(run: RunState, driven: Driven) -> dict[str, Any]:
@@ -31,10 +35,19 @@ def summarize(run: RunState, driven: Driven) -> dict[str, Any]:
     # The paired apps' log is ours to read; a target's log is wherever the user keeps it.
     app_log = None if cfg.target else applog.scan(driven.files.app_log)
     run.events.extend(stall_events(driven.app, requests, driven.load))
+    samples = read_samples(driven.files.root, LITTLE_COLUMNS).frame if driven.pool is not None else None
     return summarize_app(requests=requests, pool=driven.pool, db=driven.db,
                          integrity=_integrity(run, driven, requests), pool_capacity=cfg.pool_size + cfg.max_overflow,
                          locust_stats=list(read_locust_json(driven.files.root).entries), app_log=app_log,
-                         period=driven.load, unreadable=log.unreadable)
+                         period=driven.load, unreadable=log.unreadable, samples=samples,
+                         shared_database=shared_database(run))
+
+
+def shared_database(run: RunState) -> bool:
+    """Whether the run's database has other clients than the app: target mode with --app-name, where the
+    samples are the app's alone but pg_stat_database counts every session. A paired app has a database of its
+    own; a target without --app-name is sampled whole, the counters' own scope."""
+    return bool(run.config.target and run.config.app_name)
 
 
 def _integrity(run: RunState, driven: Driven, requests: pd.DataFrame) -> Integrity | None:
@@ -48,8 +61,33 @@ def _integrity(run: RunState, driven: Driven, requests: pd.DataFrame) -> Integri
     return Integrity(acknowledged=acknowledged, written=written)
 
 
+def conclude(run: RunState, outcome: Outcome) -> tuple[dict[str, Any], Outcome, Path | None]:
+    """summary.json, run.json's last status and the report: (the summary, how the run ended, the report).
+
+    When the folder can take no more (a full disk), what it holds stays as it was, nothing more is attempted, and
+    the outcome names the first cause; the summary is still returned, for the terminal.
+    """
+    summary = build_summary(run, outcome)
+    try:
+        write_json(RunFiles(run.folder).summary_json, summary)
+        write_json(RunFiles(run.folder).run_json, run.run_json(outcome.status, outcome.error))
+    except BenchError as err:
+        if outcome.status == "completed":
+            outcome = ended_by(err, run.folder)
+        summary.update(status=outcome.status, error=outcome.error, checks=[])
+        return summary, outcome, None
+    return summary, outcome, render_report(run)
+
+
 def write_summary(run: RunState, outcome: Outcome) -> dict[str, Any]:
-    """summary.json (schema_version 1); the scenario's checks judge only a completed run."""
+    """summary.json (schema_version 1), as ``build_summary`` makes it."""
+    summary = build_summary(run, outcome)
+    write_json(RunFiles(run.folder).summary_json, summary)
+    return summary
+
+
+def build_summary(run: RunState, outcome: Outcome) -> dict[str, Any]:
+    """summary.json's content (schema_version 1); the scenario's checks judge only a completed run."""
     completed = outcome.status == "completed"
     # Every app also gets the no-stall check: a frozen app is not a healthy run, whatever the scenario checks.
     texts = [*run.scenario.checks, *(NO_STALL_CHECK.format(app=app) for app in run.apps)]
@@ -70,7 +108,6 @@ def write_summary(run: RunState, outcome: Outcome) -> dict[str, Any]:
     }
     if run.config.repeat > 1:
         summary["repeats"] = run.repeats
-    write_json(RunFiles(run.folder).summary_json, summary)
     return summary
 
 

@@ -22,7 +22,7 @@ from bench.errors import EXIT_GATE, InfraError
 from bench.render.terminal import Console
 from bench.results.folder import new_run_dir, write_json
 from bench.results.layout import RunFiles
-from bench.run.digest import render_report, summarize, write_summary
+from bench.run.digest import conclude, summarize
 from bench.run.drive import drive
 from bench.run.processes import stop_all
 from bench.run.state import COMPLETED, RunHooks, RunState, ended_by
@@ -53,9 +53,7 @@ async def run_scenario(config: RunConfig, scenario: Scenario, console: Console, 
             await _drive_and_digest(run)
     except (asyncio.CancelledError, Exception) as err:  # noqa: BLE001 - whatever stopped it, keep the results
         outcome = ended_by(err, folder)
-    summary = write_summary(run, outcome)
-    write_json(RunFiles(folder).run_json, run.run_json(outcome.status, outcome.error))
-    report = render_report(run)
+    summary, outcome, report = conclude(run, outcome)  # a full disk: what is written stays, the cause is named
     exit_code = outcome.exit_code
     if outcome.status == "completed" and any(not c["passed"] for c in summary["checks"]):
         exit_code = EXIT_GATE

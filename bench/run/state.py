@@ -113,12 +113,12 @@ def ended_by(err: BaseException, folder: Path) -> Outcome:
     """The outcome of a run stopped by ``err``; call it in the ``except`` block (a bug's traceback is saved)."""
     if isinstance(err, asyncio.CancelledError):
         return Outcome("interrupted", "interrupted by a signal", Interrupted.exit_code)
-    if isinstance(err, BenchError):
-        return Outcome("failed", postgres.redact(str(err)), err.exit_code)
-    full = _no_space(err)
+    full = _no_space(err)  # first: a write of run.json that found the disk full is a BenchError wrapping it
     if full is not None:  # not a bug, and no traceback could be written anyway: say what to do
         return Outcome("failed", f"the disk holding the run folder {folder} is full ({full.strerror}): free some "
                        "space there, or pick another --out; what was written is kept", InfraError.exit_code)
+    if isinstance(err, BenchError):
+        return Outcome("failed", postgres.redact(str(err)), err.exit_code)
     # A bug or an unforeseen fault: keep the results, say what broke, and where the details are.
     try:
         write_text(RunFiles(folder).harness_error, postgres.redact(traceback.format_exc()))

@@ -1,0 +1,83 @@
+"""A real `bench run long-session --app bad`, its figures checked against each other and against its raw files.
+
+Connection time measured three independent ways must agree: the pool instrumentation's total hold, the
+server's own idle-in-transaction + active time for the app's database, and Little's law (requests × connection
+time per request; mean connections checked out = rate × hold per request). And the latency percentiles in
+summary.json must be exactly what the documented rule gives on requests.csv.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import run_bench
+
+pytestmark = pytest.mark.e2e
+UNFINISHED = "UNFINISHED"  # requests.csv's request_type for a request still waiting when the load stopped
+
+
+@pytest.fixture(scope="module")
+def bad_run(tmp_path_factory: pytest.TempPathFactory, pg_home: Path) -> tuple[dict[str, Any], Path]:
+    out = tmp_path_factory.mktemp("run") / "long-session-bad"
+    # The catalog's 3 s cool-down: the 45 requests still queued at the stop are all served (5 x 110 ms at a time).
+    result, summary = run_bench("long-session", out, pg_home, app="bad", duration_s="10s")
+    assert result.exit_code == 0, result.error
+    return summary["apps"]["bad"], out / "bad"
+
+
+def test_three_measures_of_connection_time_agree(bad_run: tuple[dict[str, Any], Path]) -> None:
+    bad, _folder = bad_run
+    pool, server = bad["pool"], bad["db"]["server"]
+    instrumentation = pool["hold_s"]
+    database = server["idle_in_transaction_time"] + server["active_time"]
+    # Little's law: every request the app served (answered, and those still queued at the stop, served in the
+    # cool-down) times the connection time one request needs.
+    served = bad["requests_recorded"] + bad["requests_unfinished"]
+    littles = served * pool["hold_ms_per_request"] / 1000
+    assert instrumentation == pytest.approx(database, rel=0.05), (instrumentation, database)
+    assert littles == pytest.approx(instrumentation, rel=0.05), (littles, instrumentation)
+    assert littles == pytest.approx(database, rel=0.05), (littles, database)
+
+
+def test_littles_law_holds_over_the_load(bad_run: tuple[dict[str, Any], Path]) -> None:
+    """L = λW: connections checked out on average (the pool's own gauge, sampled) = rate × hold per request."""
+    bad, folder = bad_run
+    pool, law = bad["pool"], bad["pool"]["littles_law"]
+    samples = [json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines()]
+    load = [s for s in samples if s["phase"] == "load" and "pool_checked_out" in s]
+    start = next(s["t"] for s in load if s.get("pool_hold_s") is not None)
+    inside = [s for s in load if start <= s["t"] <= start + law["window_s"] + 1e-6]
+    # Each sample stands for the interval since the one before it.
+    spans = [(b["t"] - a["t"], b["pool_checked_out"]) for a, b in itertools.pairwise(inside)]
+    mean_checked_out = sum(dt * n for dt, n in spans) / sum(dt for dt, _ in spans)
+    assert mean_checked_out == pytest.approx(law["rps"] * pool["hold_ms_per_request"] / 1000, rel=0.05)
+    # The ceiling is the arithmetic the note shows: capacity / (connection time / requests), never rounded.
+    assert pool["hold_ms_per_request"] == pytest.approx(law["hold_s"] * 1000 / law["requests"], rel=1e-4)
+    assert pool["littles_law_ceiling_rps"] == pytest.approx(pool["capacity"] * 1000 / pool["hold_ms_per_request"],
+                                                            rel=1e-4)
+    assert pool["ceiling_utilisation"] == pytest.approx(law["rps"] / pool["littles_law_ceiling_rps"], rel=1e-3)
+
+
+def _nearest_rank(values: list[float], p: float) -> float:
+    """docs/metrics.md's rule: the value at rank ceil(p·n / 100) of the n sorted values."""
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(p * len(ordered) / 100)) - 1]
+
+
+def test_latency_percentiles_are_the_request_logs(bad_run: tuple[dict[str, Any], Path]) -> None:
+    bad, folder = bad_run
+    with open(folder / "requests.csv", newline="", encoding="utf-8") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["request_type"] != UNFINISHED]
+    every = [float(r["response_time_ms"]) for r in rows]
+    ok = [float(r["response_time_ms"]) for r in rows if r["failed"] == "0"]
+    assert len(every) == bad["requests_recorded"]
+    for key, values in (("latency_ms", every), ("success_latency_ms", ok)):
+        expected = {f"p{p}": round(_nearest_rank(values, p), 3) for p in (50, 95, 99)} | {"max": max(values)}
+        assert bad[key] == expected, key
