@@ -69,7 +69,7 @@ STEPS: tuple[Metric, ...] = (
             "loop, not a starved pool", ("p50", "p95", "p99"), unit="ms", direction=LOWER, window=STEP,
             coverage=NONE, scope=CAP, slo={k: f"loop_lag_{k}" for k in ("p50", "p95", "p99")}),
     _m(f"{_S}app_cpu", "app CPU", "cores", NEITHER, STEP, NONE,
-       f"The app process's CPU time per second {_IN}, in cores (one uvicorn process uses one at most)."),
+       f"The app's CPU time per second {_IN}, in cores, summed over its uvicorn workers (each uses one at most)."),
     _m(f"{_S}host_cpu", "machine CPU", "fraction", NEITHER, STEP, NONE,
        f"The whole machine's busy share of all cores, {_SAMPLES}."),
     _m(f"{_S}host_cores", "machine cores busy", "cores", NEITHER, STEP, NONE,
