@@ -221,11 +221,10 @@ DB: tuple[Metric, ...] = (
                        "none succeeded."),
     Metric(path="db.idle_in_tx_after_load", label="idle in tx after load", unit="connections", direction=LOWER,
            window=Window.COOLDOWN, coverage=NONE, gate="+10%", alarm=True, shown=Shown.NONZERO,
-           description="Connections idle in transaction at the last sample, when the cool-down ends, in a spell "
-                       "already open at the load's last sample: idle through the whole cool-down, so left behind "
-                       "by the load (leaks), not work that began after it. Without a cool-down, every connection "
-                       "idle in transaction at the load's last sample. The gate fails on more than 10% more, and on "
-                       "any when the base had none."),
+           description="Connections idle in transaction for longer than `config.idle_threshold_ms` at the last "
+                       "sample, when the cool-down ends (the load's end without a cool-down): leaks. A connection "
+                       "caught in a brief moment between two statements is not one. The gate fails on more than "
+                       "10% more, and on any when the base had none."),
     Metric(path="db.connections_max", label="connections, most", unit="connections", direction=LOWER,
            window=BOTH, coverage=NONE,
            description="Most backends of the app in any one sample."),

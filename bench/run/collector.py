@@ -21,7 +21,7 @@ import asyncpg
 
 from bench.instrument import Histogram
 from bench.results.records import DbFigures
-from bench.run.spells import IDLE_IN_TX, Backend, Spell, SpellBook
+from bench.run.spells import IDLE_IN_TX, Backend, SpellBook
 
 # One row per backend of the app, or one row with a null pid when it has none: every sample carries the server's
 # time and its running count of sessions that ended abnormally (a leaked connection's end, a timeout).
@@ -56,7 +56,7 @@ def statement_key(query: str | None) -> str:
 
 
 class Phase(StrEnum):
-    """Where a run is; each sample carries it, and the load's last one marks what the cool-down must outlive."""
+    """Where a run is; each sample carries it (the report shades the cool-down)."""
 
     WARMUP = "warmup"
     LOAD = "load"
@@ -134,7 +134,6 @@ class Collector:
         self._conn: asyncpg.Connection | None = None
         self._server_start: dict[str, float] = {}
         self.spells = SpellBook()
-        self._load_end: frozenset[Spell] = frozenset()  # the spells open at the load's last sample
         # The sampling interval is measured on this process's monotonic clock, never the server's: with a remote
         # --dsn the two differ, and a sample without rows has no server time at all.
         self._first_mono: float | None = None
@@ -276,11 +275,9 @@ class Collector:
         # Time-weighted over every sample, load and cool-down: a late or skipped tick weighs what it stood for.
         f.idle_in_tx_mean = f.idle_in_tx_seconds_sampled / self._span_s if self._span_s else float(idle)
         f.idle_in_tx_unreported_s, f.idle_in_tx_unresolved_s = self.spells.unreported_s, self.spells.unresolved_s
-        if self._phase is Phase.LOAD:
-            self._load_end = self.spells.spells()
-        # What the load left behind: in the cool-down, only spells open since the load's last sample count (one
-        # that began after it is new work, not a leak); without a cool-down, whatever is idle at the end.
-        f.idle_in_tx_after_load = self.spells.held_since(self._load_end) if self._phase is Phase.COOLDOWN else idle
+        # What the load left behind, as of this sample: connections idle in transaction past the threshold. A
+        # correct app caught between two statements at the last sample is idle for moments, not that long.
+        f.idle_in_tx_after_load = long
 
     def _pool_fields(self, pool: dict[str, Any]) -> dict[str, Any]:
         self.last_pool = pool

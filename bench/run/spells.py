@@ -1,6 +1,6 @@
 """Idle-in-transaction spells of an app's backends, followed from one pg_stat_activity sample to the next.
 
-bench.run.collector feeds it every sample: it finds the idle time the server never counts, and the spells the load left.
+bench.run.collector feeds it every sample: it finds the idle time the server never counts.
 """
 
 from __future__ import annotations
@@ -19,10 +19,6 @@ class Backend:
     backend_start: float
     state: str | None
     state_change: float | None
-
-
-# A spell is one stretch idle in transaction: a backend (pid and start, since pids are reused) and when it began.
-Spell = tuple[int, float, float]
 
 
 class SpellBook:
@@ -47,7 +43,8 @@ class SpellBook:
     """
 
     def __init__(self) -> None:
-        self._open: dict[tuple[int, float], tuple[float, float]] = {}  # backend -> (state_change, last seen)
+        # (pid, backend start: pids are reused) -> (when its spell began, when a sample last saw it), server time
+        self._open: dict[tuple[int, float], tuple[float, float]] = {}
         self._origin: float | None = None  # the server's time at the first sample: nothing before it counts
         self._abnormal: float | None = None  # the server's count of abnormal session ends at the last sample
         self.unreported_s = 0.0
@@ -79,13 +76,6 @@ class SpellBook:
         """Sampling is over: spells still open are uncounted up to the last sample (the run's window ends there)."""
         self.unreported_s += sum(self._age(began, seen) for began, seen in self._open.values())
         self._open = {}
-
-    def spells(self) -> frozenset[Spell]:
-        return frozenset((pid, start, began) for (pid, start), (began, _seen) in self._open.items())
-
-    def held_since(self, earlier: frozenset[Spell]) -> int:
-        """Spells open now that were already open in ``earlier``: idle in transaction all the time between."""
-        return len(self.spells() & earlier)
 
     def _age(self, began: float, seen: float) -> float:
         return max(0.0, seen - max(began, self._origin if self._origin is not None else began))
