@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.analysis.assessment import LOST_OBJECTIVE, assess
-from bench.analysis.bottleneck import LOOP, NOT_REACHED, POOL, name_bottleneck
+from bench.analysis.bottleneck import DATABASE, LOOP, NOT_REACHED, POOL, name_bottleneck
 from bench.analysis.knee import Point, find_knee, plateau, saturated_steps, turned_up
 from bench.analysis.queueing import erlang_c, littles_ceiling, max_rate, mdc_wait_s
 from bench.analysis.steps import StepFigures, cut_steps
@@ -180,8 +180,9 @@ def _hist(values: list[float]) -> dict[str, object]:
     return hist.to_json()
 
 
-def _synthetic_run(folder: Path, t0: float) -> None:
-    """Two 4 s steps at 10 and 20 rps; the first second of each (settling) carries outliers to discard."""
+def _synthetic_run(folder: Path, t0: float, **extra: object) -> None:
+    """Two 4 s steps at 10 and 20 rps; the first second of each (settling) carries outliers to discard.
+    ``extra`` goes into every sample."""
     folder.mkdir(parents=True)
     rows = ["start_epoch_s,request_type,name,response_time_ms,response_length,failed,error"]
     for step, rate in enumerate((10, 20)):
@@ -197,7 +198,7 @@ def _synthetic_run(folder: Path, t0: float) -> None:
         samples.append({"t": t, "phase": "load", "pool_checked_out": 1 + (t >= t0 + 4), "pool_pending": 0,
                         "pool_timeouts": 0, "active": 0, "idle_in_tx": 1, "app_cpu_s": 10 + 0.05 * k,
                         "host_cpu": 0.5, "wait_hist": _hist([0.001]), "hold_hist": _hist([0.1]),
-                        "lag_hist": _hist([0.002])})
+                        "lag_hist": _hist([0.002]), **extra})
     (folder / "samples.jsonl").write_text("\n".join(json.dumps(s) for s in samples) + "\n")
     steps = [{"index": i, "level": rate, "start": t0 + 4 * i, "end": t0 + 4 * (i + 1), "generator_cpu": 0.1,
               "lateness_ms": {"p95": 2.0}} for i, rate in enumerate((10, 20))]
@@ -218,6 +219,7 @@ def test_steps_are_cut_from_one_run_after_settling(tmp_path: Path) -> None:
     assert second.dropped == 1 and second.error_rate == pytest.approx(1 / 61, rel=1e-3)
     assert first.pool_busy == 1 and second.pool_busy == 2
     assert first.app_cpu == pytest.approx(0.5, rel=0.01)  # 0.05 CPU-s per 0.1 s sample
+    assert first.app_loops == 1  # samples without app_loops: one process
     assert first.pool_wait_ms["p95"] == pytest.approx(1.0, rel=0.01)
     assert first.hold_ms_per_checkout == pytest.approx(100.0, rel=0.01)
 
@@ -237,6 +239,41 @@ def test_bottleneck_names() -> None:
     assert name_bottleneck([step(2.0, 0.97, 30.0)], [0], 5, 105).name == LOOP
     assert name_bottleneck([step(5.0, 0.95, 30.0)], [0], 5, 105).name == LOOP  # a busy loop fills the pool too
     assert name_bottleneck([step(2.0, 0.3, 1.0)], [], 5, 105).name == NOT_REACHED
+
+
+def _loaded_step(*, busy: float, cpu: float, loops: int, hold_ms: float = 105) -> StepFigures:
+    """A step past the knee on a quiet machine (1.2 of 2 cores busy), its loops' lag low."""
+    t0 = 1_800_000_000.0
+    return StepFigures(index=0, level=50, start=t0, end=t0 + 8, offered_rps=50, throughput_rps=47, requests=400,
+                       failures=0, dropped=0, unfinished=0, error_rate=0, latency_ms={"p95": 2000.0},
+                       pool_wait_ms={"p95": 1500.0}, hold_ms_per_checkout=hold_ms, hold_s=hold_ms * 0.376,
+                       served=376, pool_busy=busy, pool_pending=30, timeouts=0, loop_lag_ms={"p95": 2.0},
+                       app_cpu=cpu, app_loops=loops, host_cpu=0.6, host_cores=1.2, db_active=0.1, idle_in_tx=4.9,
+                       generator_cpu=0.05, start_lateness_ms_p95=2.0)
+
+
+def test_the_busy_loop_rule_judges_one_loop_not_the_sum_over_workers() -> None:
+    # Two uvicorn workers at half a core each: 1.0 core summed, which read as one loop past the 0.85 busy mark.
+    two_half_busy = _loaded_step(busy=5.0, cpu=1.0, loops=2)
+    found = name_bottleneck([two_half_busy], [0], 5, 105)
+    assert found.name == POOL, found.evidence  # the pool is full while each loop has CPU to spare
+    assert "app CPU 50% of a core per loop (2 loops, 1.00 cores)" in found.evidence
+    # The same 1.0 core in one process is a loop at its limit.
+    assert name_bottleneck([_loaded_step(busy=5.0, cpu=1.0, loops=1)], [0], 5, 105).name == LOOP
+    # Two loops at 0.9 each are both busy: the loop, whatever the pool does.
+    assert name_bottleneck([_loaded_step(busy=2.0, cpu=1.8, loops=2)], [0], 5, 105).name == LOOP
+    # 0.9 core over two loops, the pool half used, holds twice as long as at light load: the database.
+    slow = _loaded_step(busy=2.5, cpu=0.9, loops=2, hold_ms=210)
+    assert name_bottleneck([slow], [0], 5, 105).name == DATABASE
+
+
+def test_steps_carry_the_loops_the_app_cpu_is_summed_over(tmp_path: Path) -> None:
+    _synthetic_run(tmp_path / "bad", 1_800_000_000.0, app_loops=2)
+    plan = build_plan(rates="10,20", users=None, step="4s", settle="1s", drain=None, max_concurrency=10,
+                      arrivals="constant", pool_sizes=(5,))
+    first, second = cut_steps(tmp_path / "bad", plan)
+    assert first.app_loops == second.app_loops == 2 and first.to_json()["app_loops"] == 2
+    assert first.app_cpu == pytest.approx(0.5, rel=0.01)  # still the sum: capacity.json's figure is unchanged
 
 
 # --- issue 12, item 11: the knee, the plateau and what a step sustains ----------------------------

@@ -20,10 +20,12 @@ NOT_REACHED = "not reached"
 UNCLEAR = "unclear"
 
 # A pool is full when this share of it is checked out on average; an app with CPU to spare below SPARE_CPU.
+# Both CPU thresholds are one event loop's share of its core: under --app-workers the app's CPU is summed over
+# its loops (uvicorn workers), and a loop is busy at one core, not at N.
 POOL_FULL = 0.9
 SPARE_CPU = 0.6
-# The loop is the limit when the app uses most of its one core, or its callbacks run this late, or the
-# machine is out of CPU while the app is a big user of it (the app then waits for a core, not for the pool).
+# The loop is the limit when it uses most of its one core, or its callbacks run this late, or the machine is
+# out of CPU while the app (all its loops) is a big user of it (it then waits for a core, not for the pool).
 BUSY_CPU = 0.85
 LOOP_LAG_MS = 20.0
 HOST_FULL = 0.9
@@ -48,7 +50,9 @@ class Bottleneck:
 class _Signals:
     pool_full: float | None
     wait_p95_ms: float | None
-    app_cpu: float | None
+    app_cpu: float | None  # one loop's CPU, fraction of its core: the app's CPU over its loops
+    app_cores: float | None  # the app's CPU summed over its loops, in cores
+    loops: int
     lag_p95_ms: float | None
     host_cpu: float | None
     other_cores: float | None  # busy cores outside the app and Locust: PostgreSQL and anything else running
@@ -60,7 +64,7 @@ class _Signals:
     def evidence(self, capacity: int) -> str:
         parts = [
             _fmt("pool {:.0%} checked out", self.pool_full) + (f" of {capacity}" if self.pool_full is not None else ""),
-            _fmt("pool wait p95 {:.0f} ms", self.wait_p95_ms), _fmt("app CPU {:.0%} of a core", self.app_cpu),
+            _fmt("pool wait p95 {:.0f} ms", self.wait_p95_ms), self._cpu(),
             _fmt("loop lag p95 {:.1f} ms", self.lag_p95_ms), _fmt("host CPU {:.0%}", self.host_cpu)
             + _fmt(" ({:.1f} cores outside the app and Locust)", self.other_cores),
             _fmt("hold per request {:.2f}x light load", self.hold_growth),
@@ -68,6 +72,11 @@ class _Signals:
             _fmt("start lateness p95 {:.0f} ms", self.late_p95_ms),
         ]
         return ", ".join(p for p in parts if p)
+
+    def _cpu(self) -> str:
+        if self.app_cpu is None or self.loops == 1:
+            return _fmt("app CPU {:.0%} of a core", self.app_cpu)
+        return f"app CPU {self.app_cpu:.0%} of a core per loop ({self.loops} loops, {self.app_cores or 0:.2f} cores)"
 
 
 def name_bottleneck(steps: Sequence[StepFigures], judged: Sequence[int], capacity: int,
@@ -85,9 +94,8 @@ def _rule(s: _Signals) -> str:
     pool_full = (s.pool_full or 0) >= POOL_FULL
     if pool_full and (s.app_cpu is None or s.app_cpu < SPARE_CPU):
         return POOL  # connections all taken while the app has CPU to spare
-    app_cpu = s.app_cpu or 0
-    if app_cpu >= BUSY_CPU or (s.lag_p95_ms or 0) >= LOOP_LAG_MS or \
-            ((s.host_cpu or 0) >= HOST_FULL and app_cpu >= BIG_USER):
+    if (s.app_cpu or 0) >= BUSY_CPU or (s.lag_p95_ms or 0) >= LOOP_LAG_MS or \
+            ((s.host_cpu or 0) >= HOST_FULL and (s.app_cores or 0) >= BIG_USER):
         return LOOP
     if pool_full:
         return POOL
@@ -103,7 +111,9 @@ def _signals(chosen: Sequence[StepFigures], capacity: int, light_hold_ms: float 
     return _Signals(
         pool_full=_median([s.pool_busy / capacity for s in chosen if s.pool_busy is not None]),
         wait_p95_ms=_median([s.pool_wait_ms.get("p95") for s in chosen]),
-        app_cpu=_median([s.app_cpu for s in chosen]),
+        app_cpu=_median([s.app_cpu / max(1, s.app_loops) if s.app_cpu is not None else None for s in chosen]),
+        app_cores=_median([s.app_cpu for s in chosen]),
+        loops=max(max(1, s.app_loops) for s in chosen),
         lag_p95_ms=_median([s.loop_lag_ms.get("p95") for s in chosen]),
         host_cpu=_median([s.host_cpu for s in chosen]),
         other_cores=_median([other_cores(s) for s in chosen]),

@@ -49,7 +49,8 @@ class StepFigures:
     pool_pending: float | None
     timeouts: int
     loop_lag_ms: dict[str, float | None]
-    app_cpu: float | None  # the app process's CPU, fraction of one core
+    app_cpu: float | None  # the app's CPU in cores, summed over its processes
+    app_loops: int = 1  # the event loops (uvicorn workers) app_cpu is summed over
     host_cpu: float | None  # the whole machine's, fraction of all cores
     host_cores: float | None  # the whole machine's, in cores busy
     db_active: float | None  # mean backends running a statement
@@ -100,6 +101,7 @@ def _step(step: dict[str, Any], start: float, end: float, requests: pd.DataFrame
     lost = scheduled[scheduled["lost"]] if not scheduled.empty else scheduled
     hold = samples.merged("hold_hist")
     app_cpu = samples.rate("app_cpu_s")
+    loops = samples.mean("app_loops")  # absent from samples written before it was recorded: one loop
     return StepFigures(
         index=int(step["index"]), level=float(step["level"]), start=round(start, 3), end=round(end, 3),
         offered_rps=round(len(scheduled) / span, 3),
@@ -115,7 +117,8 @@ def _step(step: dict[str, Any], start: float, end: float, requests: pd.DataFrame
         pool_busy=_round(samples.mean("pool_checked_out")), pool_pending=_round(samples.mean("pool_pending")),
         timeouts=int(samples.growth("pool_timeouts") or 0),
         loop_lag_ms=_hist_ms(samples.merged("lag_hist")),
-        app_cpu=_round(app_cpu, 4), host_cpu=_round(samples.mean("host_cpu"), 4),
+        app_cpu=_round(app_cpu, 4), app_loops=max(1, round(loops)) if loops else 1,
+        host_cpu=_round(samples.mean("host_cpu"), 4),
         host_cores=_round(samples.mean("host_cores")),
         db_active=_round(samples.mean("active")), idle_in_tx=_round(samples.mean("idle_in_tx")),
         generator_cpu=step.get("generator_cpu"), start_lateness_ms_p95=(step.get("lateness_ms") or {}).get("p95"),

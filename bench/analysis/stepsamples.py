@@ -14,7 +14,7 @@ from bench.results.samples import HISTOGRAM_FIELDS
 
 # The fields bench.analysis.steps cuts per-step figures from (bench.run.detail_collector writes the histograms).
 COLUMNS = ("t", "phase", "pool_checked_out", "pool_pending", "pool_timeouts", "active", "idle_in_tx",
-           "app_cpu_s", "host_cpu", "host_cores", *HISTOGRAM_FIELDS)
+           "app_cpu_s", "app_loops", "host_cpu", "host_cores", *HISTOGRAM_FIELDS)
 
 
 @dataclass(frozen=True)

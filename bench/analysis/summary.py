@@ -137,6 +137,7 @@ def _pool_block(pool: dict[str, Any] | None, capacity: int, law: LittleWindow | 
         "connect_ms": hist_ms(Histogram.from_json(pool["create_time"])),
         "checkouts": counters.get("checkouts", 0),
         "timeouts": counters.get("timeouts", 0),
+        "connect_failures": counters.get("connect_failures", 0),
         "checked_out_max": counters.get("checked_out_max", 0),
         "pending_max": counters.get("pending_max", 0),
         "connections_opened": counters.get("connections_opened", 0),

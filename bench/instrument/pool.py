@@ -6,6 +6,7 @@ Apps create their engine with ``poolclass=TimedAsyncPool`` and call ``instrument
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 import time
@@ -39,7 +40,8 @@ class PoolMetrics:
     use_by_route: dict[str, Histogram] = field(default_factory=dict)
     wait_by_route: dict[str, Histogram] = field(default_factory=dict)
     timeouts: int = 0
-    cancelled: int = 0
+    cancelled: int = 0  # checkouts cancelled (asyncio.CancelledError) before the app had its connection
+    connect_failures: int = 0  # connects that raised: refused, timed out, rejected by the server
     checkouts: int = 0
     connections_opened: int = 0
     invalidated: int = 0
@@ -63,6 +65,7 @@ class PoolMetrics:
                 "checkouts": self.checkouts,
                 "timeouts": self.timeouts,
                 "cancelled": self.cancelled,
+                "connect_failures": self.connect_failures,
                 "connections_opened": self.connections_opened,
                 "invalidated": self.invalidated,
                 "reclaimed": self.reclaimed,
@@ -138,7 +141,11 @@ class TimedAsyncPool(AsyncAdaptedQueuePool):
         except exc.TimeoutError:
             outcome = "timeout"
             raise
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
         except BaseException:
+            # A failed connect: counted where every connect is, in ``_time_connects``, not as a cancellation.
             outcome = "error"
             raise
         finally:
@@ -170,7 +177,7 @@ def _record_wait(metrics: PoolMetrics, wait_s: float, outcome: str) -> None:
         hist.record(wait_s)
         if outcome == "timeout":
             metrics.timeouts += 1
-        elif outcome == "error":
+        elif outcome == "cancelled":
             metrics.cancelled += 1
     except Exception:  # pragma: no cover - an observer must never break a checkout
         log.exception("pool wait observer failed")
@@ -218,18 +225,29 @@ def instrument(engine: AsyncEngine) -> PoolMetrics:
 def _time_connects(pool: Pool, metrics: PoolMetrics) -> None:
     """Times every connection the pool opens: new ones in ``_do_get``, and the reopening of a slot whose
     connection was invalidated, recycled or reclaimed, which SQLAlchemy does in
-    ``_ConnectionRecord.get_connection`` outside ``_do_get``. Both go through ``pool._invoke_creator``.
+    ``_ConnectionRecord.get_connection`` outside ``_do_get``. Both go through ``pool._invoke_creator``,
+    which is also where a connect that raises is counted, in or out of a checkout's ``_do_get``.
     """
     creator = pool._invoke_creator
 
     def timed_creator(rec: ConnectionPoolEntry) -> DBAPIConnection:
         rec.info[_CONNECT_AT] = time.perf_counter()
-        return creator(rec)
+        try:
+            return creator(rec)
+        except Exception:  # a cancellation is a BaseException: the checkout's outcome, not the server's answer
+            rec.info.pop(_CONNECT_AT, None)
+            metrics.connect_failures += 1
+            raise
+        except asyncio.CancelledError:
+            # Reopening a slot's connection comes after ``_do_get``, whose outcome cannot see this one.
+            if not _in_checkout.get():
+                metrics.cancelled += 1
+            raise
 
     pool._invoke_creator = timed_creator
 
     # Registered last, so the time runs to the end of the dialect's connect set-up. A connect that
-    # fails opens nothing and is counted in neither figure.
+    # fails opens nothing: it is a connect failure, in neither of these figures.
     @event.listens_for(pool, "connect")
     def _on_connect(dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
         metrics.connections_opened += 1

@@ -82,6 +82,11 @@ def prometheus_text(metrics: PoolMetrics, pool_name: str = "default") -> str:
                          [(pool, float(gauges["size"]) + max(0.0, float(gauges.get("max_overflow", 0))))])
     lines += _metric("counter", "db_client_connection_timeouts_total",
                      "Connection checkouts that timed out.", [(pool, float(counters["timeouts"]))])
+    lines += _metric("counter", "scopebench_connect_failures_total",
+                     "Connects the pool tried that failed (refused, timed out, rejected by the server).",
+                     [(pool, float(counters["connect_failures"]))])
+    lines += _metric("counter", "scopebench_checkouts_cancelled_total",
+                     "Checkouts cancelled before they had a connection.", [(pool, float(counters["cancelled"]))])
     lines += _metric("counter", "scopebench_connection_invalidated_total",
                      "Connections invalidated (terminated) by the pool.", [(pool, float(counters["invalidated"]))])
     lines += _metric("counter", "scopebench_connections_opened_total",

@@ -70,6 +70,10 @@ STEPS: tuple[Metric, ...] = (
             coverage=NONE, scope=CAP, slo={k: f"loop_lag_{k}" for k in ("p50", "p95", "p99")}),
     _m(f"{_S}app_cpu", "app CPU", "cores", NEITHER, STEP, NONE,
        f"The app's CPU time per second {_IN}, in cores, summed over its uvicorn workers (each uses one at most)."),
+    _m(f"{_S}app_loops", "app event loops", "loops", NEITHER, STEP, NONE,
+       f"The event loops `app_cpu` is summed over, one per uvicorn worker, as the pool endpoint's `loop.workers` "
+       f"reports them ({_SAMPLES}, rounded; 1 for one process). The bottleneck judges one loop's CPU: "
+       "`app_cpu` / `app_loops`."),
     _m(f"{_S}host_cpu", "machine CPU", "fraction", NEITHER, STEP, NONE,
        f"The whole machine's busy share of all cores, {_SAMPLES}."),
     _m(f"{_S}host_cores", "machine cores busy", "cores", NEITHER, STEP, NONE,

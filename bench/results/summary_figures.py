@@ -118,6 +118,11 @@ POOL: tuple[Metric, ...] = (
            description="Checkouts that gave up after pool_timeout (SQLAlchemy's TimeoutError \"QueuePool limit "
                        "... reached\"). The gate fails on a rise of more than 10% that the exact count test calls "
                        "more than chance (5 after none at equal run lengths)."),
+    Metric(path="pool.connect_failures", label="connect failures", unit="connections", direction=LOWER, window=BOTH,
+           coverage=NONE, alarm=True, shown=Shown.NONZERO,
+           description="Connects the pool tried that raised (refused, timed out, rejected by the server), new "
+                       "connections and those reopened in a slot alike; a checkout cancelled while it connected "
+                       "is not one."),
     Metric(path="pool.checked_out_max", label="checked out, most", unit="connections", direction=LOWER,
            window=BOTH, coverage=NONE,
            description="Most connections checked out at once: the instrumentation's count (checkouts minus "

@@ -48,4 +48,6 @@ class DetailCollector(Collector):
         loop = pool.get("loop")
         if isinstance(loop, dict) and "cpu_s" in loop:
             fields["app_cpu_s"] = loop["cpu_s"]
+            # The CPU above is summed over this many loops (--app-workers): the bottleneck judges one loop's share.
+            fields["app_loops"] = int(loop.get("workers") or 1)
         return fields
