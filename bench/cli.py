@@ -22,6 +22,7 @@ from bench.errors import EXIT_INFRA, BenchError, Interrupted, UsageError
 from bench.render.terminal import Console
 
 if TYPE_CHECKING:
+    from bench.run.ab import AbResult
     from bench.run.capacity import CapacityRequest
     from bench.run.runner import RunResult
 
@@ -70,6 +71,10 @@ def run(
     force: Annotated[bool, _option("force")] = False,
     keep: Annotated[bool, _option("keep")] = False,
     locustfile: Annotated[Path | None, _option("locustfile")] = None,
+    serve: Annotated[str | None, _option("serve")] = None,
+    migrate: Annotated[str | None, _option("migrate")] = None,
+    ready_path: Annotated[str | None, _option("ready_path")] = None,
+    ready_timeout_s: Annotated[str | None, _option("ready_timeout_s")] = None,
     target: Annotated[str | None, _option("target")] = None,
     app_name: Annotated[str | None, _option("app_name")] = None,
     pool_url: Annotated[str | None, _option("pool_url")] = None,
@@ -77,7 +82,7 @@ def run(
     allow_remote: Annotated[bool, _option("allow_remote")] = False,
     quiet: Annotated[bool, _option("quiet")] = False,
 ) -> None:
-    """Run SCENARIO against the paired apps under Locust load and write a run folder.
+    """Run SCENARIO against the paired apps (or your service: --serve, --target) under Locust load; write a run folder.
 
     Every option: flag > its BENCH_* variable > the scenario's catalog entry > the default shown.
     """
@@ -85,6 +90,59 @@ def run(
     from bench.run.runner import run_scenario  # heavy imports only once the input is known good
 
     raise typer.Exit(_run_until_signal(run_scenario(config, chosen, Console(quiet=quiet), _command())))
+
+
+@app.command()
+def ab(
+    ctx: typer.Context,
+    scenario: Annotated[str | None, typer.Argument(help="Scenario name; see: bench scenarios. Omit with --locustfile.")] = None,
+    ab_app: Annotated[str | None, _option("ab_app")] = None,
+    app_b: Annotated[str | None, _option("app_b")] = None,
+    serve: Annotated[str | None, _option("serve")] = None,
+    serve_b: Annotated[str | None, _option("serve_b")] = None,
+    migrate: Annotated[str | None, _option("migrate")] = None,
+    migrate_b: Annotated[str | None, _option("migrate_b")] = None,
+    ready_path: Annotated[str | None, _option("ready_path")] = None,
+    ready_timeout_s: Annotated[str | None, _option("ready_timeout_s")] = None,
+    locustfile: Annotated[Path | None, _option("locustfile")] = None,
+    ab_repeat: Annotated[str | None, _option("ab_repeat")] = None,
+    users: Annotated[str | None, _option("users")] = None,
+    spawn_rate: Annotated[str | None, _option("spawn_rate")] = None,
+    duration_s: Annotated[str | None, _option("duration_s")] = None,
+    cooldown_s: Annotated[str | None, _option("cooldown_s")] = None,
+    pool_size: Annotated[str | None, _option("pool_size")] = None,
+    max_overflow: Annotated[str | None, _option("max_overflow")] = None,
+    pool_timeout_s: Annotated[str | None, _option("pool_timeout_s")] = None,
+    upstream_latency_ms: Annotated[str | None, _option("upstream_latency_ms")] = None,
+    idle_threshold_ms: Annotated[str | None, _option("idle_threshold_ms")] = None,
+    idle_tx_timeout_s: Annotated[str | None, _option("idle_tx_timeout_s")] = None,
+    workers: Annotated[str | None, _option("workers")] = None,
+    app_workers: Annotated[str | None, _option("app_workers")] = None,
+    app_name: Annotated[str | None, _option("app_name")] = None,
+    pool_url: Annotated[str | None, _option("pool_url")] = None,
+    pool_token: Annotated[str | None, _option("pool_token")] = None,
+    dsn: Annotated[str | None, _option("dsn")] = None,
+    out: Annotated[Path | None, _option("out")] = None,
+    force: Annotated[bool, _option("force")] = False,
+    keep: Annotated[bool, _option("keep")] = False,
+    fail_on: Annotated[list[str] | None, typer.Option("--fail-on", help="Gate METRIC:+N% / METRIC:-N% / METRIC:>N; replaces that metric's default. Repeatable.")] = None,
+    junit: Annotated[Path | None, typer.Option(help="Also write the gates as JUnit XML here (the folder always has comparison.xml).")] = None,
+    quiet: Annotated[bool, _option("quiet")] = False,
+) -> None:
+    """Run version A and version B interleaved (A B A B ...) on one database server; exit 1 when a gate fails.
+
+    Paired apps: A is --app (good), B is --app-b (bad). Your service: A is --serve CMD, B is --serve-b CMD.
+
+    One folder: a/ and b/ (run folders), comparison.txt, .md, .json and .xml (JUnit), ab.json.
+    """
+    from bench.config.options import resolve_ab
+    from bench.run.ab import AbRequest, run_ab
+
+    given = {name: value for name, value in given_from(ctx).items() if name in OPTIONS}
+    chosen, config_a, config_b = resolve_ab(scenario, given)
+    request = AbRequest(scenario=chosen, a=config_a, b=config_b, out=out, force=force,
+                        fail_on=tuple(fail_on or ()), junit=junit, command=_command())
+    raise typer.Exit(_run_until_signal(run_ab(request, Console(quiet=quiet))))
 
 
 @app.command()
@@ -210,7 +268,7 @@ def _command() -> list[str]:
     return ["bench", *redact_argv(sys.argv[1:])]
 
 
-def _run_until_signal(coro: Coroutine[Any, Any, RunResult]) -> int:
+def _run_until_signal(coro: Coroutine[Any, Any, RunResult | AbResult]) -> int:
     """Run the coroutine; SIGINT and SIGTERM cancel it so it can stop children and save what it has."""
 
     async def main() -> int:

@@ -16,11 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from bench.config.catalog import Scenario, get_scenario, scenario_from_locustfile
+from bench.config.command import CommandTemplate
 from bench.config.optiontable import OPTIONS, Option, is_secret_flag
 from bench.db.server import parse_dsn, redact
 from bench.errors import UsageError
 
 APPS = ("good", "bad")
+TARGET = "target"  # the app's name in summary.json when it is the user's (--target, --serve)
+# bench ab's own options: each becomes one of bench run's for one version (bench.config.options.resolve_ab).
+AB_OPTIONS = ("ab_app", "app_b", "serve_b", "migrate_b", "ab_repeat")
+# The --serve settings, recorded in run.json and summary.json only by a run that serves.
+_SERVE_FIELDS = ("serve", "migrate", "ready_path", "ready_timeout_s")
 
 _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m(?!s))?\s*(?:(\d+(?:\.\d+)?)s?)?\s*$")
 _MILLISECONDS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*ms\s*$")
@@ -108,6 +114,12 @@ class RunConfig:
     app_name: str | None  # its connections' application_name, to tell them apart
     pool_url: str | None
     pool_token: str | None = field(repr=False)
+    # --serve: the user's service, started by the harness for every app run on a fresh database
+    # (apps == ("target",)); the commands as given, placeholders unfilled (bench.config.command).
+    serve: str | None = None
+    migrate: str | None = None
+    ready_path: str = "/healthz"
+    ready_timeout_s: float = 60.0
 
     def to_json(self) -> dict[str, Any]:
         """The config as written to run.json and summary.json: never the DSN itself."""
@@ -115,6 +127,11 @@ class RunConfig:
         data.pop("dsn")
         data.pop("pool_token")
         data.pop("force")
+        if self.serve is None:  # the keys of a paired-app or --target run stay as they were
+            for name in _SERVE_FIELDS:
+                data.pop(name)
+        else:
+            data["serve"], data["migrate"] = redact(self.serve), self.migrate and redact(self.migrate)
         data["out"] = str(self.out) if self.out else None
         data["apps"] = list(self.apps)
         data["database"] = "external" if self.dsn else "embedded"
@@ -129,16 +146,45 @@ _FIELDS = ("users", "spawn_rate", "duration_s", "pool_size", "max_overflow", "po
 
 def resolve_run(name: str | None, given: Mapping[str, Any]) -> tuple[Scenario, RunConfig]:
     """bench run's scenario (a catalog name, or --locustfile) and its config."""
-    locustfile = given_value(given, "locustfile")
-    if locustfile is not None:
-        scenario = scenario_from_locustfile(Path(locustfile.value))
-    elif name is None:
-        raise UsageError("name a scenario (see: bench scenarios) or pass --locustfile")
-    else:
-        scenario = get_scenario(name)
-    if locustfile is not None and name is None and given_value(given, "target") is None:
-        raise UsageError("--locustfile drives your own app: add --target URL and --dsn DSN")
+    scenario = _scenario(name, given, "add --serve CMD to have it started, or --target URL and --dsn DSN for one "
+                                      "already running")
     return scenario, resolve_config(scenario, given)
+
+
+def resolve_ab(name: str | None, given: Mapping[str, Any]) -> tuple[Scenario, RunConfig, RunConfig]:
+    """bench ab's scenario and its two versions' configs: the paired apps ``--app`` vs ``--app-b`` (good vs
+    bad), or the user's ``--serve`` vs ``--serve-b`` (the same command again when not given: an A/A run)."""
+    shared = dict(given)
+    own = {option: shared.pop(option, None) for option in AB_OPTIONS}
+    scenario = _scenario(name, shared, "add --serve CMD (and --serve-b CMD for version B)")
+    shared["repeat"] = setting("ab_repeat", scenario, own)
+    if given_value(shared, "serve") is None:
+        _refuse(own, ("serve_b", "migrate_b"), "goes with --serve (version A's command)")
+        a = resolve_config(scenario, {**shared, "app": setting("ab_app", scenario, own)})
+        return scenario, a, resolve_config(scenario, {**shared, "app": setting("app_b", scenario, own)})
+    _refuse(own, ("ab_app", "app_b"), "picks a paired app; with --serve the versions are your commands "
+                                      "(--serve and --serve-b)")
+    b_given = {**shared, "serve": given_value(own, "serve_b") or given_value(shared, "serve"),
+               "migrate": given_value(own, "migrate_b") or given_value(shared, "migrate")}
+    return scenario, resolve_config(scenario, shared), resolve_config(scenario, b_given)
+
+
+def _scenario(name: str | None, given: Mapping[str, Any], own_app_hint: str) -> Scenario:
+    """A catalog scenario by name, or the user's --locustfile (which loads the user's app: ``own_app_hint``)."""
+    locustfile = given_value(given, "locustfile")
+    if locustfile is None:
+        if name is None:
+            raise UsageError("name a scenario (see: bench scenarios) or pass --locustfile")
+        return get_scenario(name)
+    if name is None and given_value(given, "target") is None and given_value(given, "serve") is None:
+        raise UsageError(f"--locustfile drives your own app: {own_app_hint}")
+    return scenario_from_locustfile(Path(locustfile.value))
+
+
+def _refuse(given: Mapping[str, Any], names: tuple[str, ...], why: str) -> None:
+    for name in names:
+        if (value := given_value(given, name)) is not None:
+            raise UsageError(f"{value.source} {why}")
 
 
 def resolve_config(scenario: Scenario, given: Mapping[str, Any] | None = None) -> RunConfig:
@@ -155,14 +201,43 @@ def resolve_config(scenario: Scenario, given: Mapping[str, Any] | None = None) -
         check_target(target, allow_remote)
         if not values["dsn"]:
             raise UsageError("--target needs --dsn (or BENCH_DSN): the database the target app uses, to watch it")
+    served = _serve_settings(scenario, given, target)
     pool_url = setting("pool_url", scenario, given) or (target.rstrip("/") + "/_bench/pool" if target else None)
     return RunConfig(
         scenario=scenario.name,
-        apps=("target",) if target else APPS if app == "both" else (app,),
+        apps=(TARGET,) if target or served else APPS if app == "both" else (app,),
         target=target.rstrip("/") if target else None,
         pool_url=pool_url,
         **values,
+        **served,
     )
+
+
+def _serve_settings(scenario: Scenario, given: Mapping[str, Any], target: str | None) -> dict[str, Any]:
+    """--serve and what goes with it, each command checked (a malformed one, or one without {port}, is a usage
+    error before anything runs); {} without --serve, where giving --migrate or --ready is a mistake said."""
+    serve = given_value(given, "serve")
+    if serve is None or not str(serve.value).strip():
+        for name in _SERVE_FIELDS[1:]:
+            if (value := given_value(given, name)) is not None:
+                raise UsageError(f"{value.source} goes with --serve CMD (the service the harness starts)")
+        return {}
+    if target:
+        raise UsageError("--serve starts your service, --target loads one already running: give one of them")
+    if (app := given_value(given, "app")) is not None:
+        raise UsageError(f"{app.source} picks a paired app; --serve runs your own: give one of them")
+    settings = {name: setting(name, scenario, given) for name in _SERVE_FIELDS}
+    CommandTemplate.parse(settings["serve"], serve.source, needs=("port",))
+    if settings["migrate"]:
+        CommandTemplate.parse(settings["migrate"], _source(given, "migrate"))
+    if not settings["ready_path"].startswith("/"):
+        raise UsageError(f"--ready {settings['ready_path']!r} must be a path such as /healthz")
+    return settings
+
+
+def _source(given: Mapping[str, Any], name: str) -> str:
+    value = given_value(given, name)
+    return value.source if value is not None else OPTIONS[name].flag
 
 
 def given_value(given: Mapping[str, Any], name: str) -> Given | None:

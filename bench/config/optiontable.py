@@ -126,7 +126,33 @@ OPTIONS: dict[str, Option] = {
     # The command line itself.
     "quiet": Option(flag="--quiet", kind="switch", default=False, help="No progress line."),
     "locustfile": Option(flag="--locustfile", kind="path", metavar="FILE",
-                         help="Your own locustfile instead of a catalog scenario (with --target and --dsn)."),
+                         help="Your own locustfile instead of a catalog scenario (with --serve, or --target and --dsn)."),
+    # A service the harness starts and stops itself, on a fresh database per app run (bench.run.serve).
+    "serve": Option(flag="--serve", env="BENCH_SERVE", metavar="CMD",
+                    help="Start your service with this command for every app run, on a fresh database: {port} "
+                         "(required), {dsn} and {sqlalchemy_url} are filled in. Not run through a shell. bench ab: "
+                         "version A."),
+    "migrate": Option(flag="--migrate", env="BENCH_MIGRATE", metavar="CMD",
+                      help="With --serve: run this on each fresh database before the service starts ({dsn}, "
+                           "{sqlalchemy_url}); a failure ends the run (exit 3)."),
+    "ready_path": Option(flag="--ready", env="BENCH_READY", default="/healthz", metavar="PATH",
+                         help="With --serve: the service is ready once GET PATH answers anything but a 5xx (an app "
+                              "without the default /healthz is ready at its first 404)."),
+    "ready_timeout_s": Option(flag="--ready-timeout", env="BENCH_READY_TIMEOUT", kind="duration", default=60.0,
+                              minimum=1, maximum=MAX_DURATION_S, cap="a start-up that long is a hang", metavar="DURATION",
+                              help="With --serve: how long --migrate, and then the start until ready, may take."),
+    # bench ab: version A and version B (bench.config.options.resolve_ab).
+    "ab_app": Option(flag="--app", kind="choice", choices=("good", "bad"), default="good", metavar="good|bad",
+                     help="bench ab: the paired app run as version A."),
+    "app_b": Option(flag="--app-b", kind="choice", choices=("good", "bad"), default="bad", metavar="good|bad",
+                    help="bench ab: the paired app run as version B."),
+    "serve_b": Option(flag="--serve-b", env="BENCH_SERVE_B", shown="--serve's: an A/A run", metavar="CMD",
+                      help="bench ab: version B's command, as --serve."),
+    "migrate_b": Option(flag="--migrate-b", env="BENCH_MIGRATE_B", shown="--migrate's", metavar="CMD",
+                        help="bench ab: version B's migration, as --migrate."),
+    "ab_repeat": _count("--repeat", "BENCH_REPEAT", "bench ab: runs of each version, interleaved (A B A B ...); 4 "
+                        "is the fewest the significance test can decide on.", 4, 1, maximum=50,
+                        cap="more repeats of a short run beat many of a long one"),
     # bench capacity's sweep (bench.config.sweep reads them): the shape of one study, given per command.
     "rates": Option(flag="--rates", default="25:400:25", metavar="LEVELS",
                     help="Open model: arrival rates per step, START:STOP:STEP or a list."),

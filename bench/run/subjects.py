@@ -1,4 +1,5 @@
-"""What a drive loads and watches: a paired app the harness starts on a fresh database, or the user's running app.
+"""What a drive loads and watches: a paired app or the user's service (--serve), each started by the harness on a
+fresh database, or the user's running app (--target).
 
 bench.run.drive asks ``subject_for`` and then goes through the same steps for either; only these classes differ.
 """
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from bench.config.appenv import AppEnv, application_name
+from bench.config.options import TARGET
 from bench.db import server as postgres
 from bench.db.ports import free_port
 from bench.errors import BenchError, InfraError
@@ -26,6 +28,7 @@ from bench.instrument import ENDPOINT_PATH
 from bench.results.layout import AppFiles
 from bench.run.collector import Collector
 from bench.run.processes import Child, wait_for_http
+from bench.run.serve import MIGRATE_LOG, Fill, migrate, service_child, wait_until_ready
 from bench.run.state import RunState
 
 # What can go wrong talking to the run's database once the load is over (it may have gone away).
@@ -71,7 +74,11 @@ class Subject(Protocol):
 
 
 def subject_for(run: RunState, app: str, index: int, files: AppFiles) -> Subject:
-    return RunningTarget(run) if run.config.target else PairedApp(run, app, index, files)
+    if run.config.target:
+        return RunningTarget(run)
+    if run.config.serve:
+        return ServedApp(run, index, files)
+    return PairedApp(run, app, index, files)
 
 
 class PairedApp:
@@ -134,6 +141,68 @@ class PairedApp:
         self._child.stop(timeout=10)
         if self._engine is not None:
             await self._engine.dispose()
+        await _drop_database(self.run, self.database)
+
+
+class ServedApp:
+    """--serve: the user's service, which the harness starts with the user's command on a fresh database of its
+    own (migrated by --migrate), loads on loopback, and stops, like a paired app; its output goes to app.log."""
+
+    name = TARGET
+
+    def __init__(self, run: RunState, index: int, files: AppFiles) -> None:
+        assert run.config.serve is not None
+        self.run, self.files = run, files
+        self.database = f"scopebench_{run.run_id}_{TARGET}_{index + 1}"
+        self.port = free_port()
+        self.host = f"http://127.0.0.1:{self.port}"
+        self._first = index == 0  # what every run of it would say alike is said once
+        self._child: Child | None = None
+
+    def watched(self) -> Watched:
+        assert self.run.server is not None
+        cfg = self.run.config
+        pool_url = (cfg.pool_url or self.host + ENDPOINT_PATH).replace("{port}", str(self.port))
+        return Watched(admin_dsn=self.run.server.dsn("postgres"), database=self.database,
+                       application_name=cfg.app_name, pool_url=pool_url, pool_token=cfg.pool_token)
+
+    async def launch(self) -> None:
+        # The database first: a service may connect (or check its schema) as it starts.
+        cfg, server = self.run.config, self.run.server
+        assert server is not None and cfg.serve is not None
+        await postgres.create_database(server, self.database)
+        fill = Fill(port=self.port, dsn=server.dsn(self.database))
+        if cfg.migrate:
+            await migrate(cfg.migrate, fill, self.files.root / MIGRATE_LOG, cfg.ready_timeout_s)
+        self._child = service_child(cfg.serve, fill, self.files.app_log).start()
+
+    async def ready(self) -> None:
+        assert self._child is not None
+        cfg = self.run.config
+        waited = await wait_until_ready(self.host + cfg.ready_path, self._child, cfg.ready_timeout_s)
+        self.run.timings.setdefault("serve_ready_s", round(waited, 3))
+
+    def check_alive(self) -> None:
+        code = None if self._child is None else self._child.exit_code()
+        if code is not None:
+            self.run.events.append({"t": time.time(), "app": self.name, "event": "app exited",
+                                    "detail": f"exit code {code}"})
+            raise InfraError(f"the --serve command exited with code {code} during the run; its output is in "
+                             f"{self.files.app_log}: {self._child.log_tail(2) if self._child else ''}")
+
+    async def settle(self, collector: Collector) -> None:
+        if self._child is not None:
+            self._child.stop(timeout=10)  # its backends exit and flush their pg_stat_database counters
+        if collector.last_pool is None and self._first:
+            self.run.note(f"no pool metrics from {self.watched().pool_url} (not exposed, or needs --pool-token); "
+                          "database-side figures only")
+
+    async def written(self) -> dict[str, int] | None:
+        return None  # the user's schema is not ours to count
+
+    async def close(self) -> None:
+        if self._child is not None:
+            self._child.stop(timeout=10)
         await _drop_database(self.run, self.database)
 
 
