@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.analysis.stats import count_change_p, count_rise_p, mann_whitney_p
+from bench.analysis.stats import count_change_p, count_rise_p, fewest_deciding_runs, mann_whitney_p
 from bench.config.gates import Gate, default_gates, family_member
 from bench.errors import EXIT_GATE, EXIT_OK, UsageError
 from bench.results.metric import Direction, Metric, Window
@@ -23,7 +23,8 @@ from bench.results.summaryfile import load_summary
 METRICS: tuple[Metric, ...] = COMPARED
 MIN_EFFECT = 0.05  # changes smaller than 5% are noise whatever a test says
 ALPHA = 0.05
-MIN_REPEATS = 4  # the exact two-sided Mann-Whitney p cannot go below 0.1 with 3 vs 3
+MIN_REPEATS = fewest_deciding_runs(ALPHA)  # 4: the exact two-sided Mann-Whitney p cannot go below 0.1 with 3 vs 3
+MAX_DECIDING_REPEAT = 1000  # past this many runs a count's difference is not worth chasing: no repeat is suggested
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,9 @@ class Row:
     p_value: float | None
     gate: str | None = None
     gate_failed: bool = False
+    # The verdict rests on too few samples to decide: the --repeat (on both sides) that could. Runs below
+    # MIN_REPEATS for a rank-tested figure; for a count, too few events, if the two sides' rates held.
+    needs_repeat: int | None = None
 
 
 @dataclass
@@ -182,7 +186,8 @@ def _row(base: Side, current: Side, b_app: str, c_app: str, metric: Metric, part
     if b is None and c is None:
         return None
     change = ratio(b, c)
-    if metric.alarm and metric.window is not Window.COOLDOWN:
+    counted = metric.alarm and metric.window is not Window.COOLDOWN
+    if counted:
         p = _count_p(base, current, b_app, c_app, parts)
     else:
         p = None
@@ -192,7 +197,42 @@ def _row(base: Side, current: Side, b_app: str, c_app: str, metric: Metric, part
     mark = _mark(metric, b, c, change, p)
     label = b_app if b_app == c_app else f"{b_app}->{c_app}"
     failed = gate is not None and gate.fails(b, c, significant=mark in "+!*?")
-    return Row(label, ".".join(parts), b, c, change, mark, p, gate.text if gate else None, failed)
+    needs = None
+    if _mark(metric, b, c, change, None) in "+-!":  # a verdict (worse, better, newly failing), were it tested
+        needs = _count_needs_repeat(base, current, b_app, c_app, parts, p) if counted else \
+            MIN_REPEATS if p is None else None
+    return Row(label, ".".join(parts), b, c, change, mark, p, gate.text if gate else None, failed, needs)
+
+
+def _count_needs_repeat(base: Side, current: Side, b_app: str, c_app: str, parts: tuple[str, ...],
+                        p: float | None) -> int | None:
+    """The fewest runs per side at which the count test would call this difference more than chance, were each
+    side's rate per run what it is now: None when it already does, or not within MAX_DECIDING_REPEAT runs."""
+    if p is None or p < ALPHA:
+        return None
+    runs = (base.runs(b_app), current.runs(c_app))
+    b_total, c_total = base.total(b_app, parts), current.total(c_app, parts)
+    requests = (base.total(b_app, ("requests",)) or 0.0, current.total(c_app, ("requests",)) or 0.0)
+    if b_total is None or c_total is None:
+        return None
+    totals = (b_total, c_total)
+    test = count_rise_p if b_total == 0 else count_change_p
+
+    def decides(n: int) -> bool:
+        b, c = (totals[i] * n / runs[i] for i in (0, 1))
+        return test(b, c, requests[0] * n / runs[0], requests[1] * n / runs[1]) < ALPHA
+
+    low, high = max(runs), max(runs) * 2
+    if decides(low):  # the side with fewer runs was all that was short
+        return low
+    while not decides(high):
+        if high >= MAX_DECIDING_REPEAT:
+            return None
+        low, high = high, min(high * 2, MAX_DECIDING_REPEAT)
+    while high - low > 1:  # more runs at the same rates only lower p: the first n that decides
+        mid = (low + high) // 2
+        low, high = (low, mid) if decides(mid) else (mid, high)
+    return high
 
 
 def _count_p(base: Side, current: Side, b_app: str, c_app: str, parts: tuple[str, ...]) -> float | None:

@@ -14,6 +14,8 @@ from bench.analysis.compare import ALPHA, MIN_EFFECT, MIN_REPEATS, Comparison, R
 
 LEGEND = ("marks: + worse  - better  * changed (no better direction)  ~ not significant  ! newly failing (was 0)"
           "  ? not a number   gate: ✗ failed")
+UNDECIDED = ("undecided: too few runs (or, for a count, events) to tell this change from chance; --repeat N on "
+             "both sides could decide it")
 
 
 def _not_finite(value: float) -> str:
@@ -51,22 +53,29 @@ def verdict_line(result: Comparison) -> str:
             f"exact test of counts (alpha {ALPHA})")
 
 
+def _undecided(row: Row) -> str:
+    return f"needs --repeat {row.needs_repeat}" if row.needs_repeat is not None else ""
+
+
 def render_text(result: Comparison, show_all: bool = False) -> str:
     rows = [r for r in result.rows if show_all or r.mark != " " or r.gate_failed]
-    header = ("", "app", "metric", "base", "current", "ratio", "gate")
+    undecided = any(r.needs_repeat is not None for r in rows)
+    header = ("", "app", "metric", "base", "current", "ratio", "gate", *(("undecided",) if undecided else ()))
     body = [
         (r.mark, r.app, r.metric, _num(r.base), _num(r.current), _ratio(r),
-         ("✗ " if r.gate_failed else "") + (r.gate or ""))
+         ("✗ " if r.gate_failed else "") + (r.gate or ""), *((_undecided(r),) if undecided else ()))
         for r in rows
     ]
     widths = [max(len(str(x[i])) for x in [header, *body]) for i in range(len(header))]
     lines = [f"scenario {result.scenario}: " + ", ".join(f"{b} -> {c}" for b, c in result.pairs)]
-    fmt = "  ".join(f"{{:<{w}}}" if i < 3 or i == 6 else f"{{:>{w}}}" for i, w in enumerate(widths))
+    fmt = "  ".join(f"{{:<{w}}}" if i < 3 or i >= 6 else f"{{:>{w}}}" for i, w in enumerate(widths))
     lines.append(fmt.format(*header).rstrip())
     lines.extend(fmt.format(*row).rstrip() for row in body)
     if not body:
         lines.append("(no metric changed)")
     lines.append(LEGEND)
+    if undecided:
+        lines.append(UNDECIDED)
     lines.extend(result.notes)
     lines.append(verdict_line(result))
     return "\n".join(lines)
@@ -76,15 +85,15 @@ def render_markdown(result: Comparison) -> str:
     status = "❌" if result.failed_gates else "✅"
     lines = [f"### {status} scopebench compare: `{result.scenario}`", "", verdict_line(result), "",
              *[f"> {note}" for note in result.notes], "",
-             "| | app | metric | base | current | ratio | gate |", "|---|---|---|---:|---:|---:|---|"]
+             "| | app | metric | base | current | ratio | gate | undecided |", "|---|---|---|---:|---:|---:|---|---|"]
     for r in result.rows:
         if r.mark == " " and not r.gate_failed:
             continue
         gate = ("❌ " if r.gate_failed else "") + (f"`{r.gate}`" if r.gate else "")
         lines.append(f"| `{r.mark}` | {r.app} | `{r.metric}` | {_num(r.base)} | {_num(r.current)} | "
-                     f"{_ratio(r)} | {gate} |")
+                     f"{_ratio(r)} | {gate} | {_undecided(r)} |")
     lines.append("")
-    lines.append(f"<sub>{LEGEND}</sub>")
+    lines.append(f"<sub>{LEGEND}<br>{UNDECIDED}</sub>")
     return "\n".join(lines)
 
 
@@ -105,7 +114,7 @@ def render_json(result: Comparison) -> str:
         "rows": [
             {"app": r.app, "metric": r.metric, "base": _finite(r.base), "current": _finite(r.current),
              "ratio": _finite(r.ratio), "mark": r.mark.strip() or "=", "p_value": _finite(r.p_value),
-             "gate": r.gate, "gate_failed": r.gate_failed}
+             "gate": r.gate, "gate_failed": r.gate_failed, "needs_repeat": r.needs_repeat}
             for r in result.rows
         ],
     }
@@ -120,7 +129,8 @@ def render_junit(result: Comparison) -> str:
     for r in gated:
         name = quoteattr(f"{r.app}: {r.gate}")
         if r.gate_failed:
-            message = quoteattr(f"{r.metric}: {_num(r.base)} -> {_num(r.current)} (ratio {_ratio(r)})")
+            why = f"; undecided, too few to tell from chance: {_undecided(r)}" if r.needs_repeat is not None else ""
+            message = quoteattr(f"{r.metric}: {_num(r.base)} -> {_num(r.current)} (ratio {_ratio(r)}){why}")
             cases.append(f'    <testcase classname="scopebench.{escape(result.scenario)}" name={name}>'
                          f"<failure message={message}/></testcase>")
         else:
