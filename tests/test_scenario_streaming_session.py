@@ -48,25 +48,30 @@ def _stream_ms(summary: dict[str, Any]) -> float:
 
 def test_bad_holds_a_connection_for_each_whole_stream(summary: dict[str, Any]) -> None:
     stream_ms = _stream_ms(summary)
-    good, bad = (summary["apps"][app]["endpoints"][ROUTE]["pool_hold_ms"] for app in ("good", "bad"))
-    # From the read before the first token to the dependency's close after the last one.
-    assert bad["p50"] >= stream_ms
+    good, bad = (summary["apps"][app]["pool"] for app in ("good", "bad"))
+    # Connection time per answered stream: from the read before the first token to the dependency's close
+    # after the last one. Not the hold's median: the users still queued when Locust stops are served after
+    # it, and their streams, cut at once by the hang-up, add about as many short holds as an 8 s run has
+    # whole ones.
+    assert bad["hold_ms_per_request"] >= 0.95 * stream_ms
+    assert summary["apps"]["bad"]["endpoints"][ROUTE]["pool_hold_ms"]["p95"] >= stream_ms
     # Good: a read before the stream and a write after it, a few ms each however long the stream.
-    assert good["p95"] <= 0.1 * stream_ms
-    assert bad["p50"] >= 20 * good["p50"]
+    assert good["hold_ms"]["p95"] <= 0.2 * stream_ms
+    assert bad["hold_ms_per_request"] >= 10 * good["hold_ms_per_request"]
 
 
 def test_bad_caps_the_streams_at_the_pool_size(summary: dict[str, Any]) -> None:
     good, bad = (summary["apps"][app] for app in ("good", "bad"))
-    stream_s = _stream_ms(summary) / 1000
-    # Little's law: 5 connections, each held for a whole stream, serve at most 5 streams per stream length.
-    ceiling = bad["pool"]["capacity"] / stream_s
-    assert 0.75 * ceiling <= bad["throughput_rps"] <= ceiling
+    stream_ms = _stream_ms(summary)
+    # Little's law: 5 connections, each held for a whole stream, serve at most 5 streams per stream length,
+    # and bad is held at that ceiling.
+    assert bad["throughput_rps"] <= bad["pool"]["capacity"] * 1000 / stream_ms
     assert bad["pool"]["ceiling_utilisation"] >= 0.75
-    # Everyone else queues for a connection behind whole streams; good's users barely queue at all.
-    assert bad["pool"]["wait_ms"]["p95"] >= 2 * _stream_ms(summary)
-    assert good["pool"]["wait_ms"]["p95"] <= 0.5 * _stream_ms(summary)
-    assert good["throughput_rps"] >= 4 * bad["throughput_rps"]
+    # The other users queue for a connection behind whole streams; good's barely queue.
+    assert bad["pool"]["wait_ms"]["p95"] >= 2 * stream_ms
+    assert good["pool"]["wait_ms"]["p95"] < stream_ms
+    assert good["throughput_rps"] >= 0.5 * summary["config"]["users"] * 1000 / stream_ms
+    assert good["throughput_rps"] >= 3 * bad["throughput_rps"]
     for figures in (good, bad):
         # Slow, not broken: no checkout waits past the 30 s timeout, every stream ends with its order written.
         assert figures["failures"] == 0 and figures["pool"]["timeouts"] == 0
@@ -77,7 +82,7 @@ def test_bad_sits_idle_in_transaction_between_tokens(summary: dict[str, Any]) ->
     stream_s = _stream_ms(summary) / 1000
     good, bad = (summary["apps"][app]["db"] for app in ("good", "bad"))
     assert bad["idle_in_tx_oldest_s"] >= 0.9 * stream_s
-    assert good["idle_in_tx_oldest_s"] < 0.3 * stream_s
+    assert good["idle_in_tx_oldest_s"] < 0.5 * stream_s
     # The whole pool, idle in transaction for most of the load.
     pool_size, duration_s = summary["config"]["pool_size"], summary["config"]["duration_s"]
     assert bad["idle_in_tx_long_seconds"] >= 0.6 * pool_size * duration_s
@@ -112,8 +117,7 @@ async def _watch_one_stream(dsn: str, port: int, app_name: str) -> tuple[str, li
              "WHERE application_name = $1")
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(f"POST /orders/1/chat HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n"
-                     f"Connection: close\r\n\r\n".encode())
+        writer.write(b"POST /orders/1/chat HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         raw, mid = b"", None
         while piece := await reader.read(65536):
             raw += piece

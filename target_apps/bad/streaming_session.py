@@ -5,11 +5,11 @@ events, like an LLM, then records the order); its twin in ``good`` streams the s
 
 What FastAPI 0.165 does (measured with Starlette 1.10, SQLAlchemy 2.1.9, asyncpg 0.32, PostgreSQL 18.6): with
 the default ``Depends(..., scope="request")`` a ``yield`` dependency's exit code runs after the response has
-been sent, its last chunk included (FastAPI 0.106-0.117 ran it before the response; 0.118 reverted that). So
-a session the endpoint used once, before it returned the ``StreamingResponse``, keeps its connection checked
-out and idle in transaction for the whole stream, even if the stream never touches it again; the same holds
-for FastAPI's own ``EventSourceResponse``. A dependency never used checks out nothing. With
-``scope="function"`` the exit runs before the stream, but a generator that then uses the closed session
+been sent, its last chunk included (by the release notes, 0.106-0.117 ran it before the response and 0.118
+went back). So a session the endpoint used once, before it returned the ``StreamingResponse``, keeps its
+connection checked out and idle in transaction for the whole stream, even if the stream never touches it
+again; the same holds for FastAPI's own ``EventSourceResponse``. A dependency never used checks out nothing.
+With ``scope="function"`` the exit runs before the stream, but a generator that then uses the closed session
 silently checks out a new connection (``close_resets_only=True``) and holds it from that use to its commit.
 """
 
