@@ -7,12 +7,12 @@ caps the streams in flight; good's stream holds no connection between tokens.
 # What we measured (FastAPI 0.165, Starlette 1.10, SQLAlchemy 2.1.9, asyncpg 0.32, PostgreSQL 18.6, 2 cores):
 # a request-scoped yield dependency exits after the response's last chunk, so a session the endpoint used
 # before returning its StreamingResponse holds the connection for the whole stream (FastAPI's own
-# EventSourceResponse too); scope="function" exits before the stream. In 8 s runs at the catalog's load
-# (30 users, 1 s streams, pool 5), 4 on a quiet machine and 4 with a core kept busy: bad 35 streams
-# (4.38/s, 84-99% of the pool's 4.9/s ceiling), hold p50 1010-1020 ms, pool wait p95 6.2-8.0 s, idle in tx
-# past 50 ms 36-38 conn-s, oldest 1.01-1.03 s; good 184-210 streams (23-26/s), hold p50 5-12 ms and p95
-# 21-48 ms, wait p95 28-108 ms, idle in tx past 50 ms 0-0.5 conn-s, oldest at most 0.06 s; no failures,
-# timeouts or lost writes in either.
+# EventSourceResponse too); scope="function" exits before the stream. 17 runs of 8 s at the catalog's load
+# (30 users, 1 s streams, pool 5) on 2 cores shared with other work, 7 of them with a core kept busy:
+# bad 30-35 streams (3.8-4.4/s, 83-99% of the pool's ceiling), connection time per stream 1025-1143 ms,
+# pool wait p95 5.2-8.0 s, idle in tx past 50 ms 36-38 conn-s, oldest 1.01-1.24 s; good 173-210 streams
+# (22-26/s), connection time per stream 16-57 ms, hold p95 21-66 ms, wait p95 28-300 ms, idle in tx past
+# 50 ms 0-0.5 conn-s, oldest at most 0.07 s; no failures, timeouts or lost writes in either.
 
 from __future__ import annotations
 
