@@ -1,14 +1,19 @@
-"""report.md and report.html from a real run folder (tests/data/long-session-run), damaged ones, and a browser."""
+"""report.md and report.html from real run folders (tests/data/long-session-run, mixed-run), damaged ones, a browser,
+and the modes the report's files are written with. tests/test_report_figures.py recomputes the figures themselves.
+"""
 
 from __future__ import annotations
 
+import csv
 import json
+import os
 import re
 import shutil
+import stat
 import struct
 import subprocess
 import zlib
-from html.parser import HTMLParser
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +23,21 @@ import pytest
 from bench.errors import UsageError
 from bench.render.run_report import render_report
 from bench.render.svgplot import MAX_POINTS
-from bench.render.terminal import ROWS, lookup
+from bench.results.folder import write_json
+from bench.results.metric import Shown
+from bench.results.metrics import SHOWN, value_at
+from tests.reportpage import Page
 
 FIXTURE = Path(__file__).parent / "data" / "long-session-run"
+MIXED = Path(__file__).parent / "data" / "mixed-run"
+ROOT = Path(__file__).resolve().parents[1]
+# The long-session fixture predates the samples' wait histograms: its pool wait is drawn per sample interval and
+# it has no pool-wait distribution; it has no failures, so no failures plot.
 PLOT_TITLES = {
-    "Throughput (successful responses per second)", "Latency p95 per second (ms)", "Pool wait p95 (ms)",
-    "Connections checked out vs pool size", "Connections idle in transaction", "Oldest idle-in-transaction age (s)",
+    "Throughput (successful responses per second)", "Latency per second (ms): p95, band p50 to p99",
+    "Pool wait p95 per sample interval (ms): mean per second, band min–max", "Connections checked out (mean per second, band min–max)",
+    "Idle in transaction (mean per second, band min–max)", "Oldest idle-in-transaction age (s), largest per second",
+    "Latency distribution (share of requests per bin)",
 }
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 
@@ -36,56 +50,20 @@ def run_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def mixed_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "mixed"
+    shutil.copytree(MIXED, folder)
+    return folder
+
+
+@pytest.fixture
 def summary() -> dict[str, Any]:
     data: dict[str, Any] = json.loads((FIXTURE / "summary.json").read_text())
     return data
 
 
-class _Tables(HTMLParser):
-    """Rows of text per <section id=...> table, and each <svg>'s title, series and point counts."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tables: dict[str, list[list[str]]] = {}
-        self.svgs: list[dict[str, Any]] = []
-        self._section = ""
-        self._cell: list[str] | None = None
-        self._in_title = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = dict(attrs)
-        if tag == "section":
-            self._section = a.get("id") or ""
-        elif tag == "tr":
-            self.tables.setdefault(self._section, []).append([])
-        elif tag in ("td", "th"):
-            self._cell = []
-        elif tag == "svg":
-            self.svgs.append({"title": "", "series": [], "points": []})
-        elif tag == "title" and self.svgs and not self.svgs[-1]["title"]:
-            self._in_title = True
-        elif tag == "g" and a.get("class") == "series":
-            self.svgs[-1]["series"].append(a.get("data-name"))
-        elif tag in ("polyline", "polygon"):
-            self.svgs[-1]["points"].append(len((a.get("points") or "").split()))
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("td", "th") and self._cell is not None:
-            self.tables[self._section][-1].append("".join(self._cell).strip())
-            self._cell = None
-        self._in_title = False if tag == "title" else self._in_title
-
-    def handle_data(self, data: str) -> None:
-        if self._cell is not None:
-            self._cell.append(data)
-        if self._in_title:
-            self.svgs[-1]["title"] += data
-
-
-def _parse(html_text: str) -> _Tables:
-    parser = _Tables()
-    parser.feed(html_text)
-    return parser
+def _parse(html_text: str) -> Page:
+    return Page(html_text)
 
 
 def _row(rows: list[list[str]], first: str, second: str | None = None) -> list[str]:
@@ -99,28 +77,29 @@ def test_fixture_renders_tables_with_its_real_figures(run_dir: Path, summary: di
     tables = _parse(page).tables
     apps = summary["apps"]
     assert tables["headline"][0] == ["metric", "good", "bad", "bad/good"]
-    for label, path, fmt, _lower in ROWS:
-        good, bad = lookup(apps["good"], path), lookup(apps["bad"], path)
-        cells = [fmt.format(v) if v is not None else "-" for v in (good, bad)]
-        assert _row(tables["headline"], label)[1:3] == cells, label
-        assert f"| {label} | {cells[0]} | {cells[1]} |" in md
+    folded = []
+    for metric in SHOWN:
+        good, bad = (value_at(apps[a], metric.path.split(".")) for a in ("good", "bad"))
+        cells = [metric.number_format.format(v) if v is not None else "-" for v in (good, bad)]
+        if metric.shown is Shown.NONZERO and not good and not bad:
+            folded.append(metric.label)  # a count that is 0 in both apps: named once, not a row of zeros
+            assert not any(r[0] == metric.heading for r in tables["headline"]), metric.path
+            continue
+        assert _row(tables["headline"], metric.heading)[1:3] == cells, metric.heading
+        assert f"| {metric.heading} | {cells[0]} | {cells[1]} |" in md
+    assert folded and f"0 in every app: {', '.join(folded)}." in md
     assert _row(tables["headline"], "throughput (req/s)")[3] == f"{45.566 / 339.43:.2f}× worse"
     assert _row(tables["headline"], "failures")[3] == "="
     for app in ("good", "bad"):
         route = apps[app]["endpoints"]["POST /orders/{item_id}/checkout"]
         assert _row(tables["routes"], "POST /orders/{item_id}/checkout", app)[2:] == [
-            f"{route['requests']:,}", "0", *(f"{route['latency_ms'][p]:,.1f}" for p in ("p50", "p95", "p99")),
-            f"{route['pool_hold_ms']['p95']:,.1f}"]
+            f"{route['requests']:,}", f"{route['requests'] / apps[app]['load_window_s']:,.1f}", "0",
+            *(f"{route['latency_ms'][p]:,.1f}" for p in ("p50", "p95", "p99", "max")),
+            "-", f"{route['pool_hold_ms']['p95']:,.1f}"]  # this fixture's summary has no per-route pool wait
         integrity = apps[app]["integrity"]
-        assert _row(tables["integrity"], app)[1:] == [f"{integrity[k]:,}" for k in (
-            "acknowledged_writes", "rows_written", "lost_writes")]
-        assert _row(tables["integrity-routes"], "POST /orders/{item_id}/checkout", app)[2:] == \
-            _row(tables["integrity"], app)[1:]
+        assert _row(tables["integrity"], app)[1:] == ["POST /orders/{item_id}/checkout", *(
+            f"{integrity[k]:,}" for k in ("acknowledged_writes", "rows_written", "lost_writes"))]
         assert _row(tables["app-log"], "lines")[1:] == ["0", "0"]
-    checks = tables["checks"][1:]
-    assert [(r[0], r[1]) for r in checks] == [("✓", c["name"]) for c in summary["checks"]]
-    assert _row(checks, "✓", "bad/good: db.idle_in_tx_long_seconds >= 10")[2] == "inf"
-    assert "## Checks: 6 of 6 passed" in md and "| ✓ | bad: pool.ceiling_utilisation >= 0.9 | 0.9821 |" in md
     for text in ("long-session", "50 (spawn rate 50.0/s)", "size 5 + overflow 0", "100 ms", "PostgreSQL 18.6",
                  "2026-11-21 23:21:41 UTC", "completed", "2 CPUs"):
         assert text in md and text in page, text
@@ -128,14 +107,29 @@ def test_fixture_renders_tables_with_its_real_figures(run_dir: Path, summary: di
 
 def test_every_plot_is_inline_svg_with_good_and_bad_overlaid(run_dir: Path) -> None:
     _, html_path = render_report(run_dir)
-    svgs = _parse(html_path.read_text()).svgs
-    assert {svg["title"] for svg in svgs} == PLOT_TITLES and len(svgs) == len(PLOT_TITLES)
-    for svg in svgs:
-        assert svg["series"] == ["good", "bad"], svg["title"]
-        assert svg["points"] and max(svg["points"]) <= MAX_POINTS
+    plots = _parse(html_path.read_text()).plots
+    assert {p.title for p in plots} == PLOT_TITLES and len(plots) == len(PLOT_TITLES)
+    for plot in plots:
+        assert plot.series in (["good", "bad"], ["good p95", "bad p95"]), plot.title
+        assert plot.points and max(plot.points) <= MAX_POINTS
+        assert plot.hover and all(h.count("good") == 1 and h.count("bad") == 1 for h in plot.hover[1:-1]), plot.title
     page = html_path.read_text()
-    assert page.count('class="band"') == len(PLOT_TITLES)  # the cool-down, marked on every plot
+    assert page.count('class="band"') == len(PLOT_TITLES) - 1  # the cool-down, on every plot over time
     assert "pool size 5" in page and "long: past 50 ms" in page
+    # The pool size is drawn after (over) the series, so a line running along it cannot hide it.
+    checked = page[page.index("Connections checked out (mean"):]
+    assert checked.index('class="reference"') > checked.index('class="series"')
+
+
+def test_a_run_with_several_routes_plots_each_route(mixed_dir: Path) -> None:
+    _, html_path = render_report(mixed_dir)
+    page = _parse(html_path.read_text())
+    routes = json.loads((mixed_dir / "summary.json").read_text())["apps"]["good"]["endpoints"]
+    for app in ("good", "bad"):
+        for title in (f"{app}: successful responses per second, by route", f"{app}: latency p95 per second, by route"):
+            assert set(page.plot(title).series) == set(routes), title
+    assert {p.title for p in page.plots} >= {"Failed responses per second", "Pool wait p95 per second (ms)",
+                                              "Pool wait distribution (share of checkouts per bin)"}
 
 
 def test_html_is_self_contained(run_dir: Path) -> None:
@@ -143,19 +137,19 @@ def test_html_is_self_contained(run_dir: Path) -> None:
     page = html_path.read_text()
     assert not re.search(r"https?://", page)
     assert not re.search(r"<(script|link|img|iframe|object|embed)\b", page, re.IGNORECASE)
-    assert not re.search(r"url\(|@import|\b(src|href)\s*=", page, re.IGNORECASE)
+    assert not re.search(r"url\(|@import|\b(src|href)\s*=|\bon[a-z]+\s*=", page, re.IGNORECASE)
     assert "default-src 'none'" in page  # and the browser is told to load nothing anyway
 
 
 def test_long_series_are_downsampled(run_dir: Path) -> None:
-    # Ten minutes of 10 Hz samples: more points than a line may carry.
+    # Ten minutes of 10 Hz samples: more points than a line may carry, and more seconds than hover columns.
     samples = [json.loads(line) for line in (run_dir / "bad" / "samples.jsonl").read_text().splitlines()]
     t0, step = samples[0]["t"], 0.1
     long = [{**samples[i % len(samples)], "t": t0 + i * step} for i in range(6000)]
     (run_dir / "bad" / "samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in long))
     _, html_path = render_report(run_dir)
-    for svg in _parse(html_path.read_text()).svgs:
-        assert max(svg["points"]) <= MAX_POINTS
+    for plot in _parse(html_path.read_text()).plots:
+        assert max(plot.points) <= MAX_POINTS and len(plot.hover) <= 240
 
 
 def _damage(run_dir: Path, how: str) -> None:
@@ -225,7 +219,7 @@ def test_torn_raw_files_of_an_interrupted_run_still_render(run_dir: Path) -> Non
     with open(run_dir / "bad" / "requests.csv", "a") as handle:
         handle.write('1795303323.9,POST,"POST /orders/{item_')  # killed mid-write, quote left open
     _, html_path = render_report(run_dir)
-    assert all(svg["series"] == ["good", "bad"] for svg in _parse(html_path.read_text()).svgs)
+    assert all(p.series in (["good", "bad"], ["good p95", "bad p95"]) for p in _parse(html_path.read_text()).plots)
 
 
 def test_failed_run_renders_what_it_has_with_the_error_up_front(run_dir: Path) -> None:
@@ -245,8 +239,9 @@ def test_failed_run_renders_what_it_has_with_the_error_up_front(run_dir: Path) -
     assert 'class="status status-failed"' in page and '<p class="error"><strong>Run failed:</strong>' in page
     parsed = _parse(page)
     assert parsed.tables["headline"][0] == ["metric", "good"]
-    svgs = {svg["title"]: svg["series"] for svg in parsed.svgs}
-    assert svgs["Connections idle in transaction"] == ["good", "bad"]  # what the collector saw before it died
+    svgs = {plot.title: plot.series for plot in parsed.plots}
+    # what the collector saw before it died
+    assert svgs["Idle in transaction (mean per second, band min–max)"] == ["good", "bad"]
     assert svgs["Throughput (successful responses per second)"] == ["good"]  # bad left no requests log
 
 
@@ -277,7 +272,7 @@ def test_interrupted_run_with_no_app_finished_still_renders(run_dir: Path) -> No
     _, html_path = render_report(run_dir)
     page = html_path.read_text()
     assert "Headline: no app finished" in page and "the figures below are partial" in page
-    assert page.count("no data recorded") == len(PLOT_TITLES)
+    assert page.count("no data recorded") == len(PLOT_TITLES) - 1 and "no requests recorded" in page
 
 
 # --- a real browser -----------------------------------------------------------------------------
@@ -350,3 +345,52 @@ def test_unwritable_folder_is_a_usage_error(run_dir: Path) -> None:
     with pytest.raises(UsageError, match="cannot write .*report.html"):
         render_report(run_dir)
     assert not [p for p in run_dir.iterdir() if p.name.startswith(".report")]  # no temp file left behind
+
+
+# --- the files' modes ---------------------------------------------------------------------------
+
+@pytest.fixture
+def umask() -> Iterator[None]:
+    before = os.umask(0o022)
+    os.umask(before)
+    yield
+    os.umask(before)
+
+
+@pytest.mark.parametrize(("mask", "mode"), [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
+def test_report_and_result_files_get_the_umasks_mode(run_dir: Path, umask: None, mask: int, mode: int) -> None:
+    """Written through mkstemp (0600), they are given 0666 less the umask, as any other file the run writes."""
+    os.umask(mask)
+    md_path, html_path = render_report(run_dir)
+    write_json(run_dir / "summary.json", json.loads((run_dir / "summary.json").read_text()))
+    plain = run_dir / "plain.txt"
+    plain.write_text("x")  # what open() gives under the same umask
+    for path in (md_path, html_path, run_dir / "summary.json", plain):
+        assert stat.S_IMODE(path.stat().st_mode) == mode, path.name
+
+
+# --- Locust's own outputs, end to end ------------------------------------------------------------
+
+@pytest.mark.e2e
+def test_a_run_keeps_locusts_own_reports_and_readable_files(tmp_path: Path, pg_home: Path, umask: None) -> None:
+    os.umask(0o022)
+    out = tmp_path / "run"
+    done = subprocess.run([str(ROOT / ".venv" / "bin" / "bench") if (ROOT / ".venv" / "bin" / "bench").exists()
+                           else "bench", "run", "long-session", "--duration", "3s", "--cooldown", "1s", "--out",
+                           str(out), "--quiet"], capture_output=True, text=True, timeout=240, cwd=tmp_path,
+                          env={**os.environ, "BENCH_HOME": str(pg_home)}, check=False)
+    assert done.returncode in (0, 1), done.stderr[-2000:]
+    for app in ("good", "bad"):
+        folder = out / app
+        assert "<html" in (folder / "locust.html").read_text()[:2000].lower()
+        with open(folder / "locust_stats.csv", newline="") as handle:
+            stats = {row["Name"]: row for row in csv.DictReader(handle)}
+        figures = json.loads((out / "summary.json").read_text())["apps"][app]
+        assert set(stats) == {*figures["endpoints"], "Aggregated"}
+        # Locust writes its CSV while its users stop, before its final count (locust.json): up to 10% fewer.
+        assert 0 < int(stats["Aggregated"]["Request Count"]) <= figures["requests"]
+        for name in ("locust_stats_history.csv", "locust_failures.csv"):
+            assert (folder / name).is_file(), name
+    for name in ("report.html", "report.md", "summary.json", "run.json"):
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o644, name
+    assert "What this run shows" in (out / "report.html").read_text()

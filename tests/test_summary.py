@@ -11,7 +11,7 @@ from bench.analysis.littleslaw import little_window
 from bench.analysis.summary import Check, Integrity, evaluate, summarize_app
 from bench.errors import UsageError
 from bench.instrument import Histogram, PoolMetrics
-from bench.render.run_report import _ceiling_note
+from bench.render.report_tables import _ceiling_note
 from bench.results.records import DbFigures
 
 

@@ -1,4 +1,4 @@
-"""Lays a report out as Markdown and as one self-contained HTML page: heading, tables, inline SVG plots.
+"""Lays a report out as Markdown and as one self-contained HTML page: heading, story, tables, inline SVG plots.
 
 bench.render.run_report builds the content from a run folder and calls these; nothing here reads a run folder.
 """
@@ -6,21 +6,20 @@ bench.render.run_report builds the content from a run folder and calls these; no
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bench.results.layout import REPORT_HTML
 
 # Sections shown side by side on a wide screen: the verdict at a glance, before the plots.
 SIDE_BY_SIDE = ("headline", "checks")
-PLOTS_NOTE = ("Seconds since each app's load started, so the apps line up. The shaded stretch is the "
-              "cool-down: no load is sent, so whatever stays checked out or idle in transaction there is a leak. "
-              "On long runs each line is the mean per time bin, over a faint band of that bin's range.")
 
 
 @dataclass(frozen=True)
 class Cell:
     text: str
     css: str = ""  # "num", "better", "worse", "pass", "fail"; "num" also right-aligns the Markdown column
+    title: str = ""  # shown on hover in HTML (the raw metric path of a check, say)
 
 
 @dataclass(frozen=True)
@@ -33,6 +32,44 @@ class Table:
     key_value: bool = False  # two columns, name and value: laid out as a compact grid in HTML
 
 
+@dataclass(frozen=True)
+class Plots:
+    """A group of inline SVG plots under one heading; report.md names them and points to report.html."""
+
+    anchor: str
+    title: str
+    note: str
+    svgs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CodeRef:
+    """Where one app's side of an anti-pattern is in the code: its marker comment and what it says."""
+
+    app: str
+    where: str  # target_apps/bad/long_session.py:18
+    text: str
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """One anti-pattern the run exercises: its id, the routes that run it, and each app's code."""
+
+    name: str
+    routes: tuple[str, ...]
+    code: tuple[CodeRef, ...]
+
+
+@dataclass(frozen=True)
+class Story:
+    """What the run is about, before any figure: the scenario, the code behind it, and the verdict."""
+
+    description: str
+    symptom: str
+    verdict: str
+    patterns: tuple[Pattern, ...]
+
+
 @dataclass(frozen=True, kw_only=True)
 class Heading:
     scenario: str
@@ -43,36 +80,62 @@ class Heading:
     folder: str
 
 
-def to_markdown(heading: Heading, tables: list[Table]) -> str:
+Block = Story | Table | Plots
+
+
+def to_markdown(heading: Heading, blocks: Sequence[Block]) -> str:
     lines = [f"# scopebench report: {_md(heading.scenario)}", "",
              f"**Status: {_md(heading.status)}** · {_md(heading.date)} · `{heading.folder}`", "",
              _md(heading.subtitle), ""]
     if heading.error:
         lines += [f"> **Run {_md(heading.status)}:** {_md(heading.error)}", ""]
-    for table in tables:
-        lines += [f"## {_md(table.title)}", ""]
-        if table.rows:
-            numeric = [_numeric(table, i) for i in range(len(table.columns))]
-            lines.append("| " + " | ".join(_md(c) for c in table.columns) + " |")
-            lines.append("|" + "|".join("---:" if n else "---" for n in numeric) + "|")
-            lines += ["| " + " | ".join(_md(c.text) for c in row) + " |" for row in table.rows]
-            lines.append("")
-        lines += [line for note in table.notes for line in (_md(note), "")]
-        if table.anchor == SIDE_BY_SIDE[-1]:
-            lines += [f"Plots over time (throughput, latency, pool, idle in transaction): open `{REPORT_HTML}`.", ""]
+    for block in blocks:
+        if isinstance(block, Story):
+            lines += _story_markdown(block)
+        elif isinstance(block, Plots):
+            lines += [f"## {_md(block.title)}", "", f"{len(block.svgs)} plots: open `{REPORT_HTML}`.", ""]
+        else:
+            lines += _table_markdown(block)
     return "\n".join(lines)
 
 
-def to_html(heading: Heading, tables: list[Table], plots: list[str]) -> str:
-    """One page, no external resource: styles inline, plots as inline ``<svg>`` elements."""
+def _story_markdown(story: Story) -> list[str]:
+    lines = ["## What this run shows", ""]
+    if story.verdict:
+        lines += [f"**Verdict:** {_md(story.verdict)}", ""]
+    lines += [f"- **Scenario:** {_md(story.description)}"] if story.description else []
+    lines += [f"- **Expected symptom:** {_md(story.symptom)}"] if story.symptom else []
+    for pattern in story.patterns:
+        routes = f" ({', '.join(f'`{r}`' for r in pattern.routes)})" if pattern.routes else ""
+        lines.append(f"- **{_md(pattern.name)}**{routes}")
+        lines += [f"  - {_md(ref.app)} `{ref.where}`: {_md(ref.text)}" for ref in pattern.code]
+    return [*lines, ""]
+
+
+def _table_markdown(table: Table) -> list[str]:
+    lines = [f"## {_md(table.title)}", ""]
+    if table.rows:
+        numeric = [_numeric(table, i) for i in range(len(table.columns))]
+        lines.append("| " + " | ".join(_md(c) for c in table.columns) + " |")
+        lines.append("|" + "|".join("---:" if n else "---" for n in numeric) + "|")
+        lines += ["| " + " | ".join(_md(c.text) for c in row) + " |" for row in table.rows]
+        lines.append("")
+    return lines + [line for note in table.notes for line in (_md(note), "")]
+
+
+def to_html(heading: Heading, blocks: Sequence[Block]) -> str:
+    """One page, no external resource and no script: styles inline, plots as inline ``<svg>`` elements."""
     body = [_header(heading)]
-    pair = [_section(t) for t in tables if t.anchor in SIDE_BY_SIDE]
-    for table in tables:
-        if table.anchor == SIDE_BY_SIDE[0]:
+    pair = [_section(b) for b in blocks if isinstance(b, Table) and b.anchor in SIDE_BY_SIDE]
+    for block in blocks:
+        if isinstance(block, Story):
+            body.append(_story(block))
+        elif isinstance(block, Plots):
+            body.append(_plots(block))
+        elif block.anchor == SIDE_BY_SIDE[0]:
             body.append('<div class="side-by-side">' + "\n".join(pair) + "</div>")
-            body.append(_plots(plots))
-        elif table.anchor not in SIDE_BY_SIDE:
-            body.append(_section(table))
+        elif block.anchor not in SIDE_BY_SIDE:
+            body.append(_section(block))
     title = html.escape(f"scopebench · {heading.scenario} · {heading.status}")
     return "\n".join([
         "<!doctype html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
@@ -96,9 +159,26 @@ def _header(heading: Heading) -> str:
     return "\n".join(parts)
 
 
-def _plots(plots: list[str]) -> str:
-    figures = "\n".join(f'<figure class="plot">{svg}</figure>' for svg in plots)
-    return (f'<section id="plots"><h2>Over time</h2><p class="note">{html.escape(PLOTS_NOTE)}</p>'
+def _story(story: Story) -> str:
+    e = html.escape
+    parts = ['<section id="story"><h2>What this run shows</h2>']
+    if story.verdict:
+        parts.append(f'<p class="verdict">{e(story.verdict)}</p>')
+    facts = [("scenario", story.description), ("expected symptom", story.symptom)]
+    parts.append('<dl class="facts">' + "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in facts if v) + "</dl>")
+    for pattern in story.patterns:
+        routes = "".join(f" <code>{e(r)}</code>" for r in pattern.routes)
+        items = "".join(f'<li><span class="app app-{e(ref.app)}">{e(ref.app)}</span> <code>{e(ref.where)}</code> '
+                        f"{e(ref.text)}</li>" for ref in pattern.code)
+        parts.append(f'<div class="pattern"><h3>{e(pattern.name)}{routes}</h3><ul>{items}</ul></div>')
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _plots(plots: Plots) -> str:
+    figures = "\n".join(f'<figure class="plot">{svg}</figure>' for svg in plots.svgs)
+    note = f'<p class="note">{html.escape(plots.note)}</p>' if plots.note else ""
+    return (f'<section id="{html.escape(plots.anchor)}"><h2>{html.escape(plots.title)}</h2>{note}'
             f'<div class="plots">\n{figures}\n</div></section>')
 
 
@@ -113,11 +193,15 @@ def _section(table: Table) -> str:
     else:
         head = "".join(f'<th class="{"num" if _numeric(table, i) else ""}">{html.escape(c)}</th>'
                        for i, c in enumerate(table.columns))
-        rows = "\n".join("<tr>" + "".join(f'<td class="{html.escape(c.css)}">{html.escape(c.text)}</td>'
-                                          for c in row) + "</tr>" for row in table.rows)
+        rows = "\n".join("<tr>" + "".join(_td(c) for c in row) + "</tr>" for row in table.rows)
         grid = (f'<div class="scroll"><table class="t-{html.escape(table.anchor)}"><thead><tr>{head}</tr></thead>'
                 f"<tbody>{rows}</tbody></table></div>")
     return f'<section id="{html.escape(table.anchor)}"><h2>{html.escape(table.title)}</h2>{grid}{notes}</section>'
+
+
+def _td(cell: Cell) -> str:
+    title = f' title="{html.escape(cell.title)}"' if cell.title else ""
+    return f'<td class="{html.escape(cell.css)}"{title}>{html.escape(cell.text)}</td>'
 
 
 def _numeric(table: Table, column: int) -> bool:
@@ -136,6 +220,7 @@ body { margin: 0; background: #f6f7f9; color: var(--fg);
 main { max-width: 1320px; margin: 0 auto; padding: 24px 28px 48px; }
 h1 { font-size: 24px; margin: 0 0 4px; display: flex; align-items: center; gap: 12px; flex-wrap: wrap; }
 h2 { font-size: 17px; margin: 0 0 10px; }
+h3 { font-size: 14px; margin: 12px 0 4px; }
 section, header { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 16px 20px;
                   margin: 0 0 16px; min-width: 0; }
 .subtitle, .note { color: var(--muted); margin: 6px 0 0; }
@@ -144,7 +229,19 @@ section, header { background: #fff; border: 1px solid var(--line); border-radius
 .status-completed { background: #e6f4ea; color: var(--good); }
 .error { margin: 12px 0 0; padding: 10px 14px; border-left: 4px solid var(--bad); background: #fdecea;
          color: #5f1a14; white-space: pre-wrap; word-break: break-word; }
-.side-by-side { display: grid; grid-template-columns: repeat(auto-fit, minmax(440px, 1fr)); gap: 0 16px; }
+.verdict { font-size: 16px; font-weight: 600; margin: 0 0 12px; padding: 10px 14px; background: #fff8e1;
+           border-left: 4px solid #e6a700; }
+.facts { display: grid; grid-template-columns: max-content minmax(0, 1fr); gap: 2px 16px; margin: 0; }
+.facts dt { color: var(--muted); }
+.facts dd { margin: 0; }
+.pattern ul { margin: 0; padding-left: 18px; }
+.pattern li { margin: 2px 0; }
+code { font: 12.5px/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; background: #f1f3f4;
+       padding: 1px 5px; border-radius: 4px; word-break: break-word; }
+.app { font-weight: 700; }
+.app-bad { color: #b34700; }
+.app-good { color: #005a8c; }
+.side-by-side { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 0 16px; }
 .scroll { overflow-x: auto; }
 table { border-collapse: collapse; font-variant-numeric: tabular-nums; }
 th, td { padding: 5px 12px; border-bottom: 1px solid #eceff1; text-align: left; vertical-align: top; }
@@ -156,11 +253,17 @@ td.better { color: var(--good); font-weight: 600; }
 td.pass { color: var(--good); font-weight: 700; }
 td.fail, dd.fail { color: var(--bad); font-weight: 700; }
 td:first-child { white-space: nowrap; }
+td.wrap { white-space: normal; min-width: 16em; word-break: break-word; }
 .params { display: grid; grid-template-columns: max-content minmax(0, 1fr) max-content minmax(0, 1fr);
           gap: 4px 16px; margin: 0; }
 .params dt { color: var(--muted); }
 .params dd { margin: 0; word-break: break-word; }
-.plots { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 12px; margin-top: 12px; }
+.plots { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 12px; margin-top: 12px; }
 .plot { margin: 0; border: 1px solid #eceff1; border-radius: 6px; padding: 6px; background: #fff; }
 .plot svg { display: block; width: 100%; height: auto; }
+.plot .hover rect:hover { fill-opacity: 0.07; }
+@media (max-width: 1000px) {
+  main { padding: 16px 12px 32px; }
+  .params { grid-template-columns: max-content minmax(0, 1fr); }
+}
 """

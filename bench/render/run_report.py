@@ -1,4 +1,5 @@
-"""Renders a run folder as report.md and a self-contained report.html: parameters, tables, SVG plots.
+"""Renders a run folder as report.md and a self-contained report.html: the story first, then figures, plots,
+distributions and tables, the run's parameters last.
 
 `bench report RUN` and the end of `bench run` call ``render_report``; it reads the run folder through bench.results.
 """
@@ -11,42 +12,63 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.analysis import littleslaw as littles_law
-from bench.analysis.loadperiod import STALL_EVENT
 from bench.analysis.timeline import Timeline, read_timeline
 from bench.db.server import redact
-from bench.render.page import Cell, Heading, Table, to_html, to_markdown
-from bench.render.svgplot import Band, Chart, Reference, Series, render
-from bench.render.terminal import ROWS, lookup
+from bench.render.page import Block, Cell, Heading, Plots, Story, Table, to_html, to_markdown
+from bench.render.report_charts import distribution_charts, route_charts, time_charts
+from bench.render.report_tables import (
+    app_log_tables,
+    checks_table,
+    failures_table,
+    headline_table,
+    integrity_table,
+    percentile_table,
+    routes_table,
+)
+from bench.render.story import build_story
+from bench.render.svgplot import Reference, render
 from bench.results.folder import write_text
 from bench.results.layout import RunFiles
-from bench.results.metrics import ratio
 from bench.results.summaryfile import RunFolder, load_run
 
-# Okabe-Ito: distinguishable with the common colour-vision deficiencies.
-COLORS = {"good": "#0072B2", "bad": "#D55E00", "target": "#009E73"}
-SPARE_COLORS = ("#CC79A7", "#E69F00", "#56B4E9")
+TIME_NOTE = ("Seconds since each app's load started, so the apps line up; one point per second. The shaded stretch "
+             "is the cool-down: no load is sent, so whatever stays checked out or idle in transaction there is a "
+             "leak. Rates count responses by the second they completed in; the second the load's end cuts short is "
+             "scaled to its part inside the load (left out under half a second). Rest the pointer on a plot for "
+             "its values. On long runs each line is the mean per time bin, over a faint band of that bin's range.")
+ROUTE_NOTE = "The busiest routes; the same route has the same colour in every plot, and each app's pair shares its axis."
+DISTRIBUTION_NOTE = ("Ten bins per decade of a log scale: a bin's height is the share of all requests (or checkouts) "
+                     "that took that long. Values under the first bin count in it.")
 
 
 def render_report(run_dir: Path) -> tuple[Path, Path]:
     """Write report.md and report.html into ``run_dir`` (atomically) and return their paths."""
     folder = load_run(run_dir)
-    tables = [_redacted(table) for table in build_tables(folder)]
-    charts = build_charts(folder)
+    timelines = {app: read_timeline(folder.app_dir(app), _number(_obj(folder.apps.get(app)).get("load_window_s")))
+                 for app in folder.plotted_apps()}
+    blocks = [_redacted(b) for b in build_blocks(folder, timelines)]
     head = heading(folder)
     md_path, html_path = RunFiles(run_dir).report_md, RunFiles(run_dir).report_html
-    write_text(md_path, to_markdown(head, tables))
-    write_text(html_path, to_html(head, tables, [render(chart) for chart in charts]))
+    write_text(md_path, to_markdown(head, blocks))
+    write_text(html_path, to_html(head, blocks))
     return md_path, html_path
 
 
-# --- tables -------------------------------------------------------------------------------------
-
-def build_tables(folder: RunFolder) -> list[Table]:
-    tables = [parameters_table(folder), headline_table(folder), checks_table(folder), routes_table(folder)]
-    tables += integrity_tables(folder)
-    tables += app_log_tables(folder)
-    return tables
+def build_blocks(folder: RunFolder, timelines: dict[str, Timeline]) -> list[Block]:
+    scenario = str(folder.summary.get("scenario") or folder.config.get("scenario") or "?")
+    threshold = _number(folder.config.get("idle_threshold_ms"))
+    blocks: list[Block] = [build_story(scenario, folder.apps), headline_table(folder), checks_table(folder)]
+    blocks.append(Plots("plots", "Over time", TIME_NOTE, tuple(render(c) for c in time_charts(
+        timelines, pool_references(folder, timelines), threshold))))
+    by_route = route_charts(timelines)
+    if by_route:
+        blocks.append(Plots("route-plots", "Per route over time", ROUTE_NOTE, tuple(render(c) for c in by_route)))
+    blocks.append(Plots("distributions", "Distributions", DISTRIBUTION_NOTE,
+                        tuple(render(c) for c in distribution_charts(timelines))))
+    blocks += [percentile_table(timelines), routes_table(folder), failures_table(timelines), integrity_table(folder)]
+    blocks += app_log_tables(folder)
+    blocks.append(parameters_table(folder))
+    return blocks
 
 
 def parameters_table(folder: RunFolder) -> Table:
@@ -81,153 +103,7 @@ def parameters_table(folder: RunFolder) -> Table:
                        for k, v in rows), key_value=True)
 
 
-def headline_table(folder: RunFolder) -> Table:
-    apps, names = folder.apps, list(folder.apps)
-    pair = len(names) == 2
-    columns = ("metric", *names, *([f"{names[1]}/{names[0]}"] if pair else []))
-    rows = []
-    for label, path, fmt, lower in ROWS:
-        values = [lookup(apps[n], path) for n in names]
-        cells = [Cell(label), *(Cell(_fmt(v, fmt), "num") for v in values)]
-        if pair:
-            cells.append(_ratio_cell(values[0], values[1], lower))
-        rows.append(tuple(cells))
-    notes = tuple(_ceiling_note(name, apps[name]) for name in names if _ceiling_note(name, apps[name]))
-    title = f"Headline: {' vs '.join(names)}" if names else "Headline: no app finished"
-    return Table("headline", title, columns, tuple(rows), notes)
-
-
-def routes_table(folder: RunFolder) -> Table:
-    rows = []
-    order = {name: i for i, name in enumerate(folder.apps)}
-    entries = [(str(route), app, _obj(e)) for app, figures in folder.apps.items()
-               for route, e in _obj(figures.get("endpoints")).items()]
-    for route, app, e in sorted(entries, key=lambda r: (r[0], order[r[1]])):
-        failures = lookup(e, "failures")
-        rows.append((Cell(route), Cell(app), Cell(_fmt(lookup(e, "requests"), "{:,.0f}"), "num"),
-                     Cell(_fmt(failures, "{:,.0f}"), "num worse" if failures else "num"),
-                     *(Cell(_fmt(lookup(e, f"latency_ms.{p}"), "{:,.1f}"), "num") for p in ("p50", "p95", "p99")),
-                     Cell(_fmt(lookup(e, "pool_hold_ms.p95"), "{:,.1f}"), "num")))
-    columns = ("route", "app", "requests", "failures", "p50 (ms)", "p95 (ms)", "p99 (ms)", "pool hold p95 (ms)")
-    notes = () if rows else ("no per-route figures in summary.json",)
-    return Table("routes", "Per route", columns, tuple(rows), notes)
-
-
-def integrity_tables(folder: RunFolder) -> list[Table]:
-    columns = ("acknowledged writes", "rows written", "lost writes")
-    keys = ("acknowledged_writes", "rows_written", "lost_writes")
-    measured = {app: _obj(f.get("integrity")) for app, f in folder.apps.items() if _obj(f.get("integrity"))}
-    rows = [(Cell(app), *_count_cells(figures, keys)) for app, figures in measured.items()]
-    by_route = [(Cell(str(route)), Cell(app), *_count_cells(_obj(e), keys))
-                for app, figures in measured.items() for route, e in _obj(figures.get("by_route")).items()]
-    notes = (("Lost writes: acknowledged to the client but not in the database. Rows written may exceed "
-             "acknowledged writes: requests in flight when the load stopped commit without Locust seeing "
-             "a response."),) if rows else ("not measured: the scenario declares no write routes",)
-    tables = [Table("integrity", "Write integrity", ("app", *columns), tuple(rows), notes)]
-    if by_route:
-        tables.append(Table("integrity-routes", "Write integrity by route", ("route", "app", *columns),
-                            tuple(sorted(by_route, key=lambda r: r[0].text))))
-    return tables
-
-
-def checks_table(folder: RunFolder) -> Table:
-    checks = [c for c in folder.summary.get("checks") or [] if isinstance(c, dict)]
-    passed = sum(bool(c.get("passed")) for c in checks)
-    rows = tuple((Cell("✓", "pass") if c.get("passed") else Cell("✗", "fail"), Cell(str(c.get("name", "?"))),
-                  Cell(_check_value(c.get("value")), "num")) for c in checks)
-    title = f"Checks: {passed} of {len(checks)} passed" if checks else "Checks"
-    notes = () if checks else (f"no checks were evaluated (run {folder.status})",)
-    stalls = tuple(f"Stall: {e.get('app', '?')}: {e.get('detail')}" for e in folder.summary.get("events") or []
-                   if isinstance(e, dict) and e.get("event") == STALL_EVENT)
-    return Table("checks", title, ("", "check", "value"), rows, stalls + notes)
-
-
-def app_log_tables(folder: RunFolder) -> list[Table]:
-    logs = {app: _obj(f.get("app_log")) for app, f in folder.apps.items() if _obj(f.get("app_log"))}
-    if not logs:
-        return []
-    kinds = list(dict.fromkeys(k for log in logs.values() for k, v in log.items() if isinstance(v, int)))
-    shown = [k for k in kinds if k == "lines" or any(log.get(k) for log in logs.values())]
-    rows = tuple((Cell(kind), *(Cell(_fmt(lookup(log, kind), "{:,.0f}"),
-                                     "num" if kind == "lines" or not log.get(kind) else "num worse")
-                                for log in logs.values())) for kind in shown)
-    notes = () if len(shown) > 1 else ("no errors, warnings or pool complaints in the app logs",)
-    tables = [Table("app-log", "App log", ("count", *logs), rows, notes)]
-    examples = tuple((Cell(app), Cell(str(text)), Cell(_fmt(_number(n), "{:,.0f}"), "num"))
-                     for app, log in logs.items() for text, n in _obj(log.get("exceptions")).items())
-    if examples:
-        tables.append(Table("app-log-exceptions", "Most frequent exceptions in the app logs",
-                            ("app", "exception", "lines"), examples))
-    return tables
-
-
-def _ratio_cell(base: float | None, other: float | None, lower_is_better: bool) -> Cell:
-    value = ratio(base, other)
-    if value is None or base is None or other is None:
-        return Cell("-", "num")
-    if base == other:
-        return Cell("=", "num")
-    worse = (other > base) == lower_is_better
-    verdict, css = ("worse", "num worse") if worse else ("better", "num better")
-    text = "∞" if base == 0 else f"{value:,.2f}×"
-    return Cell(f"{text} {verdict}", css)
-
-
-def _ceiling_note(name: str, app: dict[str, Any]) -> str:
-    shown = littles_law.note(name, app)
-    if shown is not None:
-        return shown
-    # A summary.json from before the ceiling's window was recorded: its ceiling came from hold_ms_per_request.
-    pool = _obj(app.get("pool"))
-    ceiling, used, per_request = (lookup(pool, "littles_law_ceiling_rps"), lookup(pool, "ceiling_utilisation"),
-                                  lookup(pool, "hold_ms_per_request"))
-    rps = lookup(app, "throughput_rps")
-    if ceiling is None or used is None or per_request is None or rps is None:
-        return ""
-    return (f"{name}: {rps:,.1f} req/s measured vs {ceiling:,.1f} req/s Little's-law ceiling "
-            f"(pool {pool.get('capacity', '?')} / {per_request:,.1f} ms held per request) = {100 * used:.0f}%")
-
-
-def _count_cells(figures: dict[str, Any], keys: tuple[str, ...]) -> tuple[Cell, ...]:
-    return tuple(Cell(_fmt(lookup(figures, k), "{:,.0f}"), "num worse" if k == "lost_writes" and figures.get(k)
-                      else "num") for k in keys)
-
-
-# --- plots --------------------------------------------------------------------------------------
-
-def build_charts(folder: RunFolder) -> list[Chart]:
-    timelines = {app: read_timeline(folder.app_dir(app)) for app in folder.plotted_apps()}
-    seconds = {app: timeline.per_second() for app, timeline in timelines.items()}
-    colors = {app: COLORS.get(app, SPARE_COLORS[i % len(SPARE_COLORS)]) for i, app in enumerate(timelines)}
-
-    def per_second(column: str) -> tuple[Series, ...]:
-        return tuple(Series(app, frame["x"].to_numpy(dtype=float), frame[column].to_numpy(dtype=float),
-                            colors[app]) for app, frame in seconds.items() if not frame.empty)
-
-    def sampled(column: str) -> tuple[Series, ...]:
-        # An app whose samples lack the field (no pool endpoint) gets no line rather than an empty one.
-        return tuple(Series(app, *timeline.sampled(column), colors[app]) for app, timeline in timelines.items()
-                     if timeline.samples[column].notna().any())
-
-    load_ends = [t.load_end_s for t in timelines.values() if t.load_end_s is not None]
-    bands = (Band(min(load_ends), max(t.end_s for t in timelines.values()), "cool-down"),) if load_ends else ()
-    threshold_ms = _number(folder.config.get("idle_threshold_ms"))
-    idle_ref = (Reference(threshold_ms / 1000, f"long: past {threshold_ms:g} ms"),) if threshold_ms else ()
-    common: dict[str, Any] = {"bands": bands, "first_label": "load" if timelines else ""}
-    return [
-        Chart(title="Throughput (successful responses per second)", y_label="requests/s",
-              series=per_second("rps"), **common),
-        Chart(title="Latency p95 per second (ms)", y_label="ms", series=per_second("p95_ms"), **common),
-        Chart(title="Pool wait p95 (ms)", y_label="ms", series=sampled("pool_wait_p95_ms"), **common),
-        Chart(title="Connections checked out vs pool size", y_label="connections",
-              series=sampled("pool_checked_out"), references=_pool_references(folder, timelines), **common),
-        Chart(title="Connections idle in transaction", y_label="connections", series=sampled("idle_in_tx"), **common),
-        Chart(title="Oldest idle-in-transaction age (s)", y_label="seconds", series=sampled("idle_in_tx_oldest_s"),
-              references=idle_ref, **common),
-    ]
-
-
-def _pool_references(folder: RunFolder, timelines: dict[str, Timeline]) -> tuple[Reference, ...]:
+def pool_references(folder: RunFolder, timelines: dict[str, Timeline]) -> tuple[Reference, ...]:
     size = _number(folder.config.get("pool_size"))
     if size is None:
         sizes = [float(t.samples["pool_size"].max()) for t in timelines.values() if t.samples["pool_size"].notna().any()]
@@ -241,8 +117,6 @@ def _pool_references(folder: RunFolder, timelines: dict[str, Timeline]) -> tuple
     return tuple(refs)
 
 
-# --- the page ---------------------------------------------------------------------------------
-
 def heading(folder: RunFolder) -> Heading:
     cfg = folder.config
     apps = " then ".join(map(str, cfg.get("apps") or folder.apps)) or "no app"
@@ -255,13 +129,15 @@ def heading(folder: RunFolder) -> Heading:
                    folder=str(folder.path))
 
 
-def _redacted(table: Table) -> Table:
-    """Any DSN that reached a table (an app-log exception, a note) loses its password before it is written."""
-    return replace(table, title=redact(table.title), notes=tuple(redact(n) for n in table.notes),
-                   rows=tuple(tuple(replace(c, text=redact(c.text)) for c in row) for row in table.rows))
+def _redacted(block: Block) -> Block:
+    """Any DSN that reached a table (an app-log exception, a failure message) loses its password before it is
+    written."""
+    if not isinstance(block, Table):
+        return block if not isinstance(block, Story) else replace(block, verdict=redact(block.verdict))
+    return replace(block, title=redact(block.title), notes=tuple(redact(n) for n in block.notes),
+                   rows=tuple(tuple(replace(c, text=redact(c.text), title=redact(c.title)) for c in row)
+                              for row in block.rows))
 
-
-# --- small helpers ------------------------------------------------------------------------------
 
 def _obj(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
@@ -271,20 +147,9 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def _fmt(value: float | None, fmt: str) -> str:
-    return "-" if value is None else fmt.format(value)
-
-
 def _g(value: Any) -> str:
     number = _number(value)
     return "?" if number is None else f"{number:g}"
-
-
-def _check_value(value: Any) -> str:
-    number = _number(value)
-    if number is not None:
-        return f"{number:,.4g}"
-    return "missing" if value is None else str(value)
 
 
 def _date(value: Any) -> str:

@@ -85,7 +85,10 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def write_text(path: Path, text: str) -> None:
-    """Write a file atomically, so a crash never leaves half of it where a reader looks."""
+    """Write a file atomically, so a crash never leaves half of it where a reader looks.
+
+    The file gets the mode any other new file gets (0666 less the umask), not mkstemp's 0600: a teammate, a web
+    server or a CI artifact viewer running as another user must be able to open a report."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -93,6 +96,7 @@ def write_text(path: Path, text: str) -> None:
         raise UsageError(f"cannot write {path}: {err.strerror}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), 0o666 & ~current_umask())
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
@@ -103,3 +107,17 @@ def write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux tells it (/proc/self/status): setting it to
+    read it back would, for a moment, give files other threads create (the collector's, the logs) the wrong mode."""
+    try:
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

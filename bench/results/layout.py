@@ -31,6 +31,13 @@ APP_LOG = "app.log"
 LOCUST_LOG = "locust.log"
 LOCUST_JSON_PREFIX = "locust"  # Locust's --json-file takes a prefix and appends .json
 LOCUST_JSON = LOCUST_JSON_PREFIX + ".json"
+# Locust's own reports, for the people who know them: --html, and --csv's files (one prefix, several files).
+LOCUST_HTML = "locust.html"
+LOCUST_CSV_PREFIX = "locust"
+LOCUST_STATS_CSV = LOCUST_CSV_PREFIX + "_stats.csv"
+LOCUST_HISTORY_CSV = LOCUST_CSV_PREFIX + "_stats_history.csv"
+LOCUST_FAILURES_CSV = LOCUST_CSV_PREFIX + "_failures.csv"
+LOCUST_EXCEPTIONS_CSV = LOCUST_CSV_PREFIX + "_exceptions.csv"
 GO_FILE = ".go"  # Locust holds its users until the harness creates it
 POOL_METRICS = "pool-metrics"  # per uvicorn worker pool snapshots (--app-workers)
 PACER_JSON = "pacer.json"  # bench/locust_plugins/pacer.py: when each load step of bench capacity ran
@@ -82,6 +89,14 @@ class AppFiles:
     @property
     def locust_json(self) -> Path:
         return self.root / LOCUST_JSON
+
+    @property
+    def locust_html(self) -> Path:
+        return self.root / LOCUST_HTML
+
+    @property
+    def locust_csv_prefix(self) -> Path:
+        return self.root / LOCUST_CSV_PREFIX
 
     @property
     def go_file(self) -> Path:

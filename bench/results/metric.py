@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bench.results.layout import CAPACITY_JSON, SUMMARY_JSON
+from bench.results.layout import CAPACITY_JSON, REPORT_HTML, SUMMARY_JSON
 
 
 class Direction(StrEnum):
@@ -49,6 +49,7 @@ class Scope(StrEnum):
     APP = "apps.<app>"
     RUN = SUMMARY_JSON
     CAPACITY = CAPACITY_JSON
+    REPORT = REPORT_HTML  # computed by the run report from the raw files, stored in no result file
 
 
 class Shown(StrEnum):

@@ -14,9 +14,11 @@ from typing import Any
 from bench.errors import EXIT_OK, EXIT_USAGE
 from bench.results.capacity_figures import CAPACITY, STEP_PREFIX
 from bench.results.metric import NOISE_LOW, Direction, Metric, Scope, Shown
+from bench.results.report_figures import NOTE as REPORT_NOTE
+from bench.results.report_figures import REPORT
 from bench.results.summary_figures import APP, RUN, SECTIONS
 
-REGISTRY: tuple[Metric, ...] = (*APP, *RUN, *CAPACITY)
+REGISTRY: tuple[Metric, ...] = (*APP, *RUN, *CAPACITY, *REPORT)
 
 # Every figure under apps.<app>: bench compare lists each (families once per key found), in this order.
 COMPARED: tuple[Metric, ...] = APP
@@ -215,7 +217,9 @@ def render_markdown() -> str:
               *_table(RUN, simple), "", "## capacity.json", "",
               ("One `results[]` entry per app and pool size, its `steps[]` cut from one continuous run; `--slo` "
               "names the step figure an objective judges. The capacity report's tables and plots show these."), "",
-              *_table(CAPACITY, (*simple[:-1], "--slo", "description")), "", "## Numbers that are not figures", ""]
+              *_table(CAPACITY, (*simple[:-1], "--slo", "description")), "",
+              "## report.html and report.md: figures the report computes", "", REPORT_NOTE, "",
+              *_table(REPORT, simple), "", "## Numbers that are not figures", ""]
     for scope, parts in NOT_FIGURES.items():
         lines += [f"- {scope.value}: " + "; ".join(f"`{k}`: {v}" for k, v in parts.items())]
     return "\n".join(lines) + "\n"

@@ -291,6 +291,8 @@ class Collector:
         for name, hist, prev in (("wait", wait, self._prev_wait), ("use", use, self._prev_use)):
             delta = hist if prev is None else hist.minus(prev)
             fields[f"pool_{name}_p95_ms"] = round(delta.percentile(95) * 1000, 3) if delta.count else None
+            if name == "wait" and delta.count:  # the report's pool-wait distribution and per-second p95
+                fields["wait_hist"] = delta.to_json()
         self._prev_wait, self._prev_use = wait, use
         return fields
 

@@ -51,6 +51,9 @@ def locust_child(plan: LoadPlan, folder: Path) -> Child:
         "--run-time", f"{plan.run_time_s}s",
         "--host", plan.host,
         "--json-file", str(files.locust_json_prefix),
+        # Locust's own HTML report and CSV files too, for the people who know them; the harness reads neither.
+        "--html", str(files.locust_html),
+        "--csv", str(files.locust_csv_prefix),
         "--only-summary",
         "--exit-code-on-error", "0",
         "--stop-timeout", "0",

@@ -1,0 +1,92 @@
+"""Many of the pool's log-bucketed histograms at once, as numpy arrays: per-second percentiles and a whole run's.
+
+bench.analysis.timeline builds one from the samples' per-interval wait histograms; the report plots and tabulates
+it. Percentiles follow bench.instrument's Histogram.percentile exactly (rank by bucket, the bucket's midpoint).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from bench.instrument.histogram import GROWTH, MIN_S
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class BucketCounts:
+    """Observations by (group, bucket): one entry per bucket of each histogram, tagged with its group (a second)."""
+
+    group: IntArray
+    bucket: IntArray  # the instrumentation's bucket index; -1 holds everything under MIN_S
+    count: IntArray
+    group_max_s: dict[int, float]  # the largest observation of each group, which caps its top bucket
+
+    @classmethod
+    def from_json(cls, hists: list[Any], groups: FloatArray) -> BucketCounts:
+        """Histogram JSON objects (``count``, ``max_s``, ``buckets``) and the group of each."""
+        group: list[int] = []
+        bucket: list[int] = []
+        count: list[int] = []
+        top: dict[int, float] = {}
+        for hist, g in zip(hists, groups.astype(np.int64).tolist(), strict=True):
+            buckets = hist.get("buckets") if isinstance(hist, dict) else None
+            if not isinstance(buckets, dict) or not buckets:
+                continue
+            group += [g] * len(buckets)
+            bucket += [int(k) for k in buckets]
+            count += [int(v) for v in buckets.values()]
+            top[g] = max(top.get(g, 0.0), float(hist.get("max_s") or 0.0))
+        return cls(group=np.asarray(group, dtype=np.int64), bucket=np.asarray(bucket, dtype=np.int64),
+                   count=np.asarray(count, dtype=np.int64), group_max_s=top)
+
+    @property
+    def total(self) -> int:
+        return int(self.count.sum())
+
+    @property
+    def max_s(self) -> float:
+        return max(self.group_max_s.values(), default=0.0)
+
+    def percentile(self, q: float) -> float | None:
+        """The q-th percentile over every group together, in seconds; None when there is no observation."""
+        merged = BucketCounts(group=np.zeros_like(self.group), bucket=self.bucket, count=self.count,
+                              group_max_s={0: self.max_s})
+        value = merged.per_group(q, 1)[0]
+        return None if np.isnan(value) else float(value)
+
+    def per_group(self, q: float, groups: int) -> FloatArray:
+        """The q-th percentile of each group 0..groups-1, in seconds; NaN for a group with no observation."""
+        out = np.full(groups, np.nan)
+        keep = (self.group >= 0) & (self.group < groups) & (self.count > 0)
+        if not keep.any():
+            return out
+        key = self.group[keep] * (1 << 32) + (self.bucket[keep] + 1)
+        keys, inverse = np.unique(key, return_inverse=True)
+        counts = np.bincount(inverse, weights=self.count[keep]).astype(np.int64)
+        group, bucket = keys >> 32, (keys & ((1 << 32) - 1)) - 1
+        totals = np.bincount(group, weights=counts, minlength=groups).astype(np.int64)
+        # As Histogram.percentile: rank ceil(q/100 · n), the first bucket whose running count reaches it.
+        rank = np.maximum(1, np.ceil(q / 100.0 * totals)).astype(np.int64)
+        running = np.cumsum(counts) - np.concatenate([[0], np.cumsum(totals)])[group]
+        reached = np.flatnonzero(running >= rank[group])
+        first = reached[np.unique(group[reached], return_index=True)[1]]
+        low = np.where(bucket[first] < 0, 0.0, MIN_S * GROWTH ** bucket[first].astype(float))
+        mid = np.where(bucket[first] < 0, 0.0, low * (1 + GROWTH) / 2)
+        caps = np.asarray([self.group_max_s.get(int(g), np.inf) for g in group[first]])
+        out[group[first]] = np.minimum(mid, caps)
+        return out
+
+    def shares(self, edges_ms: FloatArray) -> tuple[FloatArray, IntArray]:
+        """(share, count) of every observation per display bin [edges_ms[i], edges_ms[i+1]), by each bucket's
+        midpoint; those under the first edge count in the first bin and those past the last in the last."""
+        mid_ms = np.where(self.bucket < 0, 0.0, MIN_S * GROWTH ** self.bucket.astype(float) * (1 + GROWTH) / 2) * 1000
+        index = np.clip(np.searchsorted(edges_ms, mid_ms, side="right") - 1, 0, len(edges_ms) - 2)
+        counts = np.bincount(index, weights=self.count, minlength=len(edges_ms) - 1).astype(np.int64)
+        total = counts.sum()
+        return (counts / total if total else counts.astype(float)), counts

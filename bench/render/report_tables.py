@@ -1,0 +1,231 @@
+"""The run report's tables: headline, checks, percentiles, routes, failures by message, integrity and app log.
+
+bench.render.run_report lays them out; figures come from summary.json (labelled by the metric registry) and, for
+the distributions, from each app's raw files through bench.analysis.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from bench.analysis import littleslaw as littles_law
+from bench.analysis.distribution import LADDER, Ladder, bucket_ladder, failure_groups, ladder
+from bench.analysis.loadperiod import STALL_EVENT
+from bench.analysis.timeline import Timeline
+from bench.render.page import Cell, Table
+from bench.results.metric import Metric, Shown
+from bench.results.metrics import SHOWN, find, ratio, value_at
+from bench.results.summaryfile import RunFolder
+
+# A model's bound, not an outcome: its ratio between two apps is shown without a better/worse verdict.
+BOUNDS = frozenset({"pool.littles_law_ceiling_rps"})
+OPS = {">=": "≥", "<=": "≤", "==": "=", ">": ">", "<": "<"}
+MESSAGE_CHARS = 160
+
+
+def headline_table(folder: RunFolder) -> Table:
+    """The registry's report figures; a count that should be 0 and is 0 in every app is named in one note
+    instead of a row of zeros each."""
+    apps, names = folder.apps, list(folder.apps)
+    pair = len(names) == 2
+    columns = ("metric", *names, *([f"{names[1]}/{names[0]}"] if pair else []))
+    rows, quiet = [], []
+    for metric in SHOWN:
+        values = [_at(apps[n], metric.path) for n in names]
+        if metric.shown is Shown.NONZERO and names and not any(values):
+            quiet.append(metric.label)
+            continue
+        cells = [Cell(metric.heading, title=metric.path), *(Cell(_fmt(v, metric.number_format), "num") for v in values)]
+        if pair:
+            cells.append(_ratio_cell(values[0], values[1], metric))
+        rows.append(tuple(cells))
+    notes = [n for name in names if (n := _ceiling_note(name, apps[name]))]
+    if pair and any(r[0].title in BOUNDS for r in rows):
+        notes.append("The Little's-law ceiling is a bound from the model (pool size / connection time per request), "
+                     "not a measured outcome: its ratio carries no verdict.")
+    if quiet:
+        notes.append(f"0 in {'every app' if len(names) > 1 else names[0]}: {', '.join(quiet)}.")
+    title = f"Headline: {' vs '.join(names)}" if names else "Headline: no app finished"
+    return Table("headline", title, columns, tuple(rows), tuple(notes))
+
+
+def checks_table(folder: RunFolder) -> Table:
+    checks = [c for c in folder.summary.get("checks") or [] if isinstance(c, dict)]
+    passed = sum(bool(c.get("passed")) for c in checks)
+    rows = tuple((Cell("✓", "pass") if c.get("passed") else Cell("✗", "fail"),
+                  Cell(check_label(c), title=str(c.get("name", "?"))), Cell(_check_value(c), "num")) for c in checks)
+    title = f"Checks: {passed} of {len(checks)} passed" if checks else "Checks"
+    notes = () if checks else (f"no checks were evaluated (run {folder.status})",)
+    stalls = tuple(f"Stall: {e.get('app', '?')}: {e.get('detail')}" for e in folder.summary.get("events") or []
+                   if isinstance(e, dict) and e.get("event") == STALL_EVENT)
+    return Table("checks", title, ("", "check", "value"), rows, stalls + notes)
+
+
+def check_label(check: dict[str, Any]) -> str:
+    """A check as the registry labels its figure: "good/bad: throughput ≥ 5×", "good: checkout timeouts = 0"."""
+    metric, app = find(str(check.get("metric", ""))), str(check.get("app", "?"))
+    op, threshold = OPS.get(str(check.get("op")), str(check.get("op"))), _number(check.get("threshold"))
+    if metric is None or threshold is None:
+        return str(check.get("name", "?"))
+    if "/" in app:  # a pair check judges the ratio of the two apps' figures
+        return f"{app}: {metric.label} {op} {threshold:g}×"
+    return f"{app}: {metric.heading} {op} {threshold:g}"
+
+
+def _check_value(check: dict[str, Any]) -> str:
+    value, metric = check.get("value"), find(str(check.get("metric", "")))
+    number = _number(value)
+    if number is None:
+        return "missing" if value is None else ("∞×" if str(value) == "inf" else str(value))
+    if "/" in str(check.get("app", "")):
+        return f"{number:,.3g}×" if number < 1000 else f"{number:,.0f}×"
+    return (metric.number_format if metric else "{:,.4g}").format(number)
+
+
+def percentile_table(timelines: dict[str, Timeline]) -> Table:
+    """Latency from requests.csv (nearest rank) and pool wait from the samples' histograms, 50th to 99.9th."""
+    rows = []
+    for app, timeline in timelines.items():
+        rows.append(_ladder_row("latency (ms)", app, ladder(timeline.requests["response_time_ms"].to_numpy(float))))
+    for app, timeline in timelines.items():
+        counts = timeline.wait_counts()
+        if counts is not None and counts.total:
+            rows.append(_ladder_row("pool wait (ms)", app, bucket_ladder(counts)))
+    columns = ("distribution", "app", "count", *(f"p{p:g}" for p in LADDER), "max")
+    notes = [("Latency: every answered request in requests.csv, failed ones included (nearest rank: a latency some "
+              "request had). Pool wait: every checkout, from the pool's histograms (bucket midpoints, within 0.5%).")]
+    if not any(t.wait_counts() for t in timelines.values()):
+        notes.append("Pool wait: this run's samples carry no wait histograms (recorded before they did).")
+    return Table("percentiles", "Percentiles", columns, tuple(rows), tuple(notes))
+
+
+def _ladder_row(what: str, app: str, values: Ladder) -> tuple[Cell, ...]:
+    return (Cell(what), Cell(app), Cell(f"{values.count:,}", "num"),
+            *(Cell(_fmt(v, "{:,.1f}"), "num") for v in (*values.values, values.max)))
+
+
+def routes_table(folder: RunFolder) -> Table:
+    rows = []
+    order = {name: i for i, name in enumerate(folder.apps)}
+    entries = [(str(route), app, _obj(e)) for app, figures in folder.apps.items()
+               for route, e in _obj(figures.get("endpoints")).items()]
+    for route, app, e in sorted(entries, key=lambda r: (r[0], order[r[1]])):
+        failures, window = _at(e, "failures"), _at(folder.apps[app], "load_window_s")
+        requests = _at(e, "requests")
+        rate = requests / window if requests is not None and window else None
+        rows.append((Cell(route), Cell(app), Cell(_fmt(requests, "{:,.0f}"), "num"), Cell(_fmt(rate, "{:,.1f}"), "num"),
+                     Cell(_fmt(failures, "{:,.0f}"), "num worse" if failures else "num"),
+                     *(Cell(_fmt(_at(e, f"latency_ms.{p}"), "{:,.1f}"), "num") for p in ("p50", "p95", "p99", "max")),
+                     Cell(_fmt(_at(e, "pool_wait_ms.p95"), "{:,.1f}"), "num"),
+                     Cell(_fmt(_at(e, "pool_hold_ms.p95"), "{:,.1f}"), "num")))
+    columns = ("route", "app", "requests", "req/s", "failures", "p50", "p95", "p99", "max", "pool wait p95",
+               "pool hold p95")
+    explained = ("Times in ms. req/s: the route's requests (failed ones included) per second of the load window. "
+                 "Latency: every answered request of the route; pool wait and hold: the route's checkouts.")
+    notes = (explained,) if rows else ("no per-route figures in summary.json",)
+    return Table("routes", "Per route", columns, tuple(rows), notes)
+
+
+def failures_table(timelines: dict[str, Timeline]) -> Table:
+    """Locust's Failures table, from the error column of requests.csv: per route and message."""
+    rows = []
+    for app, timeline in timelines.items():
+        for group in failure_groups(timeline.requests):
+            message = group.message if len(group.message) <= MESSAGE_CHARS else group.message[:MESSAGE_CHARS] + "…"
+            rows.append((Cell(app), Cell(group.route), Cell(message, "wrap", title=group.message),
+                         Cell(f"{group.occurrences:,}", "num worse"), Cell(f"{100 * group.share:.1f}%", "num"),
+                         Cell(f"{group.first_s:,.1f}", "num")))
+    notes = () if rows else ("no failed request in any app's request log",)
+    return Table("failures", "Failures by route and message", ("app", "route", "message", "occurrences",
+                 "of the route's requests", "first at (s)"), tuple(rows), notes)
+
+
+def integrity_table(folder: RunFolder) -> Table:
+    """Acknowledged vs written per app; per route too only when a scenario has more than one write route."""
+    keys = ("acknowledged_writes", "rows_written", "lost_writes")
+    measured = {app: _obj(f.get("integrity")) for app, f in folder.apps.items() if _obj(f.get("integrity"))}
+    routes = {app: _obj(figures.get("by_route")) for app, figures in measured.items()}
+    several = any(len(r) > 1 for r in routes.values())
+    rows = []
+    for app, figures in measured.items():
+        only = next(iter(routes[app]), "") if len(routes[app]) == 1 else ("all write routes" if several else "")
+        rows.append((Cell(app), Cell(only), *_count_cells(figures, keys)))
+        if several:
+            rows += [(Cell(app), Cell(str(route)), *_count_cells(_obj(e), keys))
+                     for route, e in sorted(routes[app].items())]
+    notes = (("Lost writes: acknowledged to the client but not in the database. Rows written may exceed "
+              "acknowledged writes: requests in flight when the load stopped commit without Locust seeing "
+              "a response."),) if rows else ("not measured: the scenario declares no write routes",)
+    return Table("integrity", "Write integrity", ("app", "route", "acknowledged writes", "rows written",
+                 "lost writes"), tuple(rows), notes)
+
+
+def app_log_tables(folder: RunFolder) -> list[Table]:
+    logs = {app: _obj(f.get("app_log")) for app, f in folder.apps.items() if _obj(f.get("app_log"))}
+    if not logs:
+        return []
+    kinds = list(dict.fromkeys(k for log in logs.values() for k, v in log.items() if isinstance(v, int)))
+    shown = [k for k in kinds if k == "lines" or any(log.get(k) for log in logs.values())]
+    rows = tuple((Cell(kind), *(Cell(_fmt(_at(log, kind), "{:,.0f}"),
+                                     "num" if kind == "lines" or not log.get(kind) else "num worse")
+                                for log in logs.values())) for kind in shown)
+    notes = () if len(shown) > 1 else ("no errors, warnings or pool complaints in the app logs",)
+    tables = [Table("app-log", "App log", ("count", *logs), rows, notes)]
+    examples = tuple((Cell(app), Cell(str(text), "wrap"), Cell(_fmt(_number(n), "{:,.0f}"), "num"))
+                     for app, log in logs.items() for text, n in _obj(log.get("exceptions")).items())
+    if examples:
+        tables.append(Table("app-log-exceptions", "Most frequent exceptions in the app logs",
+                            ("app", "exception", "lines"), examples))
+    return tables
+
+
+# --- cells --------------------------------------------------------------------------------------
+
+def _ratio_cell(base: float | None, other: float | None, metric: Metric) -> Cell:
+    value = ratio(base, other)
+    if value is None or base is None or other is None:
+        return Cell("-", "num")
+    if base == other:
+        return Cell("=", "num")
+    text = "∞" if base == 0 else f"{value:,.2f}×"
+    if metric.path in BOUNDS:
+        return Cell(text, "num")
+    worse = (other > base) == (metric.direction.value == "lower")
+    return Cell(f"{text} {'worse' if worse else 'better'}", "num worse" if worse else "num better")
+
+
+def _ceiling_note(name: str, app: dict[str, Any]) -> str:
+    shown = littles_law.note(name, app)
+    if shown is not None:
+        return shown
+    # A summary.json from before the ceiling's window was recorded: its ceiling came from hold_ms_per_request.
+    pool = _obj(app.get("pool"))
+    ceiling, used, per_request = (_at(pool, "littles_law_ceiling_rps"), _at(pool, "ceiling_utilisation"),
+                                  _at(pool, "hold_ms_per_request"))
+    rps = _at(app, "throughput_rps")
+    if ceiling is None or used is None or per_request is None or rps is None:
+        return ""
+    return (f"{name}: {rps:,.1f} req/s measured vs {ceiling:,.1f} req/s Little's-law ceiling "
+            f"(pool {pool.get('capacity', '?')} / {per_request:,.1f} ms held per request) = {100 * used:.0f}%")
+
+
+def _count_cells(figures: dict[str, Any], keys: tuple[str, ...]) -> tuple[Cell, ...]:
+    return tuple(Cell(_fmt(_at(figures, k), "{:,.0f}"), "num worse" if k == "lost_writes" and figures.get(k)
+                      else "num") for k in keys)
+
+
+def _at(node: Any, path: str) -> float | None:
+    return value_at(node, path.split("."))
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _fmt(value: float | None, fmt: str) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else fmt.format(value)

@@ -1,0 +1,174 @@
+"""The report's opening: what the scenario does, where its anti-pattern and the correct twin are in the code, and a
+one-line verdict built from the run's figures. bench.render.run_report puts it first.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from bench.config.catalog import load_catalog
+from bench.errors import UsageError
+from bench.render.page import CodeRef, Pattern, Story
+from bench.results.metric import Shown
+from bench.results.metrics import SHOWN, value_at
+
+# The apps' sources, next to the bench package in a checkout and in an installed wheel alike.
+APPS_ROOT = Path(__file__).resolve().parents[2] / "target_apps"
+MARKER = re.compile(r"#\s*(ANTI-PATTERN|CORRECT)\(([\w-]+)\):?\s*(.*)")
+ROUTE = re.compile(r"""@router\.(get|post|put|patch|delete|websocket)\(\s*["']([^"']+)["']""")
+MARKED_APP = {"ANTI-PATTERN": "bad", "CORRECT": "good"}
+
+
+def build_story(scenario: str, apps: dict[str, dict[str, Any]]) -> Story:
+    entry = _catalog().get(scenario)
+    routes = list(dict.fromkeys(r for figures in apps.values() for r in _obj(figures.get("endpoints"))))
+    return Story(description=entry[0] if entry else "", symptom=entry[1] if entry else "",
+                 verdict=verdict(apps), patterns=patterns(scenario, routes))
+
+
+@cache
+def _catalog() -> dict[str, tuple[str, str]]:
+    try:
+        return {name: (s.description, s.symptom) for name, s in load_catalog().items()}
+    except UsageError:  # a catalog that cannot be read costs the report its opening lines, not the report
+        return {}
+
+
+# --- where in the code --------------------------------------------------------------------------
+
+def patterns(scenario: str, routes: list[str]) -> tuple[Pattern, ...]:
+    """The scenario's own markers (its id), else those of the modules serving the run's routes (``mixed``)."""
+    markers = _markers()
+    if scenario in markers:
+        return (Pattern(name=scenario, routes=(), code=markers[scenario]),)
+    served = _served()
+    found: dict[str, list[str]] = {}
+    for route in routes:
+        for name in served.get(route, ()):
+            found.setdefault(name, []).append(route)
+    return tuple(Pattern(name=name, routes=tuple(rs), code=markers[name]) for name, rs in found.items()
+                 if name in markers)
+
+
+@cache
+def _markers() -> dict[str, tuple[CodeRef, ...]]:
+    """Every ``# ANTI-PATTERN(<id>)`` in target_apps/bad and ``# CORRECT(<id>)`` in target_apps/good, with the
+    comment's text (its continuation lines included), bad first."""
+    out: dict[str, list[CodeRef]] = {}
+    for app in ("bad", "good"):
+        for path in sorted((APPS_ROOT / app).glob("*.py")):
+            lines = path.read_text(encoding="utf-8").splitlines()
+            for number, line in enumerate(lines, start=1):
+                match = MARKER.search(line)
+                if match is None or MARKED_APP[match.group(1)] != app:
+                    continue
+                text = [match.group(3).strip()]
+                for following in lines[number:]:
+                    stripped = following.strip()
+                    if not stripped.startswith("#") or MARKER.search(stripped):
+                        break
+                    text.append(stripped.lstrip("#").strip())
+                where = f"{APPS_ROOT.name}/{app}/{path.name}:{number}"
+                out.setdefault(match.group(2), []).append(CodeRef(app=app, where=where, text=" ".join(text)))
+    return {name: tuple(refs) for name, refs in out.items()}
+
+
+@cache
+def _served() -> dict[str, tuple[str, ...]]:
+    """Route name as Locust names it ("POST /orders/{item_id}/checkout") -> the marker ids of the modules serving
+    it in the bad app."""
+    out: dict[str, list[str]] = {}
+    for path in sorted((APPS_ROOT / "bad").glob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        ids = list(dict.fromkeys(m.group(2) for m in MARKER.finditer(source) if m.group(1) == "ANTI-PATTERN"))
+        for method, route in ROUTE.findall(source):
+            name = f"{'WS' if method == 'websocket' else method.upper()} {route}"
+            out.setdefault(name, []).extend(ids)
+    return {route: tuple(dict.fromkeys(ids)) for route, ids in out.items()}
+
+
+# --- the verdict ---------------------------------------------------------------------------------
+
+def verdict(apps: dict[str, dict[str, Any]]) -> str:
+    """One line from the figures: the connection time per request -> how full the pool ran -> what it cost.
+    With good and bad, about bad against good; with one app, about that app."""
+    names = list(apps)
+    if not names:
+        return ""
+    subject = "bad" if "bad" in apps and len(names) == 2 else names[-1]
+    other = next((n for n in names if n != subject), None)
+    me, them = apps[subject], apps[other] if other else None
+    steps = [s for s in (_hold(subject, me, other, them), _pool(me)) if s]
+    steps.append(_outcome(subject, me, other, them))
+    alarms = _alarms(me, them)
+    return " → ".join(steps) + (f"; also {alarms}" if alarms else "")
+
+
+def _hold(subject: str, me: dict[str, Any], other: str | None, them: dict[str, Any] | None) -> str:
+    # A summary from before the per-request figure existed has the mean hold per checkout, nearly the same for
+    # routes that check out once.
+    path, per = ("pool.hold_ms_per_request", "request") if _at(me, "pool.hold_ms_per_request") is not None else \
+        ("pool.hold_ms.mean", "checkout")
+    held = _at(me, path)
+    if held is None:
+        return ""
+    base = _at(them, path) if them is not None else None
+    notes = [f"{other} {base:,.1f} ms"] if base is not None else []
+    shares = _obj(_obj(me.get("pool")).get("hold_share_by_route"))
+    if len(shares) >= 2:  # several routes: name the one that holds the pool most
+        route, share = next(iter(shares.items()))
+        notes.append(f"{route} holds {100 * float(share):.0f}% of {subject}'s connection time")
+    return f"{subject} holds a connection {held:,.1f} ms per {per}" + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def _pool(me: dict[str, Any]) -> str:
+    used, ceiling = _at(me, "pool.ceiling_utilisation"), _at(me, "pool.littles_law_ceiling_rps")
+    if used is None or ceiling is None:
+        return ""
+    return f"pool at {100 * used:.0f}% of its Little's-law ceiling ({ceiling:,.1f} req/s)"
+
+
+def _outcome(subject: str, me: dict[str, Any], other: str | None, them: dict[str, Any] | None) -> str:
+    rps, p95 = _at(me, "throughput_rps"), _at(me, "latency_ms.p95")
+    base_rps, base_p95 = (_at(them, "throughput_rps"), _at(them, "latency_ms.p95")) if them else (None, None)
+    if rps is None:
+        return f"{subject}: no throughput figure"
+    if other is None or base_rps is None:
+        return f"{rps:,.1f} req/s" + (f", latency p95 {p95:,.1f} ms" if p95 is not None else "")
+    if rps > 0 and base_rps / rps >= 1.1:
+        text = f"{base_rps / rps:.1f}x less throughput than {other} ({rps:,.1f} vs {base_rps:,.1f} req/s)"
+    elif base_rps > 0 and rps / base_rps >= 1.1:
+        text = f"{rps / base_rps:.1f}x more throughput than {other} ({rps:,.1f} vs {base_rps:,.1f} req/s)"
+    elif rps == 0:
+        text = f"no successful response ({other} {base_rps:,.1f} req/s)"
+    else:
+        text = f"throughput within 10% of {other}'s ({rps:,.1f} vs {base_rps:,.1f} req/s)"
+    if p95 is not None and base_p95:
+        text += f", latency p95 {p95 / base_p95:.1f}x ({p95:,.1f} vs {base_p95:,.1f} ms)"
+    return text
+
+
+def _alarms(me: dict[str, Any], them: dict[str, Any] | None) -> str:
+    """The counts that should be 0 and are not (failures, timeouts, lost writes...), labelled as the registry
+    labels them; only those the other app has fewer of."""
+    found = []
+    for metric in SHOWN:
+        if metric.shown is not Shown.NONZERO and metric.path != "failures":
+            continue
+        value, base = _at(me, metric.path), _at(them, metric.path) if them is not None else None
+        if value and value > 0 and (base is None or base < value):
+            found.append(f"{metric.number_format.format(value)} {metric.label}")
+    return ", ".join(found)
+
+
+def _at(app: dict[str, Any] | None, path: str) -> float | None:
+    value = value_at(app, path.split(".")) if app is not None else None
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}

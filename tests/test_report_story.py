@@ -1,0 +1,139 @@
+"""The report's opening and its headline as a person reads them: the story first (the scenario, its code, a verdict
+from the figures), checks in the registry's words, no false drama (a model bound is no regression, one write route
+is not listed twice), the run's parameters last. Real run folders: tests/data/long-session-run and mixed-run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.render.run_report import render_report
+from tests.reportpage import Page
+
+DATA = Path(__file__).parent / "data"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "run"
+    shutil.copytree(DATA / "long-session-run", folder)
+    return folder
+
+
+@pytest.fixture
+def mixed_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "mixed"
+    shutil.copytree(DATA / "mixed-run", folder)
+    return folder
+
+
+@pytest.fixture
+def summary() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((DATA / "long-session-run" / "summary.json").read_text())
+    return data
+
+
+def _parse(html_text: str) -> Page:
+    return Page(html_text)
+
+
+def _row(rows: list[list[str]], first: str, second: str | None = None) -> list[str]:
+    return next(r for r in rows if r[0] == first and (second is None or r[1] == second))
+
+
+def test_the_story_comes_first_and_the_parameters_last(run_dir: Path) -> None:
+    md_path, html_path = render_report(run_dir)
+    page = _parse(html_path.read_text())
+    assert page.sections[0] == "story" and page.sections[-1] == "parameters"
+    assert page.sections.index("headline") < page.sections.index("plots") < page.sections.index("percentiles")
+    md = md_path.read_text()
+    assert md.index("## What this run shows") < md.index("## Headline") < md.index("## Run parameters")
+
+
+def test_the_story_names_the_code_and_a_verdict_from_the_figures(run_dir: Path, summary: dict[str, Any]) -> None:
+    md_path, html_path = render_report(run_dir)
+    story, md = _parse(html_path.read_text()).text["story"], md_path.read_text()
+    assert "one session held across a slow upstream call vs two short sessions around it" in story  # the catalog
+    for app, marker in (("bad", "ANTI-PATTERN(long-session)"), ("good", "CORRECT(long-session)")):
+        where = re.search(rf"target_apps/{app}/long_session\.py:(\d+)", story)
+        assert where, app
+        line = (ROOT / "target_apps" / app / "long_session.py").read_text().splitlines()[int(where.group(1)) - 1]
+        assert marker in line and f"`{where.group(0)}`" in md
+    good, bad = summary["apps"]["good"], summary["apps"]["bad"]
+    # This summary predates hold_ms_per_request: the verdict falls back to the mean hold per checkout.
+    verdict = (f"bad holds a connection {bad['pool']['hold_ms']['mean']:,.1f} ms per checkout (good "
+               f"{good['pool']['hold_ms']['mean']:,.1f} ms) → pool at "
+               f"{100 * bad['pool']['ceiling_utilisation']:.0f}% of its Little's-law ceiling "
+               f"({bad['pool']['littles_law_ceiling_rps']:,.1f} req/s) → "
+               f"{good['throughput_rps'] / bad['throughput_rps']:.1f}x less throughput than good")
+    assert verdict in story and f"**Verdict:** {verdict}" in md
+
+
+def test_a_mixed_runs_story_names_each_routes_anti_pattern(mixed_dir: Path) -> None:
+    _, html_path = render_report(mixed_dir)
+    story = _parse(html_path.read_text()).text["story"]
+    routes = json.loads((mixed_dir / "summary.json").read_text())["apps"]["bad"]["endpoints"]
+    named = 0
+    for path in sorted((ROOT / "target_apps" / "bad").glob("*.py")):
+        source = path.read_text()
+        served = [r for r in routes if f'@router.{r.split()[0].lower()}("{r.split()[1]}")' in source]
+        if not served:
+            continue
+        named += 1
+        marker = re.search(r"ANTI-PATTERN\(([\w-]+)\)", source)
+        assert marker and f"{marker.group(1)}{served[0]}".replace(" ", "") in story.replace(" ", "")  # id, route
+        line = source[:marker.start()].count("\n") + 1
+        assert f"target_apps/bad/{path.name}:{line}" in story
+    assert named == 4  # checkout, accept, price, repeat; the plain read is served by the common app
+    good, bad = (json.loads((mixed_dir / "summary.json").read_text())["apps"][a] for a in ("good", "bad"))
+    top, share = next(iter(bad["pool"]["hold_share_by_route"].items()))
+    assert (f"bad holds a connection {bad['pool']['hold_ms_per_request']:,.1f} ms per request (good "
+            f"{good['pool']['hold_ms_per_request']:,.1f} ms; {top} holds {100 * share:.0f}% of bad's connection "
+            f"time) → pool at {100 * bad['pool']['ceiling_utilisation']:.0f}% of its Little's-law ceiling") in story
+    assert "31 failures" in story and "3 lost writes" in story  # the counts that should be 0 and are not
+
+
+def test_checks_use_the_registry_labels_with_the_raw_check_on_hover(run_dir: Path, summary: dict[str, Any]) -> None:
+    md_path, html_path = render_report(run_dir)
+    page = _parse(html_path.read_text())
+    checks, titles = page.tables["checks"][1:], page.titles["checks"][1:]
+    assert [(r[0], r[1]) for r in checks] == [
+        ("✓", "good: failures = 0"), ("✓", "good: checkout timeouts = 0"), ("✓", "good/bad: throughput ≥ 5×"),
+        ("✓", "bad/good: pool wait p95 ≥ 10×"), ("✓", "bad/good: idle in tx past threshold ≥ 10×"),
+        ("✓", "bad: ceiling utilisation (fraction) ≥ 0.9")]
+    assert [t[1] for t in titles] == [c["name"] for c in summary["checks"]]  # the raw check, on hover
+    assert _row(checks, "✓", "bad/good: idle in tx past threshold ≥ 10×")[2] == "∞×"
+    assert _row(checks, "✓", "good/bad: throughput ≥ 5×")[2] == "7.42×"
+    md = md_path.read_text()
+    assert "## Checks: 6 of 6 passed" in md and "| ✓ | bad: ceiling utilisation (fraction) ≥ 0.9 | 0.982 |" in md
+    assert "throughput_rps" not in page.text["checks"] and "pool.wait_ms.p95" not in md.split("## Checks")[1]
+
+
+def test_the_littles_law_ceiling_is_a_bound_not_a_regression(run_dir: Path) -> None:
+    _, html_path = render_report(run_dir)
+    page = _parse(html_path.read_text())
+    row = _row(page.tables["headline"], "Little's-law ceiling (req/s)")
+    assert row[3].endswith("×") and "worse" not in row[3] and "better" not in row[3]
+    assert "not a measured outcome: its ratio carries no verdict" in page.text["headline"]
+
+
+def test_one_write_route_is_not_shown_twice_and_several_are_split(run_dir: Path, mixed_dir: Path) -> None:
+    _, html_path = render_report(run_dir)
+    page = _parse(html_path.read_text())
+    assert "integrity-routes" not in page.sections and len(page.tables["integrity"]) == 3  # header, good, bad
+    _, html_path = render_report(mixed_dir)
+    rows = _parse(html_path.read_text()).tables["integrity"][1:]
+    summary = json.loads((mixed_dir / "summary.json").read_text())
+    for app in ("good", "bad"):
+        assert _row(rows, app, "all write routes")[2:] == [f"{summary['apps'][app]['integrity'][k]:,}" for k in (
+            "acknowledged_writes", "rows_written", "lost_writes")]
+        for route, figures in summary["apps"][app]["integrity"]["by_route"].items():
+            assert _row(rows, app, route)[2:] == [f"{figures[k]:,}" for k in (
+                "acknowledged_writes", "rows_written", "lost_writes")]
