@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.analysis.holdsites import NewSite, new_sites
 from bench.analysis.stats import count_change_p, count_rise_p, fewest_deciding_runs, mann_whitney_p
 from bench.config.gates import Gate, default_gates, family_member
 from bench.errors import EXIT_GATE, EXIT_OK, UsageError
@@ -104,6 +105,8 @@ class Comparison:
         return EXIT_GATE if self.failed_gates else EXIT_OK
 
     notes: list[str] = field(default_factory=list)
+    # Lines of the app holding connections past the threshold in the current run and not in the base.
+    new_sites: list[NewSite] = field(default_factory=list)
 
     @property
     def single_sample(self) -> bool:
@@ -151,6 +154,8 @@ def compare(
     result.repeats = (min(base.runs(b) for b, _ in result.pairs), min(current.runs(c) for _, c in result.pairs))
     _check_route_gates(gates, result, base, current)
     result.notes = config_differences(base.summary.get("config", {}), current.summary.get("config", {}))
+    result.new_sites = [site for b_app, c_app in result.pairs
+                        for site in new_sites(c_app, base.app(b_app), current.app(c_app))]
     return result
 
 

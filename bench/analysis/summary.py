@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.analysis.holdsites import hold_sites
 from bench.analysis.littleslaw import LittleWindow, little_window, whole_run
 from bench.analysis.loadperiod import LoadPeriod, period_figures
 from bench.errors import UsageError
@@ -147,6 +148,8 @@ def _pool_block(pool: dict[str, Any] | None, capacity: int, law: LittleWindow | 
         "hold_s": round(hold.total, 4),
         "hold_ms_per_request": round(per_request, 3) if per_request else 0.0,
         "hold_share_by_route": _hold_shares(pool.get("use_time_by_route", {})),
+        # Where the holds past the threshold come from: the app's lines, from the instrumentation's watchdog.
+        "hold_sites": hold_sites(pool),
         "littles_law": {"window_s": round(law.window_s, 3), "hold_s": round(law.hold_s, 4),
                         "requests": law.requests, "rps": round(law.rps, 3)} if law else None,
         "littles_law_ceiling_rps": round(ceiling, 3) if ceiling else None,
@@ -189,6 +192,8 @@ def _db_block(db: DbFigures, completed: int, shared_database: bool) -> dict[str,
         "server": {k: round(v, 4) for k, v in server.items()},
         "idle_in_tx_long_by_route": {k: round(v, 3) for k, v in sorted(
             db.idle_in_tx_long_by_route.items(), key=lambda kv: -kv[1])[:10]},
+        "idle_in_tx_long_by_site": {k: round(v, 3) for k, v in sorted(
+            db.idle_in_tx_long_by_site.items(), key=lambda kv: -kv[1])[:10]},
     }
 
 

@@ -71,6 +71,8 @@ class AppEnv:
     upstream_latency_ms: float = _var("BENCH_APP_UPSTREAM_MS", _number(0), 100.0)
     # PostgreSQL's idle_in_transaction_session_timeout for the app's connections; 0 leaves the server's (off).
     idle_tx_timeout_ms: int = _var("BENCH_APP_IDLE_TX_TIMEOUT_MS", _count(0), 0)
+    # Holds longer than this are traced to the app's lines (instrument(long_hold_ms=...)): the run's threshold.
+    idle_threshold_ms: float = _var("BENCH_APP_IDLE_THRESHOLD_MS", _number(0, above=True), 50.0, optional=True)
     metrics: bool = _var("BENCH_APP_METRICS", _switch, True, optional=True)  # serve GET /_bench/pool
     metrics_token: str | None = _var("BENCH_APP_METRICS_TOKEN", _text, None, optional=True, secret=True)
     # uvicorn --workers: each worker writes its pool snapshot here so the endpoint serves their sum.

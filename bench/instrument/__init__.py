@@ -5,7 +5,9 @@ Needs only SQLAlchemy and the standard library; the ``scopebench-instrument`` di
 
 from bench.instrument.asgi import ASGIApp, Receive, RouteTagMiddleware, Scope, Send, current_route
 from bench.instrument.endpoint import ENDPOINT_PATH, PoolEndpoint
+from bench.instrument.frames import Site
 from bench.instrument.histogram import Histogram
+from bench.instrument.holds import HoldSites
 from bench.instrument.loop import LoopLag
 from bench.instrument.pool import SCHEMA, PoolMetrics, TimedAsyncPool, instrument, tag_statements
 from bench.instrument.prometheus import prometheus_text
@@ -16,6 +18,7 @@ __all__ = [
     "SCHEMA",
     "ASGIApp",
     "Histogram",
+    "HoldSites",
     "LoopLag",
     "PoolEndpoint",
     "PoolMetrics",
@@ -23,6 +26,7 @@ __all__ = [
     "RouteTagMiddleware",
     "Scope",
     "Send",
+    "Site",
     "TimedAsyncPool",
     "current_route",
     "instrument",

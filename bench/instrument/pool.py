@@ -1,7 +1,7 @@
 """Pool instrumentation for any SQLAlchemy async engine: checkout wait, connect and hold time, gauges, per route.
 
-Apps create their engine with ``poolclass=TimedAsyncPool`` and call ``instrument(engine)`` (and
-``tag_statements(engine)``); ``PoolEndpoint`` serves ``PoolMetrics.snapshot()`` to the collector.
+Apps create their engine with ``poolclass=TimedAsyncPool`` and call ``instrument(engine)``, which also tags
+statements and finds the lines behind long holds (``holds``); ``PoolEndpoint`` serves ``PoolMetrics.snapshot()``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, Pool, QueuePool
 
 from bench.instrument.asgi import current_route
+from bench.instrument.frames import RESOLVER
 from bench.instrument.histogram import Histogram
+from bench.instrument.holds import Hold, HoldSites
 from bench.instrument.loop import LoopLag
 
 log = logging.getLogger("bench.instrument.pool")
@@ -54,6 +56,7 @@ class PoolMetrics:
     started_at: float = field(default_factory=time.time)
     timed: bool = False
     loop: LoopLag | None = None  # event-loop lag and CPU, when the app runs a LoopLag monitor
+    sites: HoldSites | None = None  # where holds past the threshold come from (None: not looked for)
 
     def snapshot(self, histograms: bool = True) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -82,6 +85,8 @@ class PoolMetrics:
             data["wait_time_by_route"] = {k: h.to_json() for k, h in sorted(self.wait_by_route.items())}
         if self.loop is not None:
             data["loop"] = self.loop.to_json(histograms)
+        if histograms and self.sites is not None:
+            data["hold_sites"] = self.sites.to_json(time.perf_counter())
         return data
 
     def _gauges(self) -> dict[str, Any]:
@@ -108,7 +113,7 @@ _connect_spent: contextvars.ContextVar[list[float] | None] = contextvars.Context
 )
 
 # Keys in a connection record's ``info``. SQLAlchemy clears ``info`` before it (re)opens the record's connection.
-_HOLD = "bench_checkout"  # (perf_counter at checkout, route, weak reference to the app's connection proxy)
+_HOLD = "bench_checkout"  # the checkout's ``Hold``: when, which route, the app's proxy, its task and frames
 _CONNECT_AT = "bench_connect_at"  # perf_counter when the pool started opening this record's connection
 
 
@@ -190,30 +195,70 @@ def _safely(fn: Callable[..., None], *args: Any) -> None:
         log.exception("pool observer failed")
 
 
+# Engines whose statements are tagged already: the README's lines once called tag_statements next to instrument().
+_tagged: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
 def tag_statements(engine: AsyncEngine) -> None:
-    """Prefix every statement with ``/* route: GET /items/{item_id} */`` so the database's own view
-    (pg_stat_activity.query of a connection idle in transaction) names the route holding it."""
+    """Prefix every statement with a comment in the style of sqlcommenter,
+    ``/*route='GET /items/{item_id}',site='app/items.py:41'*/``: the route that checked the connection out and
+    the line of the app that did, so the database's own view (pg_stat_activity.query of a connection idle in
+    transaction, a leaked one included) names both. A prefix, not sqlcommenter's suffix: the server keeps only
+    the start of a long statement (track_activity_query_size). ``instrument`` calls this unless told not to;
+    calling it again does nothing."""
+    sync_engine = engine.sync_engine
+    if sync_engine in _tagged:
+        return
+    _tagged.add(sync_engine)
+    # A driver with the format paramstyle reads "%" in a statement as a placeholder.
+    percent = sync_engine.dialect.paramstyle in ("format", "pyformat")
 
-    @event.listens_for(engine.sync_engine, "before_cursor_execute", retval=True)
+    @event.listens_for(sync_engine, "before_cursor_execute", retval=True)
     def _tag(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> Any:
-        route = current_route()
-        if route == "-":
-            return statement, parameters
-        return f"/* route: {route.replace('*/', '* /')} */ {statement}", parameters
+        hold = conn.info.get(_HOLD)
+        if hold is None:
+            tag = _comment(current_route(), None, percent)
+        else:
+            tag = hold.tag
+            if tag is None:
+                tag = hold.tag = _comment(hold.route, RESOLVER.site(hold.stack[0]).where if hold.stack else None,
+                                          percent)
+        return (tag + statement if tag else statement), parameters
 
 
-def instrument(engine: AsyncEngine) -> PoolMetrics:
+def _comment(route: str, site: str | None, percent: bool) -> str:
+    pairs = [(k, v) for k, v in (("route", route if route != "-" else None), ("site", site)) if v]
+    if not pairs:
+        return ""
+    text = ",".join(f"{key}='{_escaped(value)}'" for key, value in pairs)
+    return f"/*{text.replace('%', '%%') if percent else text}*/ "
+
+
+def _escaped(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'").replace("*/", "* /")
+
+
+def instrument(engine: AsyncEngine, *, statement_tags: bool = True, long_hold_ms: float | None = 50.0,
+               library: tuple[str, ...] = ()) -> PoolMetrics:
     """Attach metrics to an engine's pool; waits are timed when the pool is a ``TimedAsyncPool``.
 
     Call it after the engine is built and before its first connection: connect time includes the
     ``connect`` listeners registered before this call (the dialect's own set-up among them).
+    ``statement_tags``: prefix statements with the route and the checkout line (``tag_statements``).
+    ``long_hold_ms``: holds longer than this are traced to the app's lines (``holds``; None: never), by default
+    the harness's idle-in-transaction threshold. ``library``: more packages whose frames are not the app's
+    (a shared session helper, say), besides SQLAlchemy, the drivers, the ASGI stack and the standard library.
     """
     pool = engine.sync_engine.pool
     metrics = PoolMetrics(pool=pool, timed=isinstance(pool, TimedAsyncPool))
+    if long_hold_ms is not None:
+        metrics.sites = HoldSites(long_hold_ms / 1000.0, library)
     if isinstance(pool, TimedAsyncPool):
         pool.bench_metrics = metrics
     _time_connects(pool, metrics)
     _track_holds(pool, metrics)
+    if statement_tags:
+        tag_statements(engine)
 
     @event.listens_for(pool, "invalidate")
     def _on_invalidate(dbapi_conn: Any, record: ConnectionPoolEntry, exception: BaseException | None) -> None:
@@ -266,7 +311,9 @@ def _track_holds(pool: Pool, metrics: PoolMetrics) -> None:
         # The proxy is the app's handle on the connection: a reclaim is the collection of it, so the
         # detach that follows finds this reference dead. (A callback, as SQLAlchemy's own fairy_ref has,
         # makes Python clear the reference before it runs the proxy's finalizer.)
-        record.info[_HOLD] = (time.perf_counter(), current_route(), weakref.ref(proxy, _ignore))
+        at, route, ref = time.perf_counter(), current_route(), weakref.ref(proxy, _ignore)
+        sites = metrics.sites
+        record.info[_HOLD] = sites.opened(record, at, route, ref) if sites else Hold(at, route, ref, None, ())
         metrics.checkouts += 1
         metrics.checked_out += 1
         if metrics.checked_out > metrics.checked_out_max:
@@ -293,22 +340,25 @@ def _close_detached(metrics: PoolMetrics, record: ConnectionPoolEntry) -> None:
     hold = record.info.get(_HOLD)
     if hold is None:
         return
-    if hold[2]() is None:
+    reclaimed = hold.proxy() is None
+    if reclaimed:
         metrics.reclaimed += 1
     else:  # the app called detach() on a connection it still has
         metrics.detached += 1
-    _close_hold(metrics, record)
+    _close_hold(metrics, record, reclaimed)
 
 
-def _close_hold(metrics: PoolMetrics, record: ConnectionPoolEntry) -> None:
-    started = record.info.pop(_HOLD, None)
-    if started is None:
+def _close_hold(metrics: PoolMetrics, record: ConnectionPoolEntry, reclaimed: bool = False) -> None:
+    hold: Hold | None = record.info.pop(_HOLD, None)
+    if hold is None:
         return
-    at, route, _ = started
-    held = time.perf_counter() - at
+    now = time.perf_counter()
+    held = now - hold.at
     metrics.checked_out -= 1
     metrics.use.record(held)
-    hist = metrics.use_by_route.get(route)
+    hist = metrics.use_by_route.get(hold.route)
     if hist is None:
-        hist = metrics.use_by_route[route] = Histogram()
+        hist = metrics.use_by_route[hold.route] = Histogram()
     hist.record(held)
+    if metrics.sites is not None:
+        metrics.sites.closed(record, hold, now, reclaimed)

@@ -68,7 +68,33 @@ def merge(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
     for name in _BY_ROUTE:
         routes = {r for s in snapshots for r in s.get(name, {})}
         out[name] = {r: _merged([s.get(name, {}).get(r, {}) for s in snapshots]) for r in sorted(routes)}
+    sites = [s["hold_sites"] for s in snapshots if isinstance(s.get("hold_sites"), dict)]
+    if sites:
+        out["hold_sites"] = _merged_sites(sites)
     return out
+
+
+_SITE_KEY = ("route", "site", "returned", "checkout_site")
+_SITE_SUMS = ("holds", "held_s", "idle_s", "reclaimed", "open")
+
+
+def _merged_sites(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every worker's rows of the same route, holding line and checkout line added up (the oldest open hold
+    is the oldest of any worker's); the same line in two workers is the same code."""
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for part in parts:
+        for row in part.get("sites", []):
+            key = tuple(row.get(k) for k in _SITE_KEY)
+            into = rows.get(key)
+            if into is None:
+                rows[key] = dict(row)
+                continue
+            for name in _SITE_SUMS:
+                into[name] = _sum((into.get(name), row.get(name)))
+            into["open_age_s"] = max(into.get("open_age_s", 0.0), row.get("open_age_s", 0.0))
+    ordered = sorted(rows.values(), key=lambda r: (-r.get("idle_s", 0.0), -r.get("held_s", 0.0)))
+    return {"threshold_s": parts[0].get("threshold_s"), "dropped": _sum(p.get("dropped") for p in parts),
+            "sites": ordered}
 
 
 def _merged_loop(loops: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -11,6 +11,7 @@ from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from bench.analysis.compare import ALPHA, MIN_EFFECT, MIN_REPEATS, Comparison, Row
+from bench.render.hold_sites import new_site_lines, new_site_markdown
 
 LEGEND = ("marks: + worse  - better  * changed (no better direction)  ~ not significant  ! newly failing (was 0)"
           "  ? not a number   gate: ✗ failed")
@@ -77,6 +78,7 @@ def render_text(result: Comparison, show_all: bool = False) -> str:
     if undecided:
         lines.append(UNDECIDED)
     lines.extend(result.notes)
+    lines.extend(new_site_lines(result))
     lines.append(verdict_line(result))
     return "\n".join(lines)
 
@@ -92,6 +94,7 @@ def render_markdown(result: Comparison) -> str:
         gate = ("❌ " if r.gate_failed else "") + (f"`{r.gate}`" if r.gate else "")
         lines.append(f"| `{r.mark}` | {r.app} | `{r.metric}` | {_num(r.base)} | {_num(r.current)} | "
                      f"{_ratio(r)} | {gate} | {_undecided(r)} |")
+    lines.extend(["", *new_site_markdown(result)] if result.new_sites else [])
     lines.append("")
     lines.append(f"<sub>{LEGEND}<br>{UNDECIDED}</sub>")
     return "\n".join(lines)
@@ -111,6 +114,7 @@ def render_json(result: Comparison) -> str:
         "single_sample": result.single_sample,
         "failed_gates": [r.gate for r in result.failed_gates],
         "notes": result.notes,
+        "new_sites": [site.to_json() for site in result.new_sites],
         "rows": [
             {"app": r.app, "metric": r.metric, "base": _finite(r.base), "current": _finite(r.current),
              "ratio": _finite(r.ratio), "mark": r.mark.strip() or "=", "p_value": _finite(r.p_value),

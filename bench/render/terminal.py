@@ -15,6 +15,7 @@ from bench.analysis import littleslaw as littles_law
 from bench.analysis.loadperiod import STALL_EVENT
 from bench.config.catalog import Scenario
 from bench.config.options import RunConfig
+from bench.render.hold_sites import terminal_lines as hold_site_lines
 from bench.results.layout import RunFiles
 from bench.results.metric import Direction, Shown
 from bench.results.metrics import SHOWN, ratio, value_at
@@ -123,6 +124,7 @@ def render_summary(summary: dict[str, Any], folder: Path, report: Path | None = 
             lines.append(f"  {label:<{LABEL_WIDTH}}{cells}")
         lines.extend(f"  {note}" for name in names if (note := littles_law.note(name, apps[name])))
         lines.extend(_culprits(apps))
+        lines.extend(hold_site_lines(apps))
     lines.extend(_stalls(summary.get("events", [])))
     checks = summary.get("checks", [])
     if checks:

@@ -145,7 +145,7 @@ it counts, and how `bench compare` treats it. The definitions say what the code 
 included.
 
 - **path**: inside `apps.<app>` (and inside each `repeats.<app>[]` with `--repeat`) for per-app figures;
-  `<route>`, `<message>`, `<pool>` stand for any key, `[]` for any list element.
+  `<route>`, `<site>`, `<message>`, `<pool>` stand for any key, `[]` for any list element.
 - **better**: which direction is an improvement; `neither` for sizes and settings.
 - **window**: `load` is Locust's run; the collector keeps sampling through the `cool-down` after it;
   `end of cool-down` is the last sample. Pool figures are the pool's own counters since the app started, read

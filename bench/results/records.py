@@ -32,3 +32,5 @@ class DbFigures:
     server: dict[str, float] = field(default_factory=dict)
     # connection-seconds idle in transaction past the threshold, by the route (or statement) that left it so
     idle_in_tx_long_by_route: dict[str, float] = field(default_factory=dict)
+    # the same, by the app's line that checked the connection out (the statement tag's site)
+    idle_in_tx_long_by_site: dict[str, float] = field(default_factory=dict)

@@ -5,6 +5,7 @@ bench.analysis.applog). bench.results.metrics joins these into the registry; not
 from __future__ import annotations
 
 from bench.results.metric import Coverage, Direction, Metric, Scope, Shown, Window, family
+from bench.results.site_figures import HOLD_SITES, IDLE_BY_SITE
 
 LOWER, HIGHER, NEITHER = Direction.LOWER, Direction.HIGHER, Direction.NEITHER
 LOAD, BOTH, SHUTDOWN = Window.LOAD, Window.BOTH, Window.TO_SHUTDOWN
@@ -180,6 +181,7 @@ POOL: tuple[Metric, ...] = (
            direction=NEITHER, window=BOTH, coverage=CHECKOUTS,
            description="The route's share of all connection-holding time (the sum of its holds over the sum of "
                        "all), by the route that checked out; largest first. Holds that never ended are missing."),
+    *HOLD_SITES,
     Metric(path="pool.littles_law_ceiling_rps", label="Little's-law ceiling", unit="req/s", direction=HIGHER,
            window=LOAD, coverage=ALL, shown=Shown.REPORT,
            description="`capacity` × 1000 / `hold_ms_per_request`: the requests per second the pool could serve "
@@ -258,6 +260,7 @@ DB: tuple[Metric, ...] = (
            unit="conn-s", direction=LOWER, window=BOTH, coverage=NONE,
            description="`idle_in_tx_long_seconds` split by the route tag of the connection's last statement "
                        "(\"SQL: …\" and the statement when untagged); the 10 largest."),
+    IDLE_BY_SITE,
     *(Metric(path=f"db.server.{key}", label=label, unit=unit, direction=direction, window=SHUTDOWN,
              coverage=NONE, alarm=direction is LOWER and unit == "sessions",
              shown=Shown.NONZERO if key == "sessions_fatal" else Shown.NO,

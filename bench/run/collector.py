@@ -41,18 +41,34 @@ SELECT idle_in_transaction_time, active_time, session_time, sessions, sessions_a
        sessions_fatal, sessions_killed, xact_commit, xact_rollback
 FROM pg_stat_database WHERE datname = $1
 """
-# bench.instrument.tag_statements prefixes each statement with the route that ran it.
+# bench.instrument.tag_statements prefixes each statement with the route and the app's line that checked the
+# connection out, sqlcommenter style: /*route='GET /items/{item_id}',site='app/items.py:41'*/ (before it named
+# the route alone: /* route: GET /items/{item_id} */).
+_TAG = re.compile(r"^\s*/\*((?:\w+='(?:[^'\\]|\\.)*',?)+)\*/\s*")
+_PAIR = re.compile(r"(\w+)='((?:[^'\\]|\\.)*)'")
 _ROUTE_TAG = re.compile(r"/\* route: (.*?) \*/")
+
+
+def statement_tags(query: str) -> tuple[dict[str, str], str]:
+    """A statement's tag comment as key -> value, and the statement without it."""
+    tag = _TAG.match(query)
+    if tag is None:
+        return {}, query
+    pairs = {k: re.sub(r"\\(.)", r"\1", v) for k, v in _PAIR.findall(tag.group(1))}
+    return pairs, query[tag.end():]
 
 
 def statement_key(query: str | None) -> str:
     """What a backend's last statement says about who holds it: its route tag, else the statement."""
     if not query:
         return "?"
+    tags, statement = statement_tags(query)
+    if "route" in tags:
+        return tags["route"]
     tag = _ROUTE_TAG.search(query)
     if tag:
         return tag.group(1)
-    return "SQL: " + " ".join(query.split())[:80]
+    return "SQL: " + " ".join(statement.split())[:80]
 
 
 class Phase(StrEnum):
@@ -244,6 +260,10 @@ class Collector:
                     key = statement_key(r["query"])
                     by_route = self.figures.idle_in_tx_long_by_route
                     by_route[key] = by_route.get(key, 0.0) + dt
+                    site = statement_tags(r["query"] or "")[0].get("site")
+                    if site:  # the app's line that checked the connection out, from the database's side
+                        by_site = self.figures.idle_in_tx_long_by_site
+                        by_site[site] = by_site.get(site, 0.0) + dt
         self.spells.observe((Backend(r["pid"], r["backend_start"], r["state"], r["state_change"]) for r in rows),
                             now, dt, elapsed, fetched[0]["abnormal_ends"])
         idle, long = len(idle_ages), sum(1 for age in idle_ages if age > self.idle_threshold_s)

@@ -251,6 +251,7 @@ def _app_child(run: RunState, app: str, database: str, port: int, folder: Path) 
         pool_timeout_s=cfg.pool_timeout_s,
         upstream_latency_ms=cfg.upstream_latency_ms,
         idle_tx_timeout_ms=round(cfg.idle_tx_timeout_s * 1000),
+        idle_threshold_ms=cfg.idle_threshold_ms,
         metrics_token=run.pool_token,
         # Each uvicorn worker has its own pool; they share their snapshots so the endpoint reports the sum.
         metrics_dir=str(AppFiles(folder).pool_metrics) if cfg.app_workers > 1 else None,

@@ -27,7 +27,6 @@ from bench.instrument import (
     TimedAsyncPool,
     instrument,
     keep_writing,
-    tag_statements,
 )
 from target_apps.common.models import Item
 
@@ -85,8 +84,7 @@ def create_app(variant: str, scenarios: Sequence[ModuleType], settings: AppEnv |
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = build_engine(settings, variant)
-        metrics = instrument(engine)
-        tag_statements(engine)
+        metrics = instrument(engine, long_hold_ms=settings.idle_threshold_ms)  # statements tagged too
         app.state.bench = AppState(
             settings=settings,
             engine=engine,

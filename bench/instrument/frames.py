@@ -1,0 +1,194 @@
+"""Where in the app's code a pool connection is held: the app's frames at checkout, kept as (code, offset) pairs,
+a suspended task's chain of frames, and a code position resolved to file:line. ``holds`` and ``pool`` call it.
+
+The app's code is every frame outside the standard library (asyncio, contextlib...), SQLAlchemy and the database
+drivers, the ASGI stack (Starlette, FastAPI, anyio, uvicorn) and this package.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import importlib.util
+import linecache
+import os
+import sys
+import sysconfig
+import types
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+# Packages whose frames are never "the app's code"; ``DATABASE`` ones mean the task is in the database.
+DATABASE: tuple[str, ...] = ("sqlalchemy", "asyncpg", "psycopg", "psycopg2", "psycopg_pool", "aiomysql", "asyncmy",
+                             "aiosqlite", "oracledb")
+LIBRARIES: tuple[str, ...] = (*DATABASE, "greenlet", "starlette", "fastapi", "anyio", "sniffio", "uvicorn", "uvloop")
+
+APP, LIBRARY, DB = 0, 1, 2  # what a file is
+CodePosition = tuple[types.CodeType, int]  # a frame's code and its last instruction's offset (f_lasti)
+_MAX_STEPS = 96  # frames looked at per checkout: a checkout is never deeper than this below the request's code
+_GAP = 3  # library frames between two of the app's that still count as one call chain
+_MAX_CHAIN = 256  # awaitables followed down one task's chain
+
+
+@dataclass(frozen=True)
+class Site:
+    """One line of the app's code: ``path`` relative to the sys.path entry it was imported from."""
+
+    path: str
+    line: int
+    function: str
+    code: str  # the source line, stripped ("" when the file cannot be read)
+
+    @property
+    def where(self) -> str:
+        return f"{self.path}:{self.line}"
+
+    def describe(self) -> str:
+        return f"{self.where} in {self.function}"
+
+
+class Classifier:
+    """Tells the app's files from the libraries', by path prefix; each file is looked at once."""
+
+    def __init__(self, extra: Iterable[str] = ()) -> None:
+        self.kinds: dict[str, int] = {}
+        self._prefixes: list[tuple[str, int]] = [(os.path.dirname(os.path.abspath(__file__)) + os.sep, LIBRARY)]
+        for name in (*LIBRARIES, *extra):
+            kind = DB if name in DATABASE else LIBRARY
+            self._prefixes += [(folder, kind) for folder in _package_folders(name)]
+        self._stdlib = tuple({os.path.abspath(sysconfig.get_paths()[k]) + os.sep for k in ("stdlib", "platstdlib")})
+
+    def kind(self, filename: str) -> int:
+        kind = self.kinds.get(filename)
+        if kind is None:
+            kind = self.kinds[filename] = self._classify(filename)
+        return kind
+
+    def _classify(self, filename: str) -> int:
+        if filename.startswith("<"):  # frozen modules, generated code: nothing to point at
+            return LIBRARY
+        for prefix, kind in self._prefixes:
+            if filename.startswith(prefix):
+                return kind
+        packaged = "site-packages" in filename or "dist-packages" in filename
+        return LIBRARY if filename.startswith(self._stdlib) and not packaged else APP
+
+
+def _package_folders(name: str) -> list[str]:
+    """Where a package lives, without importing it (a package the app does not use has no folder)."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return []
+    if spec is None:
+        return []
+    if spec.submodule_search_locations:
+        return [os.path.abspath(p) + os.sep for p in spec.submodule_search_locations]
+    return [os.path.abspath(spec.origin)] if spec.origin else []
+
+
+def checkout_stack(classifier: Classifier, limit: int = 4) -> tuple[CodePosition, ...]:
+    """The app's frames nearest the running code, innermost first: cheap, nothing resolved.
+
+    The walk goes up to the first of the app's frames, then on through its callers while they are the app's, over
+    at most ``_GAP`` library frames between two of them (a context manager, a decorator), and stops at the
+    framework: a helper and the route that called it, not the request's whole stack (each frame looked at costs
+    a frame object). Under SQLAlchemy's asyncio layer a checkout runs in a greenlet whose frames are all
+    SQLAlchemy's (or a ``run_sync`` callable's); the app's frames are in the parent greenlet, which waits in
+    ``greenlet_spawn``, so the walk starts there (a ``run_sync`` checkout is found at its ``await``).
+    """
+    found: list[CodePosition] = []
+    kinds = classifier.kinds
+    module = sys.modules.get("greenlet")  # SQLAlchemy's asyncio layer imports it; this package never does
+    parent = module.getcurrent().parent if module is not None else None
+    frame: types.FrameType | None = parent.gr_frame if parent is not None else sys._getframe(1)
+    steps = gap = 0
+    while frame is not None and steps < _MAX_STEPS:
+        code = frame.f_code
+        kind = kinds.get(code.co_filename)
+        if kind is None:
+            kind = classifier.kind(code.co_filename)
+        if kind == APP:
+            found.append((code, frame.f_lasti))
+            if len(found) >= limit:
+                break
+            gap = 0
+        elif found:
+            gap += 1
+            if gap > _GAP:
+                break
+        frame = frame.f_back
+        steps += 1
+    return tuple(found)
+
+
+def task_chain(task: asyncio.Task[object]) -> list[types.FrameType]:
+    """The frames of a suspended task, outermost first, following awaits into coroutines, generators, async
+    generators (a ``StreamingResponse``'s body) and awaited tasks. Call it only between task steps."""
+    frames: list[types.FrameType] = []
+    node: object = task.get_coro()
+    for _ in range(_MAX_CHAIN):
+        if node is None:
+            break
+        if isinstance(node, types.CoroutineType):
+            frame, node = node.cr_frame, node.cr_await
+        elif isinstance(node, types.GeneratorType):
+            frame, node = node.gi_frame, node.gi_yieldfrom
+        elif isinstance(node, types.AsyncGeneratorType):
+            frame, node = node.ag_frame, node.ag_await
+        elif isinstance(node, asyncio.Task):
+            frame, node = None, node.get_coro()
+        elif type(node).__name__ in ("async_generator_asend", "async_generator_athrow"):
+            # ``await agen.__anext__()``: the wrapper does not expose its generator, but refers to it.
+            frame, node = None, next((r for r in gc.get_referents(node) if isinstance(r, types.AsyncGeneratorType)),
+                                     None)
+        else:  # a Future or a C awaitable: the bottom of the chain
+            break
+        if frame is not None:
+            frames.append(frame)
+    return frames
+
+
+class Resolver:
+    """Turns code positions into ``Site``s, each position once."""
+
+    def __init__(self) -> None:
+        self._sites: dict[CodePosition, Site] = {}
+        self._paths: dict[str, str] = {}
+
+    def site(self, position: CodePosition) -> Site:
+        site = self._sites.get(position)
+        if site is None:
+            code, offset = position
+            line = _line_at(code, offset)
+            text = linecache.getline(code.co_filename, line).strip() if line else ""
+            site = Site(self.path(code.co_filename), line, code.co_qualname, text[:160])
+            if len(self._sites) > 10_000:  # code generated at run time must not grow this for ever
+                self._sites.clear()
+            self._sites[position] = site
+        return site
+
+    def path(self, filename: str) -> str:
+        """The file relative to the longest sys.path entry holding it: the path it is imported by."""
+        shown = self._paths.get(filename)
+        if shown is None:
+            best = ""
+            for entry in sys.path:
+                folder = os.path.abspath(entry or os.getcwd()) + os.sep
+                if filename.startswith(folder) and len(folder) > len(best):
+                    best = folder
+            shown = self._paths[filename] = filename[len(best):] if best else filename
+        return shown
+
+
+RESOLVER = Resolver()  # one per process: a file's place on sys.path and its lines are the same for every pool
+
+
+def _line_at(code: types.CodeType, offset: int) -> int:
+    line = 0
+    for start, end, number in code.co_lines():
+        if start <= offset < end:
+            return number or line
+        if number:
+            line = number
+    return line or code.co_firstlineno

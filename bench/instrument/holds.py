@@ -1,0 +1,219 @@
+"""Where long holds come from: every hold that runs past the threshold, by the line of the app that holds it.
+
+``pool.instrument`` makes one ``HoldSites`` per pool and calls ``opened`` / ``closed`` from its checkout and
+checkin listeners; a watchdog on the event loop samples the holding tasks; ``rows`` feeds the pool snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import types
+import weakref
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.instrument.frames import APP, DB, RESOLVER, Classifier, CodePosition, Site, checkout_stack, task_chain
+
+_MAX_ROWS = 1000  # distinct (route, site, checkout site) rows kept; past it, new ones are counted, not kept
+SHOWN_ROWS = 50  # rows a snapshot carries, most held first
+
+
+class Hold:
+    """One checkout, from its checkout to its checkin: kept in the connection record's ``info``."""
+
+    __slots__ = ("at", "proxy", "route", "stack", "tag", "task")
+
+    def __init__(self, at: float, route: str, proxy: weakref.ref[Any], task: weakref.ref[Any] | None,
+                 stack: tuple[CodePosition, ...]) -> None:
+        self.at = at
+        self.route = route
+        self.proxy = proxy  # the app's connection proxy: dead at a garbage-collector reclaim
+        self.task = task  # the task that checked the connection out
+        self.stack = stack  # the app's frames at checkout, innermost first
+        self.tag: str | None = None  # the statement comment, made at the hold's first statement
+
+
+@dataclass
+class _Long:
+    """A hold past the threshold as the watchdog sees it: where its task sat, for how long, idle or not."""
+
+    checkout: tuple[Site, ...]  # the checkout site, then its callers
+    codes: frozenset[types.CodeType]
+    last: float  # perf_counter of the last sample (the checkout before the first)
+    idle_s: float = 0.0
+    sampled: bool = False
+    last_idle: bool = False
+    last_site: tuple[Site, bool] | None = None
+    by_site: dict[tuple[Site, bool] | None, float] = field(default_factory=dict)
+
+    def site(self) -> tuple[Site, bool]:
+        """The line the hold spent most of its time at, and whether the code that took it had returned; the
+        checkout line when no sample found one of the app's frames (returned) or none was taken."""
+        known = {k: v for k, v in self.by_site.items() if k is not None}
+        if known:
+            return max(known, key=lambda k: known[k])
+        return self.checkout[0], bool(self.by_site)
+
+
+@dataclass
+class _Row:
+    stack: tuple[Site, ...]  # the checkout site and its callers
+    holds: int = 0
+    held_s: float = 0.0
+    idle_s: float = 0.0
+    reclaimed: int = 0
+    open: int = 0
+    open_age_s: float = 0.0
+
+
+class HoldSites:
+    """The holds past ``threshold_s`` of one pool, summed by route, holding line and checkout line."""
+
+    def __init__(self, threshold_s: float, library: Iterable[str] = ()) -> None:
+        self.threshold_s = threshold_s
+        self.period_s = min(1.0, max(0.005, threshold_s / 2))
+        self.classifier = Classifier(library)
+        self.resolver = RESOLVER
+        self.open: dict[Any, Hold] = {}
+        self._long: dict[Hold, _Long] = {}
+        self._rows: dict[tuple[str, Site, bool, Site], _Row] = {}
+        self.dropped = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # --- at checkout and checkin: cheap ----------------------------------------------------------------------
+
+    def opened(self, record: Any, at: float, route: str, proxy: weakref.ref[Any]) -> Hold:
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:  # no running loop: a synchronous engine
+            task = None
+        hold = Hold(at, route, proxy, weakref.ref(task) if task is not None else None,
+                    checkout_stack(self.classifier))
+        self.open[record] = hold
+        if task is not None:
+            loop = task.get_loop()
+            if self._loop is not loop:  # the watchdog sleeps while nothing is checked out
+                self._arm(loop)
+        return hold
+
+    def closed(self, record: Any, hold: Hold, now: float, reclaimed: bool) -> None:
+        self.open.pop(record, None)
+        long = self._long.pop(hold, None)
+        if long is None and now - hold.at < self.threshold_s:
+            return
+        long = long or self._start(hold)
+        if long.sampled:  # the time since the last sample counts as that sample's state
+            self._count(long, long.last_site, long.last_idle, now)
+        row = self._row(hold.route, long)
+        if row is not None:
+            row.holds += 1
+            row.held_s += now - hold.at
+            row.idle_s += long.idle_s
+            row.reclaimed += int(reclaimed)
+
+    # --- the watchdog: only holds past the threshold ---------------------------------------------------------
+
+    def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        loop.call_later(self.period_s, self._tick)
+
+    def _tick(self) -> None:
+        loop, self._loop = self._loop, None
+        try:
+            self.sample(time.perf_counter())
+        finally:
+            if self.open and loop is not None and not loop.is_closed():
+                self._arm(loop)
+
+    def sample(self, now: float) -> None:
+        """Where each hold past the threshold is: its task's frames, between two steps of the event loop."""
+        for hold in list(self.open.values()):
+            if now - hold.at < self.threshold_s:
+                continue
+            long = self._long.get(hold)
+            if long is None:
+                long = self._long[hold] = self._start(hold)
+            task = hold.task() if hold.task is not None else None
+            site, idle = self._where(task, long)
+            self._count(long, site, idle, now)
+
+    def _start(self, hold: Hold) -> _Long:
+        sites = tuple(self.resolver.site(p) for p in hold.stack)
+        return _Long(checkout=sites or (_UNKNOWN,), codes=frozenset(code for code, _ in hold.stack), last=hold.at)
+
+    def _where(self, task: asyncio.Task[Any] | None, long: _Long) -> tuple[tuple[Site, bool] | None, bool]:
+        """The holding line: the innermost frame of the checkout's code still running in the task, else (the code
+        that took the connection returned) the task's innermost frame of the app; idle unless a frame below it is
+        SQLAlchemy's or the driver's."""
+        if task is None or task.done():
+            return None, True
+        chain = task_chain(task)
+        kinds = self.classifier
+        holding = innermost = None
+        for index, frame in enumerate(chain):
+            if frame.f_code in long.codes:
+                holding = index
+            if kinds.kind(frame.f_code.co_filename) == APP:
+                innermost = index
+        at = holding if holding is not None else innermost
+        idle = not any(kinds.kind(f.f_code.co_filename) == DB for f in chain[(at or 0):])
+        if at is None:
+            return None, idle
+        frame = chain[at]
+        return (self.resolver.site((frame.f_code, frame.f_lasti)), holding is None), idle
+
+    def _count(self, long: _Long, site: tuple[Site, bool] | None, idle: bool, now: float) -> None:
+        elapsed = max(0.0, now - long.last)
+        long.last = now
+        long.by_site[site] = long.by_site.get(site, 0.0) + elapsed
+        if idle:
+            long.idle_s += elapsed
+        long.sampled, long.last_site, long.last_idle = True, site, idle
+
+    def _row(self, route: str, long: _Long) -> _Row | None:
+        site, returned = long.site()
+        key = (route, site, returned, long.checkout[0])
+        row = self._rows.get(key)
+        if row is None:
+            if len(self._rows) >= _MAX_ROWS:
+                self.dropped += 1
+                return None
+            row = self._rows[key] = _Row(long.checkout)
+        return row
+
+    # --- the snapshot ----------------------------------------------------------------------------------------
+
+    def to_json(self, now: float) -> dict[str, Any]:
+        """The rows, holds still open past the threshold included (as open, with their age), most held first."""
+        rows = {key: _Row(**vars(row)) for key, row in self._rows.items()}
+        for hold in list(self.open.values()):
+            age = now - hold.at
+            if age < self.threshold_s:
+                continue
+            long = self._long.get(hold) or self._start(hold)
+            site, returned = long.site()
+            key = (hold.route, site, returned, long.checkout[0])
+            row = rows.setdefault(key, _Row(long.checkout))
+            row.holds += 1
+            row.held_s += age
+            row.idle_s += long.idle_s
+            row.open += 1
+            row.open_age_s = max(row.open_age_s, age)
+        ordered = sorted(rows.items(), key=lambda kv: (-kv[1].idle_s, -kv[1].held_s))[:SHOWN_ROWS]
+        return {"threshold_s": self.threshold_s, "dropped": self.dropped,
+                "sites": [self._row_json(key, row) for key, row in ordered]}
+
+    def _row_json(self, key: tuple[str, Site, bool, Site], row: _Row) -> dict[str, Any]:
+        route, site, returned, checkout = key
+        return {
+            "route": route, "site": site.where, "function": site.function, "code": site.code,
+            "returned": returned, "checkout_site": checkout.where, "checkout_function": checkout.function,
+            "checkout_code": checkout.code, "stack": [s.describe() for s in row.stack],
+            "holds": row.holds, "held_s": round(row.held_s, 4), "idle_s": round(row.idle_s, 4),
+            "reclaimed": row.reclaimed, "open": row.open, "open_age_s": round(row.open_age_s, 4),
+        }
+
+
+_UNKNOWN = Site("?", 0, "?", "")  # a checkout with none of the app's frames on its stack (the pool warming up)

@@ -1,0 +1,61 @@
+"""The figures of summary.json that point at the app's code: ``pool.hold_sites`` (from the pool instrumentation)
+and ``db.idle_in_tx_long_by_site`` (from the statement tags the collector reads). summary_figures places them.
+"""
+
+from __future__ import annotations
+
+from bench.results.metric import Coverage, Direction, Metric, Window
+
+_ROW = "pool.hold_sites[]"
+_WHERE = ("One row per route, holding line and checkout line, for holds longer than the instrumentation's threshold "
+          "(`long_hold_ms`; the harness passes `config.idle_threshold_ms`). The row's `site` (`path:line`, the path "
+          "relative to the sys.path entry it was imported from), `function` and `code` (the source line) are where "
+          "the holding task sat: the innermost frame of the code that checked the connection out still running in "
+          "the task, sampled every half threshold (the line it sat at longest); when that code had returned with "
+          "the connection still checked out (`returned`: true), the task's innermost frame of the app, or the "
+          "checkout line when the task had none. `checkout_site`, `checkout_function`, `checkout_code` are the "
+          "first frame outside SQLAlchemy, the drivers, the ASGI stack (Starlette, FastAPI, anyio, uvicorn), the "
+          "standard library and the instrumentation when the connection was checked out, `stack` that frame and "
+          "its callers. Rows are sorted by `idle_s`, then `held_s`; the 50 largest. Null when the app's "
+          "instrumentation does not look for sites (`long_hold_ms=None`, or a version before it could)")
+
+HOLD_SITES: tuple[Metric, ...] = (
+    Metric(path=f"{_ROW}.holds", label="long holds at a site", unit="checkouts", direction=Direction.LOWER,
+           window=Window.BOTH, coverage=Coverage.CHECKOUTS,
+           description=f"{_WHERE}. `holds`: checkouts of the row held past the threshold, those still checked out "
+                       "included."),
+    Metric(path=f"{_ROW}.held_s", label="held at a site", unit="conn-s", direction=Direction.LOWER,
+           window=Window.BOTH, coverage=Coverage.CHECKOUTS,
+           description="Connection-seconds of the row's holds, checkout to checkin (or to the garbage collector's "
+                       "reclaim), a hold still checked out counted to the last reading."),
+    Metric(path=f"{_ROW}.idle_s", label="idle at a site", unit="conn-s", direction=Direction.LOWER,
+           window=Window.BOTH, coverage=Coverage.CHECKOUTS,
+           description="Connection-seconds of the row's holds in which the holding task was not in the database "
+                       "(no SQLAlchemy or driver frame below the holding line): the connection idle, in transaction "
+                       "once it ran a statement. Sampled every half threshold: each sample's state counts for the "
+                       "time since the one before (the first for the time since the checkout), the time after the "
+                       "last for that sample's state."),
+    Metric(path=f"{_ROW}.share", label="share of long-hold time", unit="fraction", direction=Direction.NEITHER,
+           window=Window.BOTH, coverage=Coverage.CHECKOUTS,
+           description="The row's `held_s` over the sum of every row's the pool endpoint served (its 50 largest): "
+                       "the row's share of the connection time held past the threshold."),
+    Metric(path=f"{_ROW}.reclaimed", label="reclaimed at a site", unit="connections", direction=Direction.LOWER,
+           window=Window.BOTH, coverage=Coverage.CHECKOUTS,
+           description="The row's holds ended by the garbage collector reclaiming a leaked connection (see "
+                       "`pool.reclaimed`)."),
+    Metric(path=f"{_ROW}.open", label="still held at a site", unit="connections", direction=Direction.LOWER,
+           window=Window.BOTH, coverage=Coverage.CHECKOUTS,
+           description="The row's holds still checked out at the last reading of the pool endpoint: leaks, or "
+                       "holds longer than the run."),
+    Metric(path=f"{_ROW}.open_age_s", label="oldest still held at a site", unit="s", direction=Direction.LOWER,
+           window=Window.BOTH, coverage=Coverage.CHECKOUTS,
+           description="Age of the row's oldest hold still checked out at the last reading; 0 when none is."),
+)
+
+IDLE_BY_SITE = Metric(
+    path="db.idle_in_tx_long_by_site.<site>", label="idle in tx past threshold, by site", unit="conn-s",
+    direction=Direction.LOWER, window=Window.BOTH, coverage=Coverage.NONE,
+    description="`idle_in_tx_long_seconds` split by the `site` in the tag of the connection's last statement: the "
+                "app's line that checked the connection out (`bench.instrument` tags statements "
+                "`/*route='…',site='path:line'*/`), so a leaked connection is placed from the database's side too; "
+                "the 10 largest. Empty when the statements carry no site.")
