@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -23,8 +24,14 @@ from bench.render.compare_render import render_json, render_junit, render_markdo
 from tests.servedapp import Service, Watched, run_watched, write_service
 
 BENCH = [sys.executable, "-m", "bench.cli"]
-# Measured on the 2-core machine with other work on it (README, "bench ab"): 4 runs of 4 s per version, 10 users.
-AB_FLAGS = ("--repeat", "4", "--duration", "4s", "--cooldown", "1s", "--users", "10", "--ready-timeout", "30s")
+# 4 runs of 4 s per version, 10 users. The gates on figures that CPU starvation moves are widened: with the
+# default +25% one A/A job in 6 failed on this 2-core machine at load 6.6 (hold p95 1.31x, all four B runs above
+# all four A runs: p 0.029; README, "bench ab"). With these, 13 of 13 A/A jobs passed and 7 of 7 A/B jobs failed
+# (held vs short: pool wait p95 7-26x, hold p95 2.7-7.9x, idle in transaction per request 3.2-11x).
+AB_FLAGS = ("--repeat", "4", "--duration", "4s", "--cooldown", "1s", "--users", "10", "--ready-timeout", "30s",
+            "--fail-on", "pool.hold_ms.p95:+100%", "--fail-on", "db.idle_in_tx_per_request_ms:+100%",
+            "--fail-on", "db.idle_in_tx_long_per_request_ms:+100%", "--fail-on", "latency_ms.p95:+50%",
+            "--fail-on", "latency_ms.p99:+50%", "--fail-on", "throughput_rps:-30%")
 
 
 def _side(values: dict[str, list[float]], requests: int = 1000) -> Side:
@@ -118,7 +125,8 @@ def test_ab_serve_catches_a_session_held_across_an_await(tmp_path: Path, pg_home
     comparison = json.loads((out / "comparison.json").read_text())
     assert comparison["repeats"] == [4, 4] and not comparison["single_sample"]
     failed = set(comparison["failed_gates"])
-    assert {"db.idle_in_tx_per_request_ms:+25%", "pool.hold_ms.p95:+25%"} <= failed, failed
+    assert "pool.wait_ms.p95:+25%" in failed, failed
+    assert failed & {"db.idle_in_tx_per_request_ms:+100%", "pool.hold_ms.p95:+100%"}, failed
     row = next(r for r in comparison["rows"] if r["metric"] == "db.idle_in_tx_per_request_ms")
     assert row["mark"] == "+" and row["p_value"] < 0.05 and row["needs_repeat"] is None
     # Interleaved: A1 B1 A2 B2 ... on one database server.
@@ -159,3 +167,29 @@ def test_ab_on_the_paired_apps_is_good_against_bad(tmp_path: Path, pg_home: Path
     wait = next(r for r in comparison["rows"] if r["metric"] == "pool.wait_ms.p95")
     assert wait["p_value"] is None and wait["needs_repeat"] == 4
     assert "ONE sample per side" in watched.output and "needs --repeat 4" in watched.output
+
+
+@pytest.mark.e2e
+def test_ctrl_c_during_version_b_stops_both_services_and_everything_else(tmp_path: Path, pg_home: Path) -> None:
+    service = write_service(tmp_path / "service")
+    out = tmp_path / "ab"
+
+    def interrupt_once_b_is_loaded(proc: subprocess.Popen[str]) -> bool:
+        log = out / "b" / "target" / "requests.csv"
+        if not log.exists() or log.stat().st_size < 2000:
+            return False
+        proc.send_signal(signal.SIGINT)
+        return True
+
+    argv = [*BENCH, "ab", "--locustfile", str(service.locustfile), "--serve", service.serve("short"),
+            "--serve-b", service.serve("held"), "--migrate", service.migrate, "--duration", "20s", "--users", "10",
+            "--out", str(out)]
+    watched = run_watched(argv, {**os.environ, "BENCH_HOME": str(pg_home)}, 120, during=interrupt_once_b_is_loaded)
+    assert watched.returncode == 130, watched.output
+    assert not watched.survivors, watched.survivors
+    seen = "\n".join(watched.seen)
+    assert "service_short:app" in seen and "service_held:app" in seen
+    ab = json.loads((out / "ab.json").read_text())
+    assert ab["exit_code"] == 130 and ab["comparison"] is None and "interrupted" in ab["error"]
+    assert json.loads((out / "b" / "run.json").read_text())["status"] == "interrupted"
+    assert not (out / "comparison.json").exists()
