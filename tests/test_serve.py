@@ -75,7 +75,7 @@ def test_serve_usage_errors(given: dict[str, str], error: str) -> None:
 
 def test_a_locustfile_names_serve_as_the_way_to_run_it(tmp_path: Path) -> None:
     (tmp_path / "load.py").write_text("")
-    with pytest.raises(UsageError, match="add --serve CMD"):
+    with pytest.raises(UsageError, match="add --target URL .* or --serve CMD"):
         resolve_run(None, {"locustfile": str(tmp_path / "load.py")})
     scenario, config = resolve_run(None, {"locustfile": str(tmp_path / "load.py"), "serve": "x --port {port}"})
     assert scenario.name == "load" and config.apps == ("target",)

@@ -146,8 +146,8 @@ _FIELDS = ("users", "spawn_rate", "duration_s", "pool_size", "max_overflow", "po
 
 def resolve_run(name: str | None, given: Mapping[str, Any]) -> tuple[Scenario, RunConfig]:
     """bench run's scenario (a catalog name, or --locustfile) and its config."""
-    scenario = _scenario(name, given, "add --serve CMD to have it started, or --target URL and --dsn DSN for one "
-                                      "already running")
+    scenario = _scenario(name, given, "add --target URL and --dsn DSN for one already running, or --serve CMD to "
+                                      "have the harness start it")
     return scenario, resolve_config(scenario, given)
 
 
