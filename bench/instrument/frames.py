@@ -25,7 +25,8 @@ LIBRARIES: tuple[str, ...] = (*DATABASE, "greenlet", "starlette", "fastapi", "an
 
 APP, LIBRARY, DB = 0, 1, 2  # what a file is
 CodePosition = tuple[types.CodeType, int]  # a frame's code and its last instruction's offset (f_lasti)
-_MAX_STEPS = 96  # frames looked at per checkout: a checkout is never deeper than this below the request's code
+Stack = tuple[CodePosition, ...]  # innermost first
+_MAX_STEPS = 160  # frames looked at per walk: a request's whole stack, uvicorn to SQLAlchemy, is about 60
 _GAP = 3  # library frames between two of the app's that still count as one call chain
 _MAX_CHAIN = 256  # awaitables followed down one task's chain
 
@@ -87,17 +88,20 @@ def _package_folders(name: str) -> list[str]:
     return [os.path.abspath(spec.origin)] if spec.origin else []
 
 
-def checkout_stack(classifier: Classifier, limit: int = 4) -> tuple[CodePosition, ...]:
-    """The app's frames nearest the running code, innermost first: cheap, nothing resolved.
+def checkout_stack(classifier: Classifier, limit: int = 4, max_gap: int = _GAP) -> tuple[int, Stack]:
+    """The app's frames nearest the running code, innermost first, and a key for that call path: cheap, nothing
+    resolved. (The key is made of the codes' identities and offsets: hashing a code object hashes its contents.)
 
     The walk goes up to the first of the app's frames, then on through its callers while they are the app's, over
-    at most ``_GAP`` library frames between two of them (a context manager, a decorator), and stops at the
+    at most ``max_gap`` library frames between two of them (a context manager, a decorator), and stops at the
     framework: a helper and the route that called it, not the request's whole stack (each frame looked at costs
-    a frame object). Under SQLAlchemy's asyncio layer a checkout runs in a greenlet whose frames are all
-    SQLAlchemy's (or a ``run_sync`` callable's); the app's frames are in the parent greenlet, which waits in
-    ``greenlet_spawn``, so the walk starts there (a ``run_sync`` checkout is found at its ``await``).
+    a frame object). With a large ``max_gap`` it goes on to the middleware around the route. Under SQLAlchemy's
+    asyncio layer a checkout runs in a greenlet whose frames are all SQLAlchemy's (or a ``run_sync``
+    callable's); the app's frames are in the parent greenlet, which waits in ``greenlet_spawn``, so the walk
+    starts there (a ``run_sync`` checkout is found at its ``await``).
     """
     found: list[CodePosition] = []
+    key = 0
     kinds = classifier.kinds
     module = sys.modules.get("greenlet")  # SQLAlchemy's asyncio layer imports it; this package never does
     parent = module.getcurrent().parent if module is not None else None
@@ -109,17 +113,19 @@ def checkout_stack(classifier: Classifier, limit: int = 4) -> tuple[CodePosition
         if kind is None:
             kind = classifier.kind(code.co_filename)
         if kind == APP:
-            found.append((code, frame.f_lasti))
+            offset = frame.f_lasti
+            found.append((code, offset))
+            key = hash((key, id(code), offset))
             if len(found) >= limit:
                 break
             gap = 0
         elif found:
             gap += 1
-            if gap > _GAP:
+            if gap > max_gap:
                 break
         frame = frame.f_back
         steps += 1
-    return tuple(found)
+    return key, tuple(found)
 
 
 def task_chain(task: asyncio.Task[object]) -> list[types.FrameType]:

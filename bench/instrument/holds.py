@@ -8,30 +8,32 @@ from __future__ import annotations
 
 import asyncio
 import time
-import types
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.instrument.frames import APP, DB, RESOLVER, Classifier, CodePosition, Site, checkout_stack, task_chain
+from bench.instrument.frames import DB, RESOLVER, Classifier, Site, Stack, checkout_stack, task_chain
 
 _MAX_ROWS = 1000  # distinct (route, site, checkout site) rows kept; past it, new ones are counted, not kept
+_MAX_PATHS = 10_000  # call paths whose whole stack is remembered
+_CALLERS = 12  # the app's frames a call path's whole stack keeps
 SHOWN_ROWS = 50  # rows a snapshot carries, most held first
 
 
 class Hold:
     """One checkout, from its checkout to its checkin: kept in the connection record's ``info``."""
 
-    __slots__ = ("at", "proxy", "route", "stack", "tag", "task")
+    __slots__ = ("at", "path", "proxy", "route", "stack", "tag", "task")
 
     def __init__(self, at: float, route: str, proxy: weakref.ref[Any], task: weakref.ref[Any] | None,
-                 stack: tuple[CodePosition, ...]) -> None:
+                 stack: Stack, path: int = 0) -> None:
         self.at = at
         self.route = route
         self.proxy = proxy  # the app's connection proxy: dead at a garbage-collector reclaim
         self.task = task  # the task that checked the connection out
         self.stack = stack  # the app's frames at checkout, innermost first
+        self.path = path  # the key of that call path (``checkout_stack``)
         self.tag: str | None = None  # the statement comment, made at the hold's first statement
 
 
@@ -40,21 +42,21 @@ class _Long:
     """A hold past the threshold as the watchdog sees it: where its task sat, for how long, idle or not."""
 
     checkout: tuple[Site, ...]  # the checkout site, then its callers
-    codes: frozenset[types.CodeType]
+    codes: frozenset[int]  # identities of the checkout's codes (the hold's stack keeps them alive)
     last: float  # perf_counter of the last sample (the checkout before the first)
     idle_s: float = 0.0
     sampled: bool = False
     last_idle: bool = False
-    last_site: tuple[Site, bool] | None = None
-    by_site: dict[tuple[Site, bool] | None, float] = field(default_factory=dict)
+    last_site: Site | None = None
+    by_site: dict[Site | None, float] = field(default_factory=dict)
 
     def site(self) -> tuple[Site, bool]:
-        """The line the hold spent most of its time at, and whether the code that took it had returned; the
-        checkout line when no sample found one of the app's frames (returned) or none was taken."""
-        known = {k: v for k, v in self.by_site.items() if k is not None}
-        if known:
-            return max(known, key=lambda k: known[k])
-        return self.checkout[0], bool(self.by_site)
+        """The line the hold spent most of its time at, and whether the code that took it had returned (then the
+        checkout line); the checkout line too when no sample was taken."""
+        if not self.by_site:
+            return self.checkout[0], False
+        site = max(self.by_site, key=lambda k: self.by_site[k])
+        return (self.checkout[0], True) if site is None else (site, False)
 
 
 @dataclass
@@ -77,6 +79,10 @@ class HoldSites:
         self.classifier = Classifier(library)
         self.resolver = RESOLVER
         self.open: dict[Any, Hold] = {}
+        # A call path's whole stack of the app's frames, middleware included, walked once per path: the frames
+        # nearest the checkout decide the rest (the same route under the same middleware), so every later
+        # checkout on the path pays a lookup, not the walk.
+        self._paths: dict[int, Stack] = {}
         self._long: dict[Hold, _Long] = {}
         self._rows: dict[tuple[str, Site, bool, Site], _Row] = {}
         self.dropped = 0
@@ -89,8 +95,10 @@ class HoldSites:
             task = asyncio.current_task()
         except RuntimeError:  # no running loop: a synchronous engine
             task = None
-        hold = Hold(at, route, proxy, weakref.ref(task) if task is not None else None,
-                    checkout_stack(self.classifier))
+        path, stack = checkout_stack(self.classifier)
+        if path not in self._paths and len(self._paths) < _MAX_PATHS:
+            self._paths[path] = checkout_stack(self.classifier, _CALLERS, _CALLERS * 64)[1]
+        hold = Hold(at, route, proxy, weakref.ref(task) if task is not None else None, stack, path)
         self.open[record] = hold
         if task is not None:
             loop = task.get_loop()
@@ -140,31 +148,30 @@ class HoldSites:
             self._count(long, site, idle, now)
 
     def _start(self, hold: Hold) -> _Long:
-        sites = tuple(self.resolver.site(p) for p in hold.stack)
-        return _Long(checkout=sites or (_UNKNOWN,), codes=frozenset(code for code, _ in hold.stack), last=hold.at)
+        sites = tuple(self.resolver.site(p) for p in self._paths.get(hold.path, hold.stack))
+        return _Long(checkout=sites or (_UNKNOWN,), codes=frozenset(id(code) for code, _ in hold.stack),
+                     last=hold.at)
 
-    def _where(self, task: asyncio.Task[Any] | None, long: _Long) -> tuple[tuple[Site, bool] | None, bool]:
-        """The holding line: the innermost frame of the checkout's code still running in the task, else (the code
-        that took the connection returned) the task's innermost frame of the app; idle unless a frame below it is
-        SQLAlchemy's or the driver's."""
+    def _where(self, task: asyncio.Task[Any] | None, long: _Long) -> tuple[Site | None, bool]:
+        """The holding line: the innermost frame of the checkout's code still running in the task (None when that
+        code returned, or the task ended, with the connection still out); idle unless a frame below it is
+        SQLAlchemy's or a driver's. The task's other frames say nothing about a connection it no longer holds
+        in its code: a middleware around a streamed response, say."""
         if task is None or task.done():
             return None, True
         chain = task_chain(task)
-        kinds = self.classifier
-        holding = innermost = None
+        holding = None
         for index, frame in enumerate(chain):
-            if frame.f_code in long.codes:
+            if id(frame.f_code) in long.codes:
                 holding = index
-            if kinds.kind(frame.f_code.co_filename) == APP:
-                innermost = index
-        at = holding if holding is not None else innermost
-        idle = not any(kinds.kind(f.f_code.co_filename) == DB for f in chain[(at or 0):])
-        if at is None:
+        kind = self.classifier.kind
+        idle = not any(kind(f.f_code.co_filename) == DB for f in chain[(holding or 0):])
+        if holding is None:
             return None, idle
-        frame = chain[at]
-        return (self.resolver.site((frame.f_code, frame.f_lasti)), holding is None), idle
+        frame = chain[holding]
+        return self.resolver.site((frame.f_code, frame.f_lasti)), idle
 
-    def _count(self, long: _Long, site: tuple[Site, bool] | None, idle: bool, now: float) -> None:
+    def _count(self, long: _Long, site: Site | None, idle: bool, now: float) -> None:
         elapsed = max(0.0, now - long.last)
         long.last = now
         long.by_site[site] = long.by_site.get(site, 0.0) + elapsed
