@@ -68,7 +68,18 @@ def write_samples(folder: Path, t0: float, hold_ms: float, rng: np.random.Genera
                 if load else None,
                 "pool_use_p95_ms": round(hold_ms * 1.05, 3) if load else None,
             }
+            if load:  # as the collector writes them: the interval's pool-wait histogram, ~20 checkouts
+                sample["wait_hist"] = _wait_hist(1.0 if leaky else 0.02, rng)
             out.write(json.dumps(sample) + "\n")
+
+
+def _wait_hist(typical_s: float, rng: np.random.Generator) -> dict[str, Any]:
+    waits = rng.lognormal(np.log(typical_s), 0.5, 20)
+    buckets: dict[str, int] = {}
+    for wait in waits:  # bench.instrument.histogram's buckets: 1% wide from 1 µs
+        key = str(int(np.log(wait / 1e-6) / np.log(1.01)))
+        buckets[key] = buckets.get(key, 0) + 1
+    return {"count": 20, "sum_s": float(waits.sum()), "max_s": float(waits.max()), "buckets": buckets}
 
 
 def write_summary(run_dir: Path) -> None:

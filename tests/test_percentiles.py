@@ -42,10 +42,11 @@ def test_the_pool_histograms_rank_the_same_way() -> None:
 
 def test_the_per_second_chart_p95_is_not_the_maximum() -> None:
     requests = pd.DataFrame({"end_s": [0.05 * i for i in range(20)], "response_time_ms": TWENTY[::-1],
-                             "failed": [0] * 20})
-    timeline = Timeline(requests=requests, samples=pd.DataFrame({"x": []}), load_end_s=None, end_s=1.0)
+                             "failed": [0] * 20, "name": ["GET /x"] * 20})
+    timeline = Timeline(requests=requests, samples=pd.DataFrame({"x": []}), load_end_s=None, end_s=1.0,
+                        load_window_s=1.0)
     second = timeline.per_second()
-    assert second["rps"].tolist() == [20.0] and second["p95_ms"].tolist() == [19.0]
+    assert second.ok_rps.tolist() == [20.0] and second.p95_ms.tolist() == [19.0]
 
 
 def test_the_pacers_lateness_uses_the_same_rule() -> None:

@@ -260,6 +260,7 @@ def test_app_log_counts_and_exceptions_show_without_passwords(run_dir: Path) -> 
     exceptions = tables["app-log-exceptions"]
     assert _row(exceptions, "bad")[1:] == [
         "TimeoutError: QueuePool limit of size 5 overflow 0 reached, connection timed out, timeout 30.00", "7"]
+    page = page.replace("<wbr>", "")  # the break opportunities a narrow page may wrap a long word at
     assert "hunter2" not in md and "hunter2" not in page and "postgresql://app:***@db:5432/x?password=***" in page
 
 

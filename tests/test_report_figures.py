@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from bench.instrument import Histogram
+from bench.render.report_tables import ms_text
 from bench.render.run_report import render_report
 from bench.results.metric import Scope
 from bench.results.metrics import REGISTRY
@@ -98,10 +99,10 @@ def test_percentile_table_is_the_nearest_rank_of_requests_csv(rendered: tuple[Pa
         latencies = [r["ms"] for r in answered(folder / app)]
         row = page.row("percentiles", "latency (ms)", app)
         assert row[2] == f"{len(latencies):,}"
-        assert row[3:] == [f"{nearest(latencies, p):,.1f}" for p in LADDER] + [f"{max(latencies):,.1f}"]
+        assert row[3:] == [ms_text(nearest(latencies, p)) for p in LADDER] + [ms_text(max(latencies))]
         # the ladder's shared rungs are summary.json's own latency figures
         figures = summary(folder)["apps"][app]["latency_ms"]
-        assert [row[3], row[6], row[7], row[9]] == [f"{figures[k]:,.1f}" for k in ("p50", "p95", "p99", "max")]
+        assert [row[3], row[6], row[7], row[9]] == [ms_text(figures[k]) for k in ("p50", "p95", "p99", "max")]
         assert f"| latency (ms) | {app} | {row[2]} | {row[3]} |" in md
 
 
@@ -111,9 +112,9 @@ def test_pool_wait_percentiles_are_the_summed_sample_histograms(mixed: tuple[Pat
         waits = summed_waits(folder / app)
         row = page.row("percentiles", "pool wait (ms)", app)
         assert row[2] == f"{waits.count:,}"
-        assert row[3:] == [f"{waits.percentile(float(p)) * 1000:,.1f}" for p in LADDER] + [f"{waits.max * 1000:,.1f}"]
+        assert row[3:] == [ms_text(waits.percentile(float(p)) * 1000) for p in LADDER] + [ms_text(waits.max * 1000)]
         # the summed intervals are the pool's own histogram at the last sample, which summary.json read
-        assert row[6] == f"{summary(folder)['apps'][app]['pool']['wait_ms']['p95']:,.1f}"
+        assert row[6] == ms_text(summary(folder)["apps"][app]["pool"]["wait_ms"]["p95"])
 
 
 def test_failures_by_route_and_message_count_the_error_column(mixed: tuple[Path, Page, str]) -> None:

@@ -6,6 +6,7 @@ bench.render.run_report builds the content from a run folder and calls these; no
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -13,6 +14,7 @@ from bench.results.layout import REPORT_HTML
 
 # Sections shown side by side on a wide screen: the verdict at a glance, before the plots.
 SIDE_BY_SIDE = ("headline", "checks")
+_BREAKS = re.compile(r"([/.(,](?!\s))")
 
 
 @dataclass(frozen=True)
@@ -201,7 +203,10 @@ def _section(table: Table) -> str:
 
 def _td(cell: Cell) -> str:
     title = f' title="{html.escape(cell.title)}"' if cell.title else ""
-    return f'<td class="{html.escape(cell.css)}"{title}>{html.escape(cell.text)}</td>'
+    # Routes, file paths and code lines may break after a slash, a dot or a bracket when the page is narrow
+    # (<wbr> adds no character); a long word would otherwise push the table's last columns out of sight.
+    text = html.escape(cell.text) if "num" in cell.css else _BREAKS.sub(r"\1<wbr>", html.escape(cell.text))
+    return f'<td class="{html.escape(cell.css)}"{title}>{text}</td>'
 
 
 def _numeric(table: Table, column: int) -> bool:
@@ -264,6 +269,13 @@ td.wrap { white-space: normal; min-width: 16em; word-break: break-word; }
 .plot .hover rect:hover { fill-opacity: 0.07; }
 @media (max-width: 1000px) {
   main { padding: 16px 12px 32px; }
+  section, header { padding: 14px 12px; }
   .params { grid-template-columns: max-content minmax(0, 1fr); }
+  /* A narrow page wraps long routes, messages and code lines rather than hide columns behind a scroll. */
+  table { font-size: 12.5px; }
+  th, td { padding: 4px 6px; }
+  th { white-space: normal; }
+  td, td:first-child { white-space: normal; overflow-wrap: break-word; }
+  td.num { white-space: nowrap; }
 }
 """

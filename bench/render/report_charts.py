@@ -8,7 +8,8 @@ Timeline (bench.analysis.timeline); bench.render.svgplot draws them.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -184,28 +185,50 @@ def _padded(line: _Line, n: int) -> _Line:
 def _time_hover(lines: list[_Line], n: int) -> tuple[Hover, ...]:
     """One column per second (per few seconds on long runs, each line's mean over them): every line's value."""
     size = max(1, math.ceil(n / MAX_HOVER))
+    columns = math.ceil(n / size)
+    grouped = [_Grouped.of(line, size, columns) for line in lines]
     out = []
-    for start in range(0, n, size):
-        stop = min(n, start + size)
-        parts = [text for line in lines if (text := _describe(line, start, stop))]
+    for i in range(columns):
+        start, stop = i * size, min(n, (i + 1) * size)
+        parts = [text for g in grouped if (text := g.describe(i))]
         if parts:
             span = f"{start}–{stop} s" + (" (means)" if stop - start > 1 else "")
             out.append(Hover(float(start), float(stop), f"{span}: " + " · ".join(parts)))
     return tuple(out)
 
 
-def _describe(line: _Line, start: int, stop: int) -> str:
-    window = line.y[start:stop]
-    if np.isnan(window).all():
-        return ""
-    fmt: Callable[[float], str] = line.fmt.format
-    word, low_word, high_word = line.words
-    named = line.name if not word or line.name.endswith(word) else f"{line.name} {word}"
-    text = f"{named} {fmt(float(np.nanmean(window)))}"
-    if line.low is not None and line.high is not None and not np.isnan(line.low[start:stop]).all():
-        low, high = float(np.nanmin(line.low[start:stop])), float(np.nanmax(line.high[start:stop]))
-        text += f" ({low_word} {fmt(low)}, {high_word} {fmt(high)})"
-    return text
+@dataclass(frozen=True)
+class _Grouped:
+    """A line's values per hover column: the mean of y, the least low and the largest high of its seconds."""
+
+    line: _Line
+    y: FloatArray
+    low: FloatArray | None
+    high: FloatArray | None
+
+    @classmethod
+    def of(cls, line: _Line, size: int, columns: int) -> _Grouped:
+        def shaped(values: FloatArray) -> FloatArray:
+            return np.concatenate([values, np.full(columns * size - values.size, np.nan)]).reshape(columns, size)
+
+        with warnings.catch_warnings():  # an all-NaN column is NaN: nothing measured there
+            warnings.simplefilter("ignore", RuntimeWarning)
+            y = np.nanmean(shaped(line.y), axis=1)
+            ranged = line.low is not None and line.high is not None
+            low = np.nanmin(shaped(line.low), axis=1) if ranged else None  # type: ignore[arg-type]
+            high = np.nanmax(shaped(line.high), axis=1) if ranged else None  # type: ignore[arg-type]
+        return cls(line=line, y=y, low=low, high=high)
+
+    def describe(self, i: int) -> str:
+        if np.isnan(self.y[i]):
+            return ""
+        line, fmt = self.line, self.line.fmt.format
+        word, low_word, high_word = line.words
+        named = line.name if not word or line.name.endswith(word) else f"{line.name} {word}"
+        text = f"{named} {fmt(float(self.y[i]))}"
+        if self.low is not None and self.high is not None and not np.isnan(self.low[i]):
+            text += f" ({low_word} {fmt(float(self.low[i]))}, {high_word} {fmt(float(self.high[i]))})"
+        return text
 
 
 def _histogram(title: str, x_label: str, distributions: dict[str, Binned], colors: dict[str, str],

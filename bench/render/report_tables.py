@@ -102,7 +102,14 @@ def percentile_table(timelines: dict[str, Timeline]) -> Table:
 
 def _ladder_row(what: str, app: str, values: Ladder) -> tuple[Cell, ...]:
     return (Cell(what), Cell(app), Cell(f"{values.count:,}", "num"),
-            *(Cell(_fmt(v, "{:,.1f}"), "num") for v in (*values.values, values.max)))
+            *(Cell(ms_text(v), "num") for v in (*values.values, values.max)))
+
+
+def ms_text(value: float | None) -> str:
+    """Milliseconds to 0.1 ms, and under 1 ms to 0.001 ms: an uncontended pool wait is a few microseconds."""
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if 0 < value < 1 else f"{value:,.1f}"
 
 
 def routes_table(folder: RunFolder) -> Table:
