@@ -78,7 +78,9 @@ def test_bad_sits_idle_in_transaction_between_messages(runs: tuple[Any, dict[str
     capacity, duration_s = summary["config"]["pool_size"], summary["config"]["duration_s"]
     # Measured at 15 s: 66.9 connection-seconds past the threshold (5 sockets x ~0.9 of the run) vs 0.
     assert bad["idle_in_tx_long_seconds"] >= 0.4 * capacity * duration_s
-    assert good["idle_in_tx_long_seconds"] <= 0.5
+    # Good's moments between statements pass 50 ms only when the CPU is starved: 0 quiet, 0.91 conn-s at
+    # load average 6 over 15 s, against bad's 67. Bound it by the capacity and the duration, as bad's.
+    assert good["idle_in_tx_long_seconds"] <= 0.03 * capacity * duration_s
     assert bad["idle_in_tx_after_load"] == good["idle_in_tx_after_load"] == 0
 
 
