@@ -78,7 +78,12 @@ def _request_name(session, url, name):
 
 
 def _unfinished(key, now):
-    start, method, name = _in_flight.pop(key)
+    # Popped once: the quitting handler and the killed user's own handler may both reach the same request,
+    # and a KeyError raised inside a dying greenlet would leave Locust unable to stop.
+    entry = _in_flight.pop(key, None)
+    if entry is None:
+        return
+    start, method, name = entry
     _write(start, UNFINISHED, name, (now - start) * 1000, 0, 1,
            f"Unfinished: {method} still waiting for its response when the load stopped")
 
