@@ -137,3 +137,11 @@ def test_one_write_route_is_not_shown_twice_and_several_are_split(run_dir: Path,
         for route, figures in summary["apps"][app]["integrity"]["by_route"].items():
             assert _row(rows, app, route)[2:] == [f"{figures[k]:,}" for k in (
                 "acknowledged_writes", "rows_written", "lost_writes")]
+
+
+def test_the_terminal_names_checks_as_the_report_does(summary: dict[str, Any], tmp_path: Path) -> None:
+    from bench.render.terminal import render_summary
+
+    text = render_summary(summary, tmp_path).split("\nchecks\n")[1]
+    assert "✓ good/bad: throughput ≥ 5×" in text and "7.42×" in text and "∞×" in text
+    assert "throughput_rps" not in text and "pool.wait_ms.p95" not in text

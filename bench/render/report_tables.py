@@ -54,7 +54,7 @@ def checks_table(folder: RunFolder) -> Table:
     checks = [c for c in folder.summary.get("checks") or [] if isinstance(c, dict)]
     passed = sum(bool(c.get("passed")) for c in checks)
     rows = tuple((Cell("✓", "pass") if c.get("passed") else Cell("✗", "fail"),
-                  Cell(check_label(c), title=str(c.get("name", "?"))), Cell(_check_value(c), "num")) for c in checks)
+                  Cell(check_label(c), title=str(c.get("name", "?"))), Cell(check_value(c), "num")) for c in checks)
     title = f"Checks: {passed} of {len(checks)} passed" if checks else "Checks"
     notes = () if checks else (f"no checks were evaluated (run {folder.status})",)
     stalls = tuple(f"Stall: {e.get('app', '?')}: {e.get('detail')}" for e in folder.summary.get("events") or []
@@ -73,7 +73,7 @@ def check_label(check: dict[str, Any]) -> str:
     return f"{app}: {metric.heading} {op} {threshold:g}"
 
 
-def _check_value(check: dict[str, Any]) -> str:
+def check_value(check: dict[str, Any]) -> str:
     value, metric = check.get("value"), find(str(check.get("metric", "")))
     number = _number(value)
     if number is None:

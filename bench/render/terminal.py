@@ -16,6 +16,7 @@ from bench.analysis.loadperiod import STALL_EVENT
 from bench.config.catalog import Scenario
 from bench.config.options import RunConfig
 from bench.render.hold_sites import terminal_lines as hold_site_lines
+from bench.render.report_tables import check_label, check_value
 from bench.results.layout import RunFiles
 from bench.results.metric import Direction, Shown
 from bench.results.metrics import SHOWN, ratio, value_at
@@ -131,8 +132,9 @@ def render_summary(summary: dict[str, Any], folder: Path, report: Path | None = 
         lines.append("")
         lines.append("checks")
         for check in checks:
+            # As the report shows it: the registry's label ("good/bad: throughput ≥ 5×"), not the raw path.
             mark = "✓" if check["passed"] else "✗"
-            lines.append(f"  {mark} {check['name']:<46} value {check['value']}")
+            lines.append(f"  {mark} {check_label(check):<52} {check_value(check):>9}")
     startup = summary.get("timings", {}).get("startup_s")
     if startup is not None:
         lines.append(f"\nstart-up: {startup:.2f}s from command to first request")
