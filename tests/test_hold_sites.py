@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import inspect
+import json
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -15,11 +17,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from bench.analysis.compare import compare, load_side
 from bench.analysis.holdsites import hold_sites, new_sites
 from bench.db import server as postgres
 from bench.instrument import PoolMetrics, RouteTagMiddleware, TimedAsyncPool, instrument, tag_statements
 from bench.instrument.frames import RESOLVER
 from bench.instrument.shared import merge
+from bench.render.compare_render import render_json, render_markdown, render_text
 from bench.run.collector import statement_key, statement_tags
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -268,3 +272,21 @@ def test_workers_rows_add_up_and_the_summary_shares_them() -> None:
                                      row("app.py:40", 0.2, 0.2, code="await k()")]}}
     assert [s.site for s in new_sites("bad", base, moved)] == ["app.py:30"]  # 0.2 s held is a stray hold
     assert new_sites("bad", {"pool": {"hold_sites": None}}, moved) == []
+
+
+def test_bench_compare_lists_the_sites_new_in_the_current_run(tmp_path: Path) -> None:
+    data = Path(__file__).resolve().parent / "data" / "compare"
+    sides = []
+    for name, rows in (("base", []), ("current", [{
+            "site": "app/orders.py:41", "function": "checkout", "code": "await upstream.pay()",
+            "route": "POST /orders/{item_id}/checkout", "held_s": 51.9, "idle_s": 51.2}])):
+        summary = json.loads((data / f"{name}.json").read_text(encoding="utf-8"))
+        summary["apps"]["bad"]["pool"]["hold_sites"] = rows
+        (tmp_path / f"{name}.json").write_text(json.dumps(summary), encoding="utf-8")
+        sides.append(load_side(tmp_path / f"{name}.json"))
+    result = compare(*sides)
+    line = "bad: app/orders.py:41 in checkout — await upstream.pay() (POST /orders/{item_id}/checkout): 51.2 s idle"
+    assert line in render_text(result) and "new in the current run" in render_text(result)
+    assert line in render_markdown(result)
+    assert json.loads(render_json(result))["new_sites"][0]["site"] == "app/orders.py:41"
+    assert "new in the current run" not in render_text(compare(sides[1], sides[1]))

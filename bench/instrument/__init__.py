@@ -9,9 +9,10 @@ from bench.instrument.frames import Site
 from bench.instrument.histogram import Histogram
 from bench.instrument.holds import HoldSites
 from bench.instrument.loop import LoopLag
-from bench.instrument.pool import SCHEMA, PoolMetrics, TimedAsyncPool, instrument, tag_statements
+from bench.instrument.pool import SCHEMA, PoolMetrics, TimedAsyncPool, instrument
 from bench.instrument.prometheus import prometheus_text
 from bench.instrument.shared import keep_writing
+from bench.instrument.tags import tag_statements
 
 __all__ = [
     "ENDPOINT_PATH",

@@ -7,6 +7,7 @@ checkin listeners; a watchdog on the event loop samples the holding tasks; ``row
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import weakref
 from collections.abc import Iterable
@@ -15,6 +16,10 @@ from typing import Any
 
 from bench.instrument.frames import DB, RESOLVER, Classifier, Site, Stack, checkout_stack, task_chain
 
+log = logging.getLogger("bench.instrument.holds")
+
+# Where a checkout's ``Hold`` lives: its pool record's ``info`` (cleared by SQLAlchemy when it reopens the record).
+HOLD_KEY = "bench_checkout"
 _MAX_ROWS = 1000  # distinct (route, site, checkout site) rows kept; past it, new ones are counted, not kept
 _MAX_PATHS = 10_000  # call paths whose whole stack is remembered
 _CALLERS = 12  # the app's frames a call path's whole stack keeps
@@ -131,6 +136,8 @@ class HoldSites:
         loop, self._loop = self._loop, None
         try:
             self.sample(time.perf_counter())
+        except Exception:  # pragma: no cover - said once per tick in the app's log, never raised into its loop
+            log.exception("hold site watchdog failed")
         finally:
             if self.open and loop is not None and not loop.is_closed():
                 self._arm(loop)

@@ -21,10 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, Pool, QueuePool
 
 from bench.instrument.asgi import current_route
-from bench.instrument.frames import RESOLVER
 from bench.instrument.histogram import Histogram
-from bench.instrument.holds import Hold, HoldSites
+from bench.instrument.holds import HOLD_KEY, Hold, HoldSites
 from bench.instrument.loop import LoopLag
+from bench.instrument.tags import tag_statements
 
 log = logging.getLogger("bench.instrument.pool")
 
@@ -113,7 +113,7 @@ _connect_spent: contextvars.ContextVar[list[float] | None] = contextvars.Context
 )
 
 # Keys in a connection record's ``info``. SQLAlchemy clears ``info`` before it (re)opens the record's connection.
-_HOLD = "bench_checkout"  # the checkout's ``Hold``: when, which route, the app's proxy, its task and frames
+_HOLD = HOLD_KEY  # the checkout's ``Hold``: when, which route, the app's proxy, its task and frames
 _CONNECT_AT = "bench_connect_at"  # perf_counter when the pool started opening this record's connection
 
 
@@ -195,49 +195,6 @@ def _safely(fn: Callable[..., None], *args: Any) -> None:
         log.exception("pool observer failed")
 
 
-# Engines whose statements are tagged already: the README's lines once called tag_statements next to instrument().
-_tagged: weakref.WeakSet[Any] = weakref.WeakSet()
-
-
-def tag_statements(engine: AsyncEngine) -> None:
-    """Prefix every statement with a comment in the style of sqlcommenter,
-    ``/*route='GET /items/{item_id}',site='app/items.py:41'*/``: the route that checked the connection out and
-    the line of the app that did, so the database's own view (pg_stat_activity.query of a connection idle in
-    transaction, a leaked one included) names both. A prefix, not sqlcommenter's suffix: the server keeps only
-    the start of a long statement (track_activity_query_size). ``instrument`` calls this unless told not to;
-    calling it again does nothing."""
-    sync_engine = engine.sync_engine
-    if sync_engine in _tagged:
-        return
-    _tagged.add(sync_engine)
-    # A driver with the format paramstyle reads "%" in a statement as a placeholder.
-    percent = sync_engine.dialect.paramstyle in ("format", "pyformat")
-
-    @event.listens_for(sync_engine, "before_cursor_execute", retval=True)
-    def _tag(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> Any:
-        hold = conn.info.get(_HOLD)
-        if hold is None:
-            tag = _comment(current_route(), None, percent)
-        else:
-            tag = hold.tag
-            if tag is None:
-                tag = hold.tag = _comment(hold.route, RESOLVER.site(hold.stack[0]).where if hold.stack else None,
-                                          percent)
-        return (tag + statement if tag else statement), parameters
-
-
-def _comment(route: str, site: str | None, percent: bool) -> str:
-    pairs = [(k, v) for k, v in (("route", route if route != "-" else None), ("site", site)) if v]
-    if not pairs:
-        return ""
-    text = ",".join(f"{key}='{_escaped(value)}'" for key, value in pairs)
-    return f"/*{text.replace('%', '%%') if percent else text}*/ "
-
-
-def _escaped(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("'", "\\'").replace("*/", "* /")
-
-
 def instrument(engine: AsyncEngine, *, statement_tags: bool = True, long_hold_ms: float | None = 50.0,
                library: tuple[str, ...] = ()) -> PoolMetrics:
     """Attach metrics to an engine's pool; waits are timed when the pool is a ``TimedAsyncPool``.
@@ -312,8 +269,13 @@ def _track_holds(pool: Pool, metrics: PoolMetrics) -> None:
         # detach that follows finds this reference dead. (A callback, as SQLAlchemy's own fairy_ref has,
         # makes Python clear the reference before it runs the proxy's finalizer.)
         at, route, ref = time.perf_counter(), current_route(), weakref.ref(proxy, _ignore)
-        sites = metrics.sites
-        record.info[_HOLD] = sites.opened(record, at, route, ref) if sites else Hold(at, route, ref, None, ())
+        hold = None
+        if metrics.sites is not None:
+            try:
+                hold = metrics.sites.opened(record, at, route, ref)
+            except Exception:  # pragma: no cover - an observer must never break a checkout
+                log.exception("hold site observer failed")
+        record.info[_HOLD] = hold or Hold(at, route, ref, None, ())
         metrics.checkouts += 1
         metrics.checked_out += 1
         if metrics.checked_out > metrics.checked_out_max:
