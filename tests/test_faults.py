@@ -156,3 +156,20 @@ def test_postgres_stopped_mid_run(tmp_path: Path, pg_home: Path) -> None:
     code, output, summary = _run_with_fault(out, pg_home, stop_postgres)
     assert code == 3, output
     assert summary["status"] == "failed" and "Traceback" not in output
+
+
+def test_locust_killed_mid_load(tmp_path: Path, pg_home: Path) -> None:
+    """A load cut short is a fault, not a completed measurement of a load the app never got."""
+    out = tmp_path / "run"
+
+    def kill_locust(proc: subprocess.Popen[str]) -> None:
+        locusts = [p for p in _descendants(proc.pid) if _role(p) == "locust"]
+        assert len(locusts) == 1
+        locusts[0].send_signal(signal.SIGKILL)
+
+    code, output, summary = _run_with_fault(out, pg_home, kill_locust)
+    assert code == 3, output
+    assert "Locust stopped" in output and "into a 12 s load" in output and "Traceback" not in output
+    cut = [e for e in summary["events"] if e.get("event") == "load cut short"]
+    assert len(cut) == 1 and cut[0]["app"] == "bad"
+    assert summary["status"] == "failed" and summary["apps"]["bad"]["requests"] > 0  # what it measured is kept

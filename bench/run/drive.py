@@ -26,6 +26,7 @@ from bench.run.state import RunState
 from bench.run.subjects import Subject, subject_for
 
 _LOCUST_GRACE_S = 30.0  # Locust stops itself at --run-time; past this much longer it is killed
+_EARLY_STOP_S = 1.0  # Locust seen exiting this much before its run time ended the load early
 _TICK_S = 0.25  # how often the drive looks at Locust, the app and the request log
 
 
@@ -123,11 +124,23 @@ async def _load(run: RunState, subject: Subject, plan: LoadPlan, locust: Child, 
     # Locust stops its users at --run-time after the go (it is seen exiting up to a tick and its shutdown
     # later), or earlier when it died.
     stopped_at = min(time.time(), go_at + plan.run_time_s)
+    _check_full_load(run, subject.name, locust, stopped_at - go_at, plan.run_time_s)
     locust.stop(timeout=5)
     tail.poll()
     if tail.requests + tail.unfinished == 0:
         raise InfraError(f"Locust sent no request (exit code {locust.exit_code()}): {locust.log_tail()}")
     return LoadPeriod(start=go_at, end=stopped_at)
+
+
+def _check_full_load(run: RunState, app: str, locust: Child, ran_s: float, run_time_s: float) -> None:
+    """Locust that quits before its run time (killed, crashed) leaves a shorter load than asked for: its
+    figures are kept, but the run is a fault, never a completed measurement of a load it did not get."""
+    if ran_s >= run_time_s - _EARLY_STOP_S:
+        return
+    detail = (f"Locust stopped {ran_s:.1f} s into a {run_time_s:.0f} s load (exit code {locust.exit_code()}): "
+              f"{locust.log_tail()}")
+    run.events.append({"t": time.time(), "app": app, "event": "load cut short", "detail": detail})
+    run.faults.append(f"{app}: {detail}")
 
 
 async def _cool_down(run: RunState, subject: Subject, collector: Collector, tail: RequestTail) -> None:
