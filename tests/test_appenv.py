@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -117,3 +119,15 @@ def test_the_contract_module_imports_only_the_standard_library() -> None:
     imported |= {node.module.split(".")[0] for node in ast.walk(tree)
                  if isinstance(node, ast.ImportFrom) and node.module and node.level == 0}
     assert imported - {"__future__"} <= set(sys.stdlib_module_names), imported
+
+
+@pytest.mark.parametrize(("env", "named"), [({"BENCH_APP_POOL_SIZE": "abc"}, "BENCH_APP_POOL_SIZE"),
+                                            ({"BENCH_APP_DSN": ""}, "BENCH_APP_DSN")])
+def test_an_app_started_on_its_own_with_a_bad_variable_says_so_in_one_line(env: dict[str, str], named: str) -> None:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("BENCH_APP_")}
+    base["BENCH_APP_DSN"] = "postgresql+asyncpg://u@127.0.0.1:1/db"
+    done = subprocess.run([sys.executable, "-m", "uvicorn", "--factory", "target_apps.bad.app:create", "--port", "0"],
+                          env={**base, **env}, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], done.stderr

@@ -17,7 +17,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from bench.config.appenv import AppEnv, application_name
+from bench.config.appenv import AppEnv, AppEnvError, application_name
 from bench.instrument import (
     ENDPOINT_PATH,
     LoopLag,
@@ -79,7 +79,11 @@ def scenario_modules(package: str) -> list[ModuleType]:
 
 def create_app(variant: str, scenarios: Sequence[ModuleType], settings: AppEnv | None = None) -> FastAPI:
     """The app for ``variant``; ``settings`` default to the ``BENCH_APP_*`` variables, read once, here."""
-    settings = settings or AppEnv.from_env()
+    if settings is None:
+        try:
+            settings = AppEnv.from_env()
+        except AppEnvError as err:  # one line naming the variable, not uvicorn's traceback of the factory
+            raise SystemExit(f"error: {err}") from None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
