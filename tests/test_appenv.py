@@ -90,7 +90,7 @@ def test_the_app_reads_its_settings_once_at_creation(monkeypatch: pytest.MonkeyP
 
     for name in variables():
         monkeypatch.delenv(name, raising=False)
-    with pytest.raises(AppEnvError, match="BENCH_APP_DSN is not set"):
+    with pytest.raises(SystemExit, match="error: BENCH_APP_DSN is not set"):
         create()
     monkeypatch.setenv("BENCH_APP_DSN", DSN)
     monkeypatch.setenv("BENCH_APP_POOL_SIZE", "4")
