@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import shlex
 import os
 import shutil
 import signal
@@ -341,3 +342,15 @@ def test_unwritable_out_and_missing_report_folder_exit_2(tmp_path: Path) -> None
     assert len(result.stderr.strip().splitlines()) == 1
     report = bench("report", str(tmp_path / "nope"))
     assert report.returncode == 2 and "does not exist" in report.stderr and "Traceback" not in report.stderr
+
+
+@pytest.mark.e2e
+def test_start_up_counts_from_bench_not_from_the_shell_that_ran_other_commands_first(tmp_path: Path) -> None:
+    """``bash -c 'pip install … && bench run …'`` execs bench in the shell's process: start-up is bench's own."""
+    out = tmp_path / "run"
+    command = (f"sleep 6 && exec {shlex.quote(sys.executable)} -m bench.cli run long-session --app good "
+               f"--duration 2s --cooldown 0 --users 2 --quiet --out {shlex.quote(str(out))}")
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    startup = json.loads((out / "summary.json").read_text())["timings"]["startup_s"]
+    assert 0 < startup < 6, startup  # the 6 s sleep is not start-up
