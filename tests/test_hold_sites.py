@@ -109,14 +109,17 @@ def test_the_holding_line_is_the_callers_await_not_the_shared_helper(pg_server: 
         metrics = instrument(engine)
         sessions = async_sessionmaker(engine)
         try:
+            await asyncio.gather(*(_innocent(sessions) for _ in range(13)))  # connections open, codecs loaded
             await asyncio.gather(*(_culprit(sessions) for _ in range(3)), *(_innocent(sessions) for _ in range(10)))
             return metrics
         finally:
             await engine.dispose()
 
     rows = _rows(asyncio.run(scenario()))
-    assert len(rows) == 1, rows  # the innocent caller's holds never passed 50 ms
-    (row,) = rows
+    # The innocent caller never idles holding a connection. (On a busy machine a new connection's first statement,
+    # asyncpg loading its type codecs, can pass 50 ms: in the database, not idle.)
+    assert [r for r in rows if r["function"] != "_culprit" and r["idle_s"] > 0] == [], rows
+    (row,) = [r for r in rows if r["function"] == "_culprit"]
     assert row["site"].endswith(_line(_culprit, "CULPRIT-AWAIT")) and row["function"] == "_culprit"
     assert row["code"] == "await _upstream()  # CULPRIT-AWAIT" and row["returned"] is False
     assert row["checkout_site"].endswith(_line(_helper, "HELPER-QUERY")) and row["checkout_function"] == "_helper"
@@ -124,8 +127,8 @@ def test_the_holding_line_is_the_callers_await_not_the_shared_helper(pg_server: 
     assert [s.split(" in ")[1] for s in row["stack"][:3]] == ["_helper", "_culprit", _test_name()]
     assert row["stack"][1].startswith(row["site"].rsplit(":", 1)[0]) and _line(_culprit, "CULPRIT-CALL") in \
         row["stack"][1]
-    # Three holds of a 300 ms sleep, idle all along: sampled, the whole hold counts as idle.
-    assert row["holds"] == 3 and 0.85 <= row["held_s"] < 2.0 and row["idle_s"] >= 0.9 * row["held_s"]
+    # Three holds of a 300 ms sleep, idle but for a query and a rollback, sampled every 25 ms.
+    assert row["holds"] == 3 and 0.85 <= row["held_s"] < 2.0 and row["idle_s"] >= 0.75 * row["held_s"]
     assert row["open"] == 0 and row["reclaimed"] == 0
 
 

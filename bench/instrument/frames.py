@@ -88,44 +88,59 @@ def _package_folders(name: str) -> list[str]:
     return [os.path.abspath(spec.origin)] if spec.origin else []
 
 
-def checkout_stack(classifier: Classifier, limit: int = 4, max_gap: int = _GAP) -> tuple[int, Stack]:
-    """The app's frames nearest the running code, innermost first, and a key for that call path: cheap, nothing
-    resolved. (The key is made of the codes' identities and offsets: hashing a code object hashes its contents.)
-
-    The walk goes up to the first of the app's frames, then on through its callers while they are the app's, over
-    at most ``max_gap`` library frames between two of them (a context manager, a decorator), and stops at the
-    framework: a helper and the route that called it, not the request's whole stack (each frame looked at costs
-    a frame object). With a large ``max_gap`` it goes on to the middleware around the route. Under SQLAlchemy's
-    asyncio layer a checkout runs in a greenlet whose frames are all SQLAlchemy's (or a ``run_sync``
-    callable's); the app's frames are in the parent greenlet, which waits in ``greenlet_spawn``, so the walk
-    starts there (a ``run_sync`` checkout is found at its ``await``).
-    """
-    found: list[CodePosition] = []
-    key = 0
-    kinds = classifier.kinds
+def _caller(depth: int) -> types.FrameType | None:
+    """Where the app's frames start: under SQLAlchemy's asyncio layer a checkout runs in a greenlet whose frames
+    are all SQLAlchemy's (or a ``run_sync`` callable's), and the app's are in the parent greenlet, which waits
+    in ``greenlet_spawn`` (so a ``run_sync`` checkout is found at its ``await``)."""
     module = sys.modules.get("greenlet")  # SQLAlchemy's asyncio layer imports it; this package never does
     parent = module.getcurrent().parent if module is not None else None
-    frame: types.FrameType | None = parent.gr_frame if parent is not None else sys._getframe(1)
-    steps = gap = 0
+    return parent.gr_frame if parent is not None else sys._getframe(depth + 1)
+
+
+def checkout_frame(classifier: Classifier) -> tuple[CodePosition | None, int]:
+    """The app's frame nearest the running code (the checkout line), as code and offset, and a key for its call
+    path: that line and its caller's (a helper shared by two callers is two paths). Nothing resolved, and no frame
+    past the caller looked at (each costs a frame object); the key is made of identities, as hashing a code object
+    hashes its contents."""
+    kinds = classifier.kinds
+    frame = _caller(1)
+    steps = 0
     while frame is not None and steps < _MAX_STEPS:
         code = frame.f_code
         kind = kinds.get(code.co_filename)
         if kind is None:
             kind = classifier.kind(code.co_filename)
         if kind == APP:
+            back = frame.f_back
             offset = frame.f_lasti
-            found.append((code, offset))
-            key = hash((key, id(code), offset))
-            if len(found) >= limit:
-                break
-            gap = 0
-        elif found:
-            gap += 1
-            if gap > max_gap:
-                break
+            caller = (id(back.f_code), back.f_lasti) if back is not None else (0, 0)
+            return (code, offset), hash((id(code), offset, *caller))
         frame = frame.f_back
         steps += 1
-    return key, tuple(found)
+    return None, 0
+
+
+def call_path(classifier: Classifier, limit: int) -> tuple[Stack, int]:
+    """The app's frames on the whole stack, innermost first, up to ``limit``, middleware included; and how many
+    of them make the first run of calls: the checkout's own code (a helper, the route that called it), up to
+    the framework, with at most ``_GAP`` library frames between two of them (a context manager, a decorator)."""
+    found: list[CodePosition] = []
+    run = 0
+    gap = -1  # library frames since the last of the app's (-1: none of the app's yet)
+    frame = _caller(1)
+    steps = 0
+    while frame is not None and steps < _MAX_STEPS and len(found) < limit:
+        code = frame.f_code
+        if classifier.kind(code.co_filename) == APP:
+            found.append((code, frame.f_lasti))
+            if run == len(found) - 1 and gap <= _GAP:  # the run goes on
+                run = len(found)
+            gap = 0
+        elif gap >= 0:
+            gap += 1
+        frame = frame.f_back
+        steps += 1
+    return tuple(found), run
 
 
 def task_chain(task: asyncio.Task[object]) -> list[types.FrameType]:

@@ -14,7 +14,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.instrument.frames import DB, RESOLVER, Classifier, Site, Stack, checkout_stack, task_chain
+from bench.instrument.frames import (
+    DB,
+    RESOLVER,
+    Classifier,
+    CodePosition,
+    Site,
+    Stack,
+    call_path,
+    checkout_frame,
+    task_chain,
+)
 
 log = logging.getLogger("bench.instrument.holds")
 
@@ -29,16 +39,16 @@ SHOWN_ROWS = 50  # rows a snapshot carries, most held first
 class Hold:
     """One checkout, from its checkout to its checkin: kept in the connection record's ``info``."""
 
-    __slots__ = ("at", "path", "proxy", "route", "stack", "tag", "task")
+    __slots__ = ("at", "first", "path", "proxy", "route", "tag", "task")
 
     def __init__(self, at: float, route: str, proxy: weakref.ref[Any], task: weakref.ref[Any] | None,
-                 stack: Stack, path: int = 0) -> None:
+                 first: CodePosition | None = None, path: int = 0) -> None:
         self.at = at
         self.route = route
         self.proxy = proxy  # the app's connection proxy: dead at a garbage-collector reclaim
         self.task = task  # the task that checked the connection out
-        self.stack = stack  # the app's frames at checkout, innermost first
-        self.path = path  # the key of that call path (``checkout_stack``)
+        self.first = first  # the app's frame nearest the checkout: the checkout line, as code and offset
+        self.path = path  # the key of its call path in ``HoldSites``: route and checkout line
         self.tag: str | None = None  # the statement comment, made at the hold's first statement
 
 
@@ -84,10 +94,11 @@ class HoldSites:
         self.classifier = Classifier(library)
         self.resolver = RESOLVER
         self.open: dict[Any, Hold] = {}
-        # A call path's whole stack of the app's frames, middleware included, walked once per path: the frames
-        # nearest the checkout decide the rest (the same route under the same middleware), so every later
-        # checkout on the path pays a lookup, not the walk.
-        self._paths: dict[int, Stack] = {}
+        # The whole stack of the app's frames, middleware included, walked once per route, checkout line and its
+        # caller's line: those decide the rest (the same helper called from the same line of the same route, under
+        # the same middleware), so every later checkout pays a lookup, not the walk (each frame walked costs a
+        # frame object).
+        self._paths: dict[int, tuple[Stack, int]] = {}
         self._long: dict[Hold, _Long] = {}
         self._rows: dict[tuple[str, Site, bool, Site], _Row] = {}
         self.dropped = 0
@@ -100,10 +111,11 @@ class HoldSites:
             task = asyncio.current_task()
         except RuntimeError:  # no running loop: a synchronous engine
             task = None
-        path, stack = checkout_stack(self.classifier)
+        first, line = checkout_frame(self.classifier)
+        path = hash((route, line))
         if path not in self._paths and len(self._paths) < _MAX_PATHS:
-            self._paths[path] = checkout_stack(self.classifier, _CALLERS, _CALLERS * 64)[1]
-        hold = Hold(at, route, proxy, weakref.ref(task) if task is not None else None, stack, path)
+            self._paths[path] = call_path(self.classifier, _CALLERS)
+        hold = Hold(at, route, proxy, weakref.ref(task) if task is not None else None, first, path)
         self.open[record] = hold
         if task is not None:
             loop = task.get_loop()
@@ -155,9 +167,16 @@ class HoldSites:
             self._count(long, site, idle, now)
 
     def _start(self, hold: Hold) -> _Long:
-        sites = tuple(self.resolver.site(p) for p in self._paths.get(hold.path, hold.stack))
-        return _Long(checkout=sites or (_UNKNOWN,), codes=frozenset(id(code) for code, _ in hold.stack),
-                     last=hold.at)
+        """The hold's checkout line, its callers and the codes that may hold it, resolved now it passed the
+        threshold. The checkout's own run of calls holds it; the middleware around them runs on whether the
+        connection went back or not."""
+        stack, run = self._paths.get(hold.path, ((), 0))
+        if hold.first is None:
+            return _Long(checkout=(_UNKNOWN,), codes=frozenset(), last=hold.at)
+        if not stack or stack[0] != hold.first:  # past _MAX_PATHS: the checkout line alone
+            stack, run = (hold.first,), 1
+        return _Long(checkout=tuple(self.resolver.site(p) for p in stack),
+                     codes=frozenset(id(code) for code, _ in stack[:run]), last=hold.at)
 
     def _where(self, task: asyncio.Task[Any] | None, long: _Long) -> tuple[Site | None, bool]:
         """The holding line: the innermost frame of the checkout's code still running in the task (None when that

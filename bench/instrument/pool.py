@@ -275,7 +275,7 @@ def _track_holds(pool: Pool, metrics: PoolMetrics) -> None:
                 hold = metrics.sites.opened(record, at, route, ref)
             except Exception:  # pragma: no cover - an observer must never break a checkout
                 log.exception("hold site observer failed")
-        record.info[_HOLD] = hold or Hold(at, route, ref, None, ())
+        record.info[_HOLD] = hold or Hold(at, route, ref, None)
         metrics.checkouts += 1
         metrics.checked_out += 1
         if metrics.checked_out > metrics.checked_out_max:

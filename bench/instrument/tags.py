@@ -43,7 +43,7 @@ def tag_statements(engine: AsyncEngine) -> None:
         if hold is None:
             return _comment(current_route(), None, percent) + statement
         if hold.tag is None:  # made once per hold: the checkout line is resolved once per line and process
-            hold.tag = _comment(hold.route, RESOLVER.site(hold.stack[0]).where if hold.stack else None, percent)
+            hold.tag = _comment(hold.route, RESOLVER.site(hold.first).where if hold.first else None, percent)
         return hold.tag + statement
 
     @event.listens_for(sync_engine, "do_execute")
