@@ -1,7 +1,7 @@
 """Where long holds come from: every hold that runs past the threshold, by the line of the app that holds it.
 
 ``pool.instrument`` makes one ``HoldSites`` per pool and calls ``opened`` / ``closed`` from its checkout and
-checkin listeners; a watchdog on the event loop samples the holding tasks; ``rows`` feeds the pool snapshot.
+checkin listeners; a watchdog on the event loop samples the holding tasks; ``to_json`` feeds the pool snapshot.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class Hold:
         self.proxy = proxy  # the app's connection proxy: dead at a garbage-collector reclaim
         self.task = task  # the task that checked the connection out
         self.first = first  # the app's frame nearest the checkout: the checkout line, as code and offset
-        self.path = path  # the key of its call path in ``HoldSites``: route and checkout line
+        self.path = path  # the key of its call path in ``HoldSites``: route, checkout line, caller's line
         self.tag: str | None = None  # the statement comment, made at the hold's first statement
 
 
@@ -57,7 +57,7 @@ class _Long:
     """A hold past the threshold as the watchdog sees it: where its task sat, for how long, idle or not."""
 
     checkout: tuple[Site, ...]  # the checkout site, then its callers
-    codes: frozenset[int]  # identities of the checkout's codes (the hold's stack keeps them alive)
+    codes: frozenset[int]  # identities of the codes that may hold it (``HoldSites._paths`` keeps them alive)
     last: float  # perf_counter of the last sample (the checkout before the first)
     idle_s: float = 0.0
     sampled: bool = False
