@@ -115,6 +115,9 @@ def test_the_top_site_lies_in_the_anti_pattern(scenario: str, tmp_path: Path, pg
         assert any(b.holds(frame.split(" in ")[0]) for frame in top["stack"] for b in blocks), top["stack"]
     idle = {s["site"]: s["idle_s"] for s in good if s["idle_s"] > IDLE_FLOOR_S}
     assert not idle or scenario in GOOD_IDLES, (scenario, idle)
+    # The report quotes the line.
+    report = (tmp_path / "run" / "report.md").read_text(encoding="utf-8")
+    assert f"| bad | {top['site']} in {top['function']} | {top['code']} |" in report
 
 
 LOCUSTFILE = '''
