@@ -109,7 +109,9 @@ def test_the_top_site_lies_in_the_anti_pattern(scenario: str, tmp_path: Path, pg
         assert any(b.holds(top["site"]) for b in blocks), (scenario, top)
     elif scenario == "cancelled-close":
         assert top["function"] == "_pages" and top["code"] == "await asyncio.sleep(PAGE_PAUSE_S)", top
-        assert [s for s in good if s["function"] == "_pages" and s["code"] == top["code"]], good
+        # The twin holds across the same pause; on a busy machine its holding task may be sampled in the page's
+        # query rather than in the sleep, so the twin is matched by the function, not by the line.
+        assert [s for s in good if s["function"] == "_pages"], good
     else:  # scoped-session: the route's leak, and on its call path the try the missing remove() belongs to
         assert top["returned"] is True and top["open"] >= 1 and top["route"] == "POST /scoped/orders/{item_id}"
         assert any(b.holds(frame.split(" in ")[0]) for frame in top["stack"] for b in blocks), top["stack"]
