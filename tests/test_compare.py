@@ -107,9 +107,20 @@ def test_cli_exit_codes(tmp_path: Path) -> None:
     ab = bench("compare", str(DATA / "base.json"), str(DATA / "current.json"),
                "--base-app", "good", "--current-app", "bad", "--junit", str(tmp_path / "gates.xml"))
     assert ab.returncode == 1 and "gate(s) failed" in ab.stdout and (tmp_path / "gates.xml").is_file()
-    loose = bench("compare", str(DATA / "base.json"), str(DATA / "current.json"),
-                  "--fail-on", "db.idle_in_tx_long_per_request_ms:+1000%")
-    assert loose.returncode == 0, loose.stdout
+    # --fail-on gates a figure both files hold: the A/A pair passes the defaults, and fails a bound its own p95 meets.
+    p95 = load_side(DATA / "current.json").app("good")["latency_ms"]["p95"]
+    tight = bench("compare", str(DATA / "current.json"), str(DATA / "current.json"),
+                  "--fail-on", f"latency_ms.p95:>{p95 / 2:g}")
+    assert tight.returncode == 1 and f"✗ latency_ms.p95:>{p95 / 2:g}" in tight.stdout, tight.stdout
+    # It replaces its figure's default: every gate A/B failed, loosened past any change, and the pair passes.
+    failed = compare(load_side(DATA / "base.json"), load_side(DATA / "current.json"), base_app="good",
+                     current_app="bad").failed_gates
+    loosened = [f"{row.metric}:{'+100000' if row.gate and ':+' in row.gate else '-99.99'}%" for row in failed]
+    assert failed and len(loosened) == len({row.metric for row in failed})
+    loose = bench("compare", str(DATA / "base.json"), str(DATA / "current.json"), "--base-app", "good",
+                  "--current-app", "bad", *(arg for text in loosened for arg in ("--fail-on", text)))
+    assert loose.returncode == 0 and "all gates passed" in loose.stdout, loose.stdout
+    assert all(text in loose.stdout for text in loosened), loose.stdout
 
 
 def _write(path: Path, data: Any) -> Path:

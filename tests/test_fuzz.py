@@ -9,7 +9,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from hypothesis import HealthCheck, assume, given, reject, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from bench.analysis.summary import Check
@@ -49,7 +49,10 @@ def test_gates(text: str) -> None:
         _one_line(err)
     else:
         assert gate.metric and (gate.sign or gate.op)
-        gate.fails(1.0, 2.0)
+        assert Gate.parse(gate.text) == gate  # the text bench compare shows reads back as the same gate
+        if gate.sign:  # moving the bad way past the limit fails; standing still never does
+            bad = 1.0 + (1.5 * gate.limit + 0.01) * (1 if gate.sign == "+" else -1)
+            assert gate.fails(1.0, bad) and not gate.fails(1.0, 1.0)
 
 
 @given(TEXT)
@@ -60,8 +63,9 @@ def test_checks(text: str) -> None:
         _one_line(err)
 
 
-PASSWORDS = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126, blacklist_characters="@/#?:%"),
-                    min_size=6, max_size=20)
+PASSWORDS = st.text(
+    alphabet=st.characters(min_codepoint=33, max_codepoint=126, blacklist_characters="@/#?:%"), min_size=6, max_size=20
+)
 
 
 @given(PASSWORDS, TEXT)
@@ -79,13 +83,23 @@ def test_dsns_never_leak_their_password(password: str, tail: str) -> None:
     assert password not in redact(f"connecting to {dsn}").removeprefix("connecting to postgresql://user:")
 
 
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], max_examples=60,
-          deadline=None)
-@given(st.dictionaries(st.sampled_from(["locustfile", "users", "duration_s", "write_routes", "checks",
-                                        "app_env", "pool_size", "nonsense"]),
-                       st.one_of(st.integers(-5, 500), st.text(max_size=10), st.lists(st.text(max_size=5), max_size=2),
-                                 st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=2)),
-                       max_size=6))
+@settings(
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], max_examples=60, deadline=None
+)
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            ["locustfile", "users", "duration_s", "write_routes", "checks", "app_env", "pool_size", "nonsense"]
+        ),
+        st.one_of(
+            st.integers(-5, 500),
+            st.text(max_size=10),
+            st.lists(st.text(max_size=5), max_size=2),
+            st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=2),
+        ),
+        max_size=6,
+    )
+)
 def test_catalog_entries(tmp_path: Path, entry: dict[str, object]) -> None:
     path = tmp_path / "catalog.toml"
     lines = ["[s]"]
@@ -99,11 +113,9 @@ def test_catalog_entries(tmp_path: Path, entry: dict[str, object]) -> None:
             lines.append(f"{key} = {_toml_str(value)}")
         else:
             lines.append(f"{key} = {value}")
-    path.write_text("\n".join(lines) + "\n")
-    try:
-        tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError:
-        reject()  # not TOML: the catalog loader's own TOML errors are tested elsewhere
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    # Every generated entry reaches the loader: the file is TOML and reads back as the entry itself.
+    assert tomllib.loads(path.read_text(encoding="utf-8")) == {"s": entry}
     try:
         catalog = load_catalog(path)
     except UsageError as err:
@@ -113,4 +125,14 @@ def test_catalog_entries(tmp_path: Path, entry: dict[str, object]) -> None:
 
 
 def _toml_str(value: str) -> str:
-    return '"' + value.replace("\\\\", "\\\\\\\\").replace('"', '\\\\"') + '"'
+    """A TOML basic string: quote and backslash escaped, control characters as \\uXXXX (TOML allows no
+    other raw control character than tab)."""
+    out = []
+    for char in value:
+        if char in '"\\':
+            out.append("\\" + char)
+        elif (ord(char) < 0x20 and char != "\t") or ord(char) == 0x7F:
+            out.append(f"\\u{ord(char):04X}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
