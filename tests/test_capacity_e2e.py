@@ -1,7 +1,8 @@
 """`bench capacity` for real, as a subprocess: a short open-model sweep of the bad long-session app, pools 2 and 4.
 
 Asserts what the command exists to show, with wide margins (2 shared cores): the plateau sits at the
-Little's-law ceiling, a doubled pool roughly doubles it, the SLO rate lies below it, the pool is named.
+Little's-law ceiling, a doubled pool roughly doubles it, the SLO rate lies below it, the pool is named. Bounds
+are ratios between figures of the same sweep, never wall-clock targets (benchmarks/speed_targets.py times it).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,55 +19,89 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 # upstream 50 ms: ceilings about 2/0.055 = 36 and 4/0.055 = 73 req/s; 120 req/s overloads both.
-SWEEP = ["--app", "bad", "--pool-size", "2,4", "--rates", "15,30,60,120", "--step", "4s", "--settle", "1s",
-         "--drain", "2s", "--upstream-ms", "50", "--max-concurrency", "40", "--quiet"]
+SWEEP = [
+    "--app",
+    "bad",
+    "--pool-size",
+    "2,4",
+    "--rates",
+    "15,30,60,120",
+    "--step",
+    "4s",
+    "--settle",
+    "1s",
+    "--drain",
+    "2s",
+    "--upstream-ms",
+    "50",
+    "--max-concurrency",
+    "40",
+    "--quiet",
+]
 
 
 def bench(*args: str, env: dict[str, str] | None = None, timeout: float = 150) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bench.cli", *args], capture_output=True, text=True, check=False,
-                          timeout=timeout, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "bench.cli", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory: pytest.TempPathFactory, pg_home: Path) -> tuple[subprocess.CompletedProcess[str], Path,
-                                                                              dict[str, Any], float]:
+def sweep(
+    tmp_path_factory: pytest.TempPathFactory, pg_home: Path
+) -> tuple[subprocess.CompletedProcess[str], Path, dict[str, Any]]:
     out = tmp_path_factory.mktemp("capacity") / "sweep"
-    started = time.monotonic()
     result = bench("capacity", "long-session", *SWEEP, "--out", str(out), env={"BENCH_HOME": str(pg_home)})
-    wall = time.monotonic() - started
     data = json.loads((out / "capacity.json").read_text()) if (out / "capacity.json").exists() else {}
-    return result, out, data, wall
+    return result, out, data
 
 
-def test_sweep_writes_a_self_describing_result(sweep: tuple[Any, Path, dict[str, Any], float]) -> None:
-    result, out, data, wall = sweep
+def test_sweep_writes_a_self_describing_result(sweep: tuple[Any, Path, dict[str, Any]]) -> None:
+    result, out, data = sweep
     assert result.returncode == 0, result.stderr[-2000:]
-    assert wall < 120, wall  # about 45 s on an idle 2-core machine
     assert data["schema"] == "scopebench.capacity/1" and data["schema_version"] == 1
     assert data["status"] == "completed" and data["command"][:3] == ["bench", "capacity", "long-session"]
     assert set(data["environment"]) >= {"python", "packages", "postgres", "git", "machine"}
     assert data["config"]["sweep"]["levels"] == [15, 30, 60, 120] and data["config"]["slo"]["objectives"]
-    for name in ("capacity.md", "capacity.html", "pool-2/bad/requests.csv", "pool-4/bad/pacer.json",
-                 "pool-4/bad/samples.jsonl", "pool-4/summary.json"):
+    for name in (
+        "capacity.md",
+        "capacity.html",
+        "pool-2/bad/requests.csv",
+        "pool-4/bad/pacer.json",
+        "pool-4/bad/samples.jsonl",
+        "pool-4/summary.json",
+    ):
         assert (out / name).is_file(), name
     assert (out / "capacity.html").read_text().count("<svg") >= 8
     assert "within SLO" in result.stdout and "pool-bound" in result.stdout
 
 
-def test_the_pacer_keeps_the_schedule(sweep: tuple[Any, Path, dict[str, Any], float]) -> None:
+def test_the_pacer_keeps_the_schedule(sweep: tuple[Any, Path, dict[str, Any]]) -> None:
     for run in sweep[2]["results"]:
         for step in run["steps"]:
             # Arrivals start on the schedule whatever the responses do (an open model).
             assert step["offered_rps"] == pytest.approx(step["level"], rel=0.05), (run["pool_size"], step["level"])
-        assert run["steps"][0]["latency_ms"]["p95"] < 250 and run["steps"][0]["error_rate"] == 0
-        # 120 req/s against a ceiling of 36 or 73: requests queue up to the 40 in flight, the rest drop.
-        assert run["steps"][-1]["dropped"] > 0 and run["steps"][-1]["pool_wait_ms"]["p95"] > 100
+        first, last, hold_ms = run["steps"][0], run["steps"][-1], run["littles_law"]["hold_ms_per_request"]
+        assert first["error_rate"] == 0 and first["dropped"] == 0
+        # 120 req/s against a ceiling of 36 or 73: requests queue up to the 40 in flight, the rest drop. Queued,
+        # a request waits many holds (measured 12-20); at 15 req/s it waits none, so the p95 is 7-19x apart.
+        assert last["dropped"] > 0 and last["pool_wait_ms"]["p95"] > 2 * hold_ms, (last, hold_ms)
+        assert 3 * first["latency_ms"]["p95"] < last["latency_ms"]["p95"], (first["latency_ms"], last["latency_ms"])
 
 
-def test_plateau_meets_littles_law_and_the_pool_is_named(sweep: tuple[Any, Path, dict[str, Any], float]) -> None:
+def test_plateau_meets_littles_law_and_the_pool_is_named(sweep: tuple[Any, Path, dict[str, Any]]) -> None:
     for run in sweep[2]["results"]:
         law, plateau = run["littles_law"], run["saturation"]["plateau_rps"]
-        assert 50 <= law["hold_ms_per_request"] <= 80, law  # the 50 ms upstream call plus the queries
+        # The 50 ms upstream call plus the queries: never less; and what the pool's own histogram says a checkout
+        # holds (one per request in the bad app), measured 57 ms both ways on a busy machine.
+        pool = json.loads((sweep[1] / f"pool-{run['pool_size']}" / "summary.json").read_text())["apps"]["bad"]["pool"]
+        assert 50 <= law["hold_ms_per_request"], law
+        assert law["hold_ms_per_request"] == pytest.approx(pool["hold_ms"]["mean"], rel=0.2), (law, pool["hold_ms"])
         assert plateau is not None and 0.75 * law["ceiling_rps"] <= plateau <= 1.15 * law["ceiling_rps"], run
         assert run["knee"] is not None and run["bottleneck"]["name"] == "pool", run["bottleneck"]
         top = run["max_slo"]
@@ -78,13 +112,16 @@ def test_plateau_meets_littles_law_and_the_pool_is_named(sweep: tuple[Any, Path,
     assert "pool 2 sustains" in sweep[2]["recommendation"]
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["capacity", "lng-session"], "did you mean 'long-session'"),
-    (["capacity", "long-session", "--slo", "p95<fast"], "--slo: cannot read 'p95<fast'"),
-    (["capacity", "long-session", "--rates", "100,50"], "levels must increase"),
-    (["capacity", "long-session", "--pool-size", "5,x"], "--pool-size"),
-    (["capacity", "long-session", "--rates", "10", "--users", "10"], "not both"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["capacity", "lng-session"], "did you mean 'long-session'"),
+        (["capacity", "long-session", "--slo", "p95<fast"], "--slo: cannot read 'p95<fast'"),
+        (["capacity", "long-session", "--rates", "100,50"], "levels must increase"),
+        (["capacity", "long-session", "--pool-size", "5,x"], "--pool-size"),
+        (["capacity", "long-session", "--rates", "10", "--users", "10"], "not both"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(args: list[str], message: str, tmp_path: Path) -> None:
     result = bench(*args, "--out", str(tmp_path / "never"), timeout=30)
     assert result.returncode == 2, result.stderr

@@ -58,11 +58,11 @@ def test_bad_input_exits_2_with_one_line(args: list[str], message: str) -> None:
 
 def test_unreachable_dsn_exits_3_fast_and_keeps_run_json(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    start = time.monotonic()
     result = bench("run", "long-session", "--dsn", f"postgresql://bench:{PASSWORD}@127.0.0.1:1/postgres",
                    "--out", str(out))
-    assert time.monotonic() - start < 10
     assert result.returncode == 3, result.stderr
+    # Fast: it gave up on the first refusal, not after the connect timeout (benchmarks/speed_targets.py times it).
+    assert "127.0.0.1:1: connection refused;" in result.stderr and "(timeout)" not in result.stderr, result.stderr
     assert "127.0.0.1:1" in result.stderr and "Traceback" not in result.stderr
     run = json.loads((out / "run.json").read_text())
     assert run["status"] == "failed" and "127.0.0.1:1" in run["error"]
@@ -102,6 +102,17 @@ def _wait_for_phase(out: Path, phase: str, pid: int) -> None:
     raise AssertionError(f"never reached the {phase} phase")
 
 
+def _run_time_left(out: Path, phase: str, phase_s: float) -> float:
+    """Seconds of the 60 s phase the run is in still ahead of it, from the phase's first sample: what the run
+    would take if it ignored a signal (at start-up, the whole load is ahead)."""
+    samples = out / "bad" / "samples.jsonl"
+    if phase == "startup" or not samples.exists():
+        return phase_s
+    marker = '"phase": "cooldown"' if phase == "cooldown" else '"phase": "load"'
+    began = next(json.loads(line)["t"] for line in samples.read_text().splitlines() if marker in line)
+    return phase_s - (time.time() - began)
+
+
 def _name(proc: psutil.Process) -> str:
     try:
         return proc.name()
@@ -137,17 +148,20 @@ def test_signal_stops_everything_and_keeps_results(tmp_path: Path, pg_home: Path
         _wait_for_phase(out, phase, proc.pid)
         children = psutil.Process(proc.pid).children(recursive=True)
         assert children, "expected PostgreSQL, the app or Locust to be running"
-        sent = time.monotonic()
+        sent, left = time.monotonic(), _run_time_left(out, phase, 60.0)
         proc.send_signal(sig)
-        output, _ = proc.communicate(timeout=20)
+        output, _ = proc.communicate(timeout=left + 30)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert time.monotonic() - sent < 10
+    # It stopped on the signal, not at the end of the 60 s phase it was in: well inside what was left of it.
+    assert time.monotonic() - sent < left / 2, (time.monotonic() - sent, left)
     assert proc.returncode == 130, output
     assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
     assert json.loads((out / "summary.json").read_text())["status"] == "interrupted"
-    time.sleep(0.5)
+    gone_by = time.monotonic() + 30  # a deadline to poll against, not a speed: the tree is reaped a moment later
+    while _alive(children) and time.monotonic() < gone_by:
+        time.sleep(0.05)
     assert not _alive(children), [p.cmdline()[:4] for p in _alive(children)]
     assert "Traceback" not in output
 
