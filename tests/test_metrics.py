@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from bench.analysis.compare import METRICS, compare, load_side
+from bench.config import gates as gates_module
 from bench.config.gates import Gate, default_gates, merge_gates
 from bench.config.slo import METRICS as SLO_METRICS
 from bench.errors import UsageError
@@ -89,18 +90,22 @@ def test_every_path_is_defined_once_with_a_description() -> None:
     assert all(m.description.endswith(".") and m.label and m.unit for m in metrics.REGISTRY)
 
 
-def test_default_gates_come_from_the_registry_and_parse() -> None:
-    gates = {g.metric: g.text for g in default_gates()}
-    assert gates == {m.path: m.gate_text for m in metrics.REGISTRY if m.gate}
-    # The README's promise: failures gate at +10% (any failure when there were none), lost writes at any increase.
-    assert gates["failures"] == "failures:+10%" and gates["integrity.lost_writes"] == "integrity.lost_writes:+0%"
-    assert Gate.parse("failures:+10%").fails(0, 1) and not Gate.parse("failures:+10%").fails(100, 109)
+def test_default_gates_name_registry_figures_and_parse() -> None:
+    by_path = {m.path: m for m in metrics.COMPARED}
+    gates = {g.metric: g for g in default_gates()}
+    assert set(gates) <= set(by_path) and len(gates) == len(gates_module.DEFAULT_GATES)
+    # Speed gates are exactly the relative gates on speed figures; counts are gated through their rates, tested as
+    # the counts they are made of; the invariants are absolute (the first lost write fails).
+    assert {g.text for g in gates.values() if by_path[g.metric].speed} == set(gates_module.SPEED_GATES)
+    assert all(by_path[Gate.parse(t).metric].rate_of for t in gates_module.COUNT_GATES)
+    assert all(Gate.parse(t).op == ">" and Gate.parse(t).bound == 0 for t in gates_module.INVARIANT_GATES)
+    assert gates["integrity.lost_writes"].fails(3, 1) and not gates["db.idle_in_tx_after_load"].fails(0, 0)
 
 
-def test_readme_states_the_registry_gates() -> None:
+def test_readme_states_the_default_gates() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Comparing runs and gating CI")[1].split("\n## ")[0]
-    assert [g for g in metrics.DEFAULT_GATES if f"`{g}`" not in section] == []
+    assert [g for g in gates_module.DEFAULT_GATES if f"`{g}`" not in section] == []
     assert "docs/metrics.md" in section and "any increase of `failures`" not in section
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.analysis.holdsites import NewSite, new_sites
+from bench.analysis.repeats import counted_runs_to_decide, ranked_runs_to_decide
 from bench.analysis.stats import count_change_p, count_rise_p, fewest_deciding_runs, mann_whitney_p
 from bench.config.gates import Gate, default_gates, family_member
 from bench.errors import EXIT_GATE, EXIT_OK, UsageError
@@ -25,7 +26,6 @@ METRICS: tuple[Metric, ...] = COMPARED
 MIN_EFFECT = 0.05  # changes smaller than 5% are noise whatever a test says
 ALPHA = 0.05
 MIN_REPEATS = fewest_deciding_runs(ALPHA)  # 4: the exact two-sided Mann-Whitney p cannot go below 0.1 with 3 vs 3
-MAX_DECIDING_REPEAT = 1000  # past this many runs a count's difference is not worth chasing: no repeat is suggested
 
 
 @dataclass(frozen=True)
@@ -50,12 +50,12 @@ class Side:
         """How many runs the app's figures rest on: its repeats, or 1 for a single run."""
         return len(self._repeats(app)) or 1
 
-    def total(self, app: str, parts: tuple[str, ...]) -> float | None:
+    def total(self, app: str, parts: tuple[str, ...], absent_is_zero: bool = False) -> float | None:
         """A count summed over the repeats (the figure itself for a single run): what a count test weighs."""
-        values = [value_at(r, parts) for r in self._repeats(app)]
+        values = [figure_at(r, parts, absent_is_zero) for r in self._repeats(app)]
         if values and all(v is not None for v in values):
             return float(sum(v for v in values if v is not None))
-        return value_at(self.app(app), parts)
+        return figure_at(self.app(app), parts, absent_is_zero)
 
     def _repeats(self, app: str) -> list[dict[str, Any]]:
         repeats: list[dict[str, Any]] = self.summary.get("repeats", {}).get(app, [])
@@ -79,9 +79,11 @@ class Row:
     p_value: float | None
     gate: str | None = None
     gate_failed: bool = False
-    # The verdict rests on too few samples to decide: the --repeat (on both sides) that could. Runs below
-    # MIN_REPEATS for a rank-tested figure; for a count, too few events, if the two sides' rates held.
+    # The verdict rests on too few samples to decide: the --repeat (on both sides) that could, were each side's
+    # runs spread (for a count, its rate) as they are now (bench.analysis.repeats).
     needs_repeat: int | None = None
+    # A relative gate on a speed figure (latency, throughput, hold times) is not applied without the rank test.
+    gate_skipped: bool = False
 
 
 @dataclass
@@ -107,6 +109,11 @@ class Comparison:
     notes: list[str] = field(default_factory=list)
     # Lines of the app holding connections past the threshold in the current run and not in the base.
     new_sites: list[NewSite] = field(default_factory=list)
+
+    @property
+    def skipped_gates(self) -> list[Row]:
+        """Speed gates not applied: too few runs for the rank test."""
+        return [r for r in self.rows if r.gate_skipped]
 
     @property
     def single_sample(self) -> bool:
@@ -143,19 +150,22 @@ def compare(
         )
     gates = default_gates() if gates is None else gates
     by_metric = {g.metric: g for g in gates}
-    result = Comparison(scenario=str(base.summary.get("scenario")),
-                        pairs=pairs_for(base, current, base_app, current_app))
+    result = Comparison(
+        scenario=str(base.summary.get("scenario")), pairs=pairs_for(base, current, base_app, current_app)
+    )
     for b_app, c_app in result.pairs:
         for metric in METRICS:
             for name, parts in expand(metric, base.app(b_app), current.app(c_app)):
-                row = _row(base, current, b_app, c_app, metric, parts, by_metric.get(name))
+                gate = by_metric.get(name) or by_metric.get(metric.path)  # a route's own, else its family's
+                row = _row(base, current, b_app, c_app, metric, parts, gate)
                 if row is not None:
                     result.rows.append(row)
     result.repeats = (min(base.runs(b) for b, _ in result.pairs), min(current.runs(c) for _, c in result.pairs))
     _check_route_gates(gates, result, base, current)
     result.notes = config_differences(base.summary.get("config", {}), current.summary.get("config", {}))
-    result.new_sites = [site for b_app, c_app in result.pairs
-                        for site in new_sites(c_app, base.app(b_app), current.app(c_app))]
+    result.new_sites = [
+        site for b_app, c_app in result.pairs for site in new_sites(c_app, base.app(b_app), current.app(c_app))
+    ]
     return result
 
 
@@ -166,82 +176,120 @@ def _check_route_gates(gates: list[Gate], result: Comparison, base: Side, curren
         member = family_member(gate.metric)
         if gate.metric in listed or member is None or not member[0].path.startswith("endpoints."):
             continue
-        routes = sorted({route for b, c in result.pairs for side, app in ((base, b), (current, c))
-                         for route in (side.app(app).get("endpoints") or {})})
+        routes = sorted(
+            {
+                route
+                for b, c in result.pairs
+                for side, app in ((base, b), (current, c))
+                for route in (side.app(app).get("endpoints") or {})
+            }
+        )
         close = difflib.get_close_matches(member[1], routes, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        raise UsageError(f"--fail-on {gate.text!r}: neither run has a route {member[1]!r}; {hint}"
-                         f"routes: {', '.join(repr(r) for r in routes) or 'none'}")
+        raise UsageError(
+            f"--fail-on {gate.text!r}: neither run has a route {member[1]!r}; {hint}"
+            f"routes: {', '.join(repr(r) for r in routes) or 'none'}"
+        )
 
 
-_COMPARABLE = ("users", "spawn_rate", "duration_s", "pool_size", "max_overflow", "pool_timeout_s",
-               "upstream_latency_ms", "idle_threshold_ms", "cooldown_s")
+_COMPARABLE = (
+    "users",
+    "spawn_rate",
+    "duration_s",
+    "pool_size",
+    "max_overflow",
+    "pool_timeout_s",
+    "upstream_latency_ms",
+    "idle_threshold_ms",
+    "cooldown_s",
+)
 
 
 def config_differences(base: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """Load settings that differ: totals (connection-seconds, counts) then scale with them."""
-    return [f"config differs: {key} {base.get(key)} -> {current.get(key)}"
-            for key in _COMPARABLE if base.get(key) != current.get(key)]
+    return [
+        f"config differs: {key} {base.get(key)} -> {current.get(key)}"
+        for key in _COMPARABLE
+        if base.get(key) != current.get(key)
+    ]
 
 
-def _row(base: Side, current: Side, b_app: str, c_app: str, metric: Metric, parts: tuple[str, ...],
-         gate: Gate | None) -> Row | None:
-    b = value_at(base.app(b_app), parts)
-    c = value_at(current.app(c_app), parts)
+def _row(
+    base: Side, current: Side, b_app: str, c_app: str, metric: Metric, parts: tuple[str, ...], gate: Gate | None
+) -> Row | None:
+    zero = _absent_is_zero(metric)
+    b = figure_at(base.app(b_app), parts, zero)
+    c = figure_at(current.app(c_app), parts, zero)
     if b is None and c is None:
         return None
     change = ratio(b, c)
     counted = metric.alarm and metric.window is not Window.COOLDOWN
+    b_samples, c_samples = base.samples(b_app, parts), current.samples(c_app, parts)
     if counted:
-        p = _count_p(base, current, b_app, c_app, parts)
+        p = _count_p(base, current, b_app, c_app, count_parts(metric, parts))
+    elif len(b_samples) >= MIN_REPEATS and len(c_samples) >= MIN_REPEATS:
+        p = mann_whitney_p(b_samples, c_samples)
     else:
         p = None
-        b_samples, c_samples = base.samples(b_app, parts), current.samples(c_app, parts)
-        if len(b_samples) >= MIN_REPEATS and len(c_samples) >= MIN_REPEATS:
-            p = mann_whitney_p(b_samples, c_samples)
     mark = _mark(metric, b, c, change, p)
     label = b_app if b_app == c_app else f"{b_app}->{c_app}"
-    failed = gate is not None and gate.fails(b, c, significant=mark in "+!*?")
+    # A speed figure measures the runner as much as the code: its relative gate waits for the rank test.
+    skipped = gate is not None and gate.relative and metric.speed and p is None and mark != "?"
+    failed = gate is not None and not skipped and gate.fails(b, c, significant=mark in "+!*?")
     needs = None
-    if _mark(metric, b, c, change, None) in "+-!":  # a verdict (worse, better, newly failing), were it tested
-        needs = _count_needs_repeat(base, current, b_app, c_app, parts, p) if counted else \
-            MIN_REPEATS if p is None else None
-    return Row(label, ".".join(parts), b, c, change, mark, p, gate.text if gate else None, failed, needs)
+    if _mark(metric, b, c, change, None) in "+-!" and (p is None or p >= ALPHA):  # a verdict, were it tested
+        if counted:
+            needs = _count_needs_repeat(base, current, b_app, c_app, count_parts(metric, parts))
+        else:
+            needs = (
+                ranked_runs_to_decide(b_samples, c_samples, ALPHA)
+                if min(len(b_samples), len(c_samples)) > 1
+                else MIN_REPEATS
+            )
+    return Row(label, ".".join(parts), b, c, change, mark, p, gate.text if gate else None, failed, needs, skipped)
 
 
-def _count_needs_repeat(base: Side, current: Side, b_app: str, c_app: str, parts: tuple[str, ...],
-                        p: float | None) -> int | None:
+# Rates and the counts they are made of, per cause: a cause one side never had is 0 there, not missing.
+_ZERO_FAMILIES = frozenset(path for m in COMPARED if m.rate_of and m.is_pattern for path in (m.path, m.rate_of))
+
+
+def _absent_is_zero(metric: Metric) -> bool:
+    return metric.path in _ZERO_FAMILIES
+
+
+def figure_at(node: Any, parts: tuple[str, ...], absent_is_zero: bool = False) -> float | None:
+    """The figure at ``parts``; 0 for a family member absent where its family is present, if it counts events."""
+    value = value_at(node, parts)
+    if value is None and absent_is_zero:
+        for part in parts[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        return 0.0 if isinstance(node, dict) else None
+    return value
+
+
+def count_parts(metric: Metric, parts: tuple[str, ...]) -> tuple[str, ...]:
+    """Where the count a figure's test weighs is: the figure itself, or for a rate the count it is made of, its
+    family key carried over (``failures_per_1k_requests.HTTP 500`` -> ``failures_by_cause.HTTP 500``)."""
+    if metric.rate_of is None:
+        return parts
+    keys = {wild: key for wild, key in zip(metric.parts, parts, strict=True) if wild.startswith("<")}
+    return tuple(keys.get(part, part) for part in metric.rate_of.split("."))
+
+
+def _count_needs_repeat(base: Side, current: Side, b_app: str, c_app: str, parts: tuple[str, ...]) -> int | None:
     """The fewest runs per side at which the count test would call this difference more than chance, were each
-    side's rate per run what it is now: None when it already does, or not within MAX_DECIDING_REPEAT runs."""
-    if p is None or p < ALPHA:
-        return None
-    runs = (base.runs(b_app), current.runs(c_app))
-    b_total, c_total = base.total(b_app, parts), current.total(c_app, parts)
-    requests = (base.total(b_app, ("requests",)) or 0.0, current.total(c_app, ("requests",)) or 0.0)
+    side's rate per run what it is now: None when it already does, or not within MOST_COUNTED runs."""
+    zero = _zero_count(parts)
+    b_total, c_total = base.total(b_app, parts, zero), current.total(c_app, parts, zero)
     if b_total is None or c_total is None:
         return None
-    totals = (b_total, c_total)
-    test = count_rise_p if b_total == 0 else count_change_p
-
-    def decides(n: int) -> bool:
-        b, c = (totals[i] * n / runs[i] for i in (0, 1))
-        return test(b, c, requests[0] * n / runs[0], requests[1] * n / runs[1]) < ALPHA
-
-    low, high = max(runs), max(runs) * 2
-    if decides(low):  # the side with fewer runs was all that was short
-        return low
-    while not decides(high):
-        if high >= MAX_DECIDING_REPEAT:
-            return None
-        low, high = high, min(high * 2, MAX_DECIDING_REPEAT)
-    while high - low > 1:  # more runs at the same rates only lower p: the first n that decides
-        mid = (low + high) // 2
-        low, high = (low, mid) if decides(mid) else (mid, high)
-    return high
+    requests = (base.total(b_app, ("requests",)) or 0.0, current.total(c_app, ("requests",)) or 0.0)
+    return counted_runs_to_decide((b_total, c_total), requests, (base.runs(b_app), current.runs(c_app)), ALPHA)
 
 
 def _count_p(base: Side, current: Side, b_app: str, c_app: str, parts: tuple[str, ...]) -> float | None:
-    """The exact test of counts for a figure that can be newly failing (failures, timeouts, lost writes...).
+    """The exact test of counts for a figure that can be newly failing (failures, timeouts, lost writes...), or
+    for a rate, of the count it is made of.
 
     Events counted over a run are Poisson counts: rare failures (0.3 a run) come and go between identical runs,
     and a bare "0 -> 1" rule false-alarms on a fifth of A/A pairs. Totals over the repeats, weighed by the
@@ -249,13 +297,19 @@ def _count_p(base: Side, current: Side, b_app: str, c_app: str, parts: tuple[str
     two-sided. None when a side has no count. A figure read at one instant (idle in tx after load: leaked
     connections) counts no events and keeps the plain rule: any rise from 0 is news.
     """
-    b, c = base.total(b_app, parts), current.total(c_app, parts)
+    zero = _zero_count(parts)
+    b, c = base.total(b_app, parts, zero), current.total(c_app, parts, zero)
     if b is None or c is None or not (math.isfinite(b) and math.isfinite(c)) or min(b, c) < 0:
         return None
     b_requests = base.total(b_app, ("requests",)) or 0.0
     c_requests = current.total(c_app, ("requests",)) or 0.0
     test = count_rise_p if b == 0 else count_change_p
     return test(b, c, b_requests, c_requests)
+
+
+def _zero_count(parts: tuple[str, ...]) -> bool:
+    """Whether a count at ``parts`` is a member of a family a rate is made of (absent is 0)."""
+    return any(m.path in _ZERO_FAMILIES and m.matches(parts) for m in COMPARED)
 
 
 def _mark(metric: Metric, b: float | None, c: float | None, change: float | None, p: float | None) -> str:

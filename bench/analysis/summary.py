@@ -16,6 +16,7 @@ import pandas as pd
 from bench.analysis.holdsites import hold_sites
 from bench.analysis.littleslaw import LittleWindow, little_window, whole_run
 from bench.analysis.loadperiod import LoadPeriod, period_figures
+from bench.analysis.rates import add_rates
 from bench.errors import UsageError
 from bench.instrument import Histogram
 from bench.results.metrics import ratio, value_at
@@ -116,6 +117,7 @@ def summarize_app(
         "endpoints": _endpoints(requests, pool),
         "app_log": app_log,
     }
+    add_rates(summary, requests)  # per-request figures the default gates judge (bench.analysis.rates)
     return summary
 
 

@@ -80,6 +80,9 @@ class AppEnv:
     # Automatic GC off and a collection every this many seconds (target_apps/common/gc_schedule.py).
     gc_every_s: float | None = _var("BENCH_APP_GC_EVERY_S", _number(0, above=True), None, optional=True,
                                     scenario=True)
+    # The bad long-session route holds its session across the upstream call in 1 request in this many (the rest
+    # use two short sessions): the smallest culprit the gates still catch (benchmarks/ci_verdicts.py).
+    hold_every: int = _var("BENCH_APP_HOLD_EVERY", _count(1), 1, optional=True)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AppEnv:

@@ -1,5 +1,5 @@
-"""Regression gates written as data (``pool.wait_ms.p95:+20%``, ``integrity.lost_writes:>0``), parsed
-into small typed checks that ``bench compare`` evaluates; the defaults come from the metric registry.
+"""Regression gates written as data (``pool.hold_ms_per_request:+20%``, ``integrity.lost_writes:>0``), parsed
+into small typed checks that ``bench compare`` evaluates; the default gates and the rule that derived them.
 """
 
 from __future__ import annotations
@@ -19,9 +19,54 @@ from bench.results.metric import Metric
 # spaces and dots: ``endpoints.GET /ws:stream.latency_ms.p95:+20%`` is the route "GET /ws:stream".
 _THRESHOLD = re.compile(r"^\s*(?:([+-])\s*([0-9]+(?:\.[0-9]+)?)\s*%|(>=|>|<=|<)\s*(-?[0-9]+(?:\.[0-9]+)?))\s*$")
 _BOUNDS: dict[str, Callable[[float, float], bool]] = {
-    ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
-_SYNTAX = ("write METRIC:+N% (e.g. pool.wait_ms.p95:+20%), METRIC:-N% (e.g. throughput_rps:-10%), METRIC:>N "
-           "(e.g. integrity.lost_writes:>0) or METRIC:<N (e.g. throughput_rps:<100)")
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+}
+# The default gates, derived from the A/A spread table of the README's "CI verdicts" section (benchmarks/
+# ci_verdicts.py, part 1: every gated figure over N runs of each app of each scenario, quiet and with one core kept
+# busy). Rule (``derived_limit``), as Bencher's IQR thresholds: a relative gate's limit is K_IQR times the largest
+# relative spread seen, IQR / median, rounded up to 5%, and never under FLOOR. A gate must hold across every
+# scenario, so the largest spread sets it. Figures near 0 (the correct twins' idle in transaction) have no
+# relative spread: there the noise floor of the registry decides what counts.
+K_IQR = 3.0
+FLOOR = 0.10
+# Figures the code sets, whatever the runner's speed: judged on every comparison, one run per side included.
+CODE_GATES = (
+    "pool.hold_ms_per_request:+25%",
+    "pool.checkouts_per_request:+10%",
+    "pool.checked_out_share:+25%",
+    "db.idle_in_tx_per_request_ms:+25%",
+    "db.idle_in_tx_long_per_request_ms:+25%",
+)
+# Rates of events per 1,000 requests, tested as counts (the exact conditional binomial test on the two sides'
+# totals, weighed by the requests each made): only a rise beyond chance counts, then the limit applies.
+COUNT_GATES = (
+    "pool.timeouts_per_1k_requests:+10%",
+    "pool.reclaimed_per_1k_requests:+10%",
+    "failures_per_1k_requests.<cause>:+10%",
+)
+# Invariants: correct code has none, so the first one fails, whatever the base had.
+INVARIANT_GATES = (
+    "integrity.lost_writes:>0",
+    "db.idle_in_tx_after_load:>0",
+)
+# Speed figures (bench.results.metric.SPEED_UNITS): a relative gate on one applies only where both sides have
+# MIN_REPEATS runs or more and the rank test calls the change significant; on fewer runs it is reported, not applied.
+SPEED_GATES = (
+    "throughput_rps:-15%",
+    "latency_ms.p95:+25%",
+    "latency_ms.p99:+30%",
+    "pool.wait_ms.p95:+25%",
+    "pool.hold_ms.p95:+25%",
+)
+DEFAULT_GATES: tuple[str, ...] = (*CODE_GATES, *COUNT_GATES, *INVARIANT_GATES, *SPEED_GATES)
+
+_SYNTAX = (
+    "write METRIC:+N% (e.g. pool.wait_ms.p95:+20%), METRIC:-N% (e.g. throughput_rps:-10%), METRIC:>N "
+    "(e.g. integrity.lost_writes:>0) or METRIC:<N (e.g. throughput_rps:<100)"
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +97,10 @@ class Gate:
             return cls(text=text.strip(), metric=name, sign=sign, limit=float(pct) / 100)
         return cls(text=text.strip(), metric=name, op=op, bound=float(bound))
 
+    @property
+    def relative(self) -> bool:
+        return self.sign is not None
+
     def fails(self, base: float | None, current: float | None, significant: bool = True) -> bool:
         if current is None:
             return False
@@ -73,8 +122,15 @@ class Gate:
 
 
 def default_gates() -> list[Gate]:
-    """The registry's default gates (bench.results.metrics): each is defined beside the figure it guards."""
-    return [Gate.parse(text) for text in metrics.DEFAULT_GATES]
+    """The default gates (DEFAULT_GATES above), parsed."""
+    return [Gate.parse(text) for text in DEFAULT_GATES]
+
+
+def derived_limit(relative_spreads: list[float]) -> float:
+    """A relative gate's limit from the A/A spreads (IQR / median) of its figure: K_IQR times the largest, rounded
+    up to 5%, at least FLOOR. The benchmark that measures the spreads (benchmarks/ci_verdicts.py) applies it."""
+    widest = max((s for s in relative_spreads if math.isfinite(s)), default=0.0)
+    return max(FLOOR, math.ceil(round(K_IQR * widest * 20, 9)) / 20)
 
 
 def merge_gates(overrides: list[str]) -> list[Gate]:
@@ -107,5 +163,4 @@ def _known(gate: Gate) -> None:
     names = [m.path for m in metrics.COMPARED if not m.is_pattern]
     close = difflib.get_close_matches(gate.metric, names, n=1)
     hint = f"did you mean {close[0]!r}? " if close else ""
-    raise UsageError(f"--fail-on {gate.text!r}: no figure {gate.metric!r} in summary.json; {hint}"
-                     "see docs/metrics.md")
+    raise UsageError(f"--fail-on {gate.text!r}: no figure {gate.metric!r} in summary.json; {hint}see docs/metrics.md")

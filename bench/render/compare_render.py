@@ -13,10 +13,14 @@ from xml.sax.saxutils import escape, quoteattr
 from bench.analysis.compare import ALPHA, MIN_EFFECT, MIN_REPEATS, Comparison, Row
 from bench.render.hold_sites import new_site_lines, new_site_markdown
 
-LEGEND = ("marks: + worse  - better  * changed (no better direction)  ~ not significant  ! newly failing (was 0)"
-          "  ? not a number   gate: ✗ failed")
-UNDECIDED = ("undecided: too few runs (or, for a count, events) to tell this change from chance; --repeat N on "
-             "both sides could decide it")
+LEGEND = (
+    "marks: + worse  - better  * changed (no better direction)  ~ not significant  ! newly failing (was 0)"
+    "  ? not a number   gate: ✗ failed  (not applied) a speed gate without the runs to test it"
+)
+UNDECIDED = (
+    "undecided: too few runs (or, for a count, events) to tell this change from chance; --repeat N on "
+    "both sides could decide it, were each side's runs spread as they are now"
+)
 
 
 def _not_finite(value: float) -> str:
@@ -47,11 +51,27 @@ def verdict_line(result: Comparison) -> str:
     elif runs == (1, 1):
         basis = f"ONE sample per side (bench run --repeat {MIN_REPEATS} or more gives a significance test); judged by"
     else:
-        basis = (f"{runs[0]} vs {runs[1]} runs, too few for a significance test (--repeat {MIN_REPEATS} or more on "
-                 "both sides); judged by")
+        basis = (
+            f"{runs[0]} vs {runs[1]} runs, too few for a significance test (--repeat {MIN_REPEATS} or more on "
+            "both sides); judged by"
+        )
     head = f"{len(failed)} gate(s) failed" if failed else "all gates passed"
-    return (f"{head}; {basis} a minimum effect of {MIN_EFFECT:.0%} and each figure's noise floor; counts by an "
-            f"exact test of counts (alpha {ALPHA})")
+    line = (
+        f"{head}; {basis} a minimum effect of {MIN_EFFECT:.0%} and each figure's noise floor; counts and rates "
+        f"per request by an exact test of counts (alpha {ALPHA})"
+    )
+    skipped = result.skipped_gates
+    if skipped:
+        line += (
+            f"; {len(skipped)} speed gate(s) not applied ({', '.join(sorted({r.metric for r in skipped}))}): "
+            f"latency, throughput and hold times measure the runner as much as the code, so their gates need "
+            f"--repeat {MIN_REPEATS} or more on both sides and the significance test"
+        )
+    return line
+
+
+def _gate_cell(row: Row, failed: str, text: str) -> str:
+    return ("" if not row.gate_failed else failed) + text + (" (not applied)" if row.gate_skipped else "")
 
 
 def _undecided(row: Row) -> str:
@@ -63,8 +83,16 @@ def render_text(result: Comparison, show_all: bool = False) -> str:
     undecided = any(r.needs_repeat is not None for r in rows)
     header = ("", "app", "metric", "base", "current", "ratio", "gate", *(("undecided",) if undecided else ()))
     body = [
-        (r.mark, r.app, r.metric, _num(r.base), _num(r.current), _ratio(r),
-         ("✗ " if r.gate_failed else "") + (r.gate or ""), *((_undecided(r),) if undecided else ()))
+        (
+            r.mark,
+            r.app,
+            r.metric,
+            _num(r.base),
+            _num(r.current),
+            _ratio(r),
+            _gate_cell(r, "✗ ", r.gate or ""),
+            *((_undecided(r),) if undecided else ()),
+        )
         for r in rows
     ]
     widths = [max(len(str(x[i])) for x in [header, *body]) for i in range(len(header))]
@@ -85,15 +113,24 @@ def render_text(result: Comparison, show_all: bool = False) -> str:
 
 def render_markdown(result: Comparison) -> str:
     status = "❌" if result.failed_gates else "✅"
-    lines = [f"### {status} scopebench compare: `{result.scenario}`", "", verdict_line(result), "",
-             *[f"> {note}" for note in result.notes], "",
-             "| | app | metric | base | current | ratio | gate | undecided |", "|---|---|---|---:|---:|---:|---|---|"]
+    lines = [
+        f"### {status} scopebench compare: `{result.scenario}`",
+        "",
+        verdict_line(result),
+        "",
+        *[f"> {note}" for note in result.notes],
+        "",
+        "| | app | metric | base | current | ratio | gate | undecided |",
+        "|---|---|---|---:|---:|---:|---|---|",
+    ]
     for r in result.rows:
         if r.mark == " " and not r.gate_failed:
             continue
-        gate = ("❌ " if r.gate_failed else "") + (f"`{r.gate}`" if r.gate else "")
-        lines.append(f"| `{r.mark}` | {r.app} | `{r.metric}` | {_num(r.base)} | {_num(r.current)} | "
-                     f"{_ratio(r)} | {gate} | {_undecided(r)} |")
+        gate = _gate_cell(r, "❌ ", f"`{r.gate}`" if r.gate else "")
+        lines.append(
+            f"| `{r.mark}` | {r.app} | `{r.metric}` | {_num(r.base)} | {_num(r.current)} | "
+            f"{_ratio(r)} | {gate} | {_undecided(r)} |"
+        )
     lines.extend(["", *new_site_markdown(result)] if result.new_sites else [])
     lines.append("")
     lines.append(f"<sub>{LEGEND}<br>{UNDECIDED}</sub>")
@@ -113,12 +150,23 @@ def render_json(result: Comparison) -> str:
         "repeats": list(result.repeats),
         "single_sample": result.single_sample,
         "failed_gates": [r.gate for r in result.failed_gates],
+        "skipped_gates": [r.gate for r in result.skipped_gates],
         "notes": result.notes,
         "new_sites": [site.to_json() for site in result.new_sites],
         "rows": [
-            {"app": r.app, "metric": r.metric, "base": _finite(r.base), "current": _finite(r.current),
-             "ratio": _finite(r.ratio), "mark": r.mark.strip() or "=", "p_value": _finite(r.p_value),
-             "gate": r.gate, "gate_failed": r.gate_failed, "needs_repeat": r.needs_repeat}
+            {
+                "app": r.app,
+                "metric": r.metric,
+                "base": _finite(r.base),
+                "current": _finite(r.current),
+                "ratio": _finite(r.ratio),
+                "mark": r.mark.strip() or "=",
+                "p_value": _finite(r.p_value),
+                "gate": r.gate,
+                "gate_failed": r.gate_failed,
+                "gate_skipped": r.gate_skipped,
+                "needs_repeat": r.needs_repeat,
+            }
             for r in result.rows
         ],
     }
@@ -126,23 +174,39 @@ def render_json(result: Comparison) -> str:
 
 
 def render_junit(result: Comparison) -> str:
-    """Each gate is a test case, so CI systems list them; failed gates are failures."""
+    """Each gate is a test case, so CI systems list them; failed gates are failures, speed gates without the runs
+    to test them skipped."""
     gated = [r for r in result.rows if r.gate]
     failures = sum(r.gate_failed for r in gated)
     cases = []
     for r in gated:
         name = quoteattr(f"{r.app}: {r.gate}")
-        if r.gate_failed:
+        if r.gate_skipped:
+            message = quoteattr(
+                f"speed gate not applied: {r.metric} needs --repeat {MIN_REPEATS} or more on both "
+                "sides for the significance test"
+            )
+            cases.append(
+                f'    <testcase classname="scopebench.{escape(result.scenario)}" name={name}>'
+                f"<skipped message={message}/></testcase>"
+            )
+        elif r.gate_failed:
             why = f"; undecided, too few to tell from chance: {_undecided(r)}" if r.needs_repeat is not None else ""
             message = quoteattr(f"{r.metric}: {_num(r.base)} -> {_num(r.current)} (ratio {_ratio(r)}){why}")
-            cases.append(f'    <testcase classname="scopebench.{escape(result.scenario)}" name={name}>'
-                         f"<failure message={message}/></testcase>")
+            cases.append(
+                f'    <testcase classname="scopebench.{escape(result.scenario)}" name={name}>'
+                f"<failure message={message}/></testcase>"
+            )
         else:
             cases.append(f'    <testcase classname="scopebench.{escape(result.scenario)}" name={name}/>')
-    return "\n".join([
-        '<?xml version="1.0" encoding="UTF-8"?>',
-        (f'<testsuites><testsuite name="scopebench compare {escape(result.scenario)}" '
-         f'tests="{len(gated)}" failures="{failures}">'),
-        *cases,
-        "</testsuite></testsuites>",
-    ])
+    return "\n".join(
+        [
+            '<?xml version="1.0" encoding="UTF-8"?>',
+            (
+                f'<testsuites><testsuite name="scopebench compare {escape(result.scenario)}" '
+                f'tests="{len(gated)}" failures="{failures}" skipped="{sum(r.gate_skipped for r in gated)}">'
+            ),
+            *cases,
+            "</testsuite></testsuites>",
+        ]
+    )

@@ -73,17 +73,21 @@ UNIT_NOISE = {"ms": 5.0, "ms/request": 2.0, "s": 0.01, "conn-s": 0.5}
 # scheduling resolution), so a 0.05 -> 0.2 ms wobble stays noise.
 NOISE_SHARE = 0.25
 NOISE_LOW = 0.2
+# Figures in these units measure the runner as much as the code (a busy core stretches every latency and hold):
+# a relative gate on one applies only where repeats let the significance test decide (bench.config.gates).
+SPEED_UNITS = frozenset({"ms", "s", "req/s"})
 UNIT_FORMAT = {"req/s": "{:.1f}", "ms": "{:.1f}", "ms/request": "{:.2f}", "s": "{:.3f}", "conn-s": "{:.2f}",
-               "fraction": "{:.3f}", "cores": "{:.2f}"}
+               "fraction": "{:.3f}", "cores": "{:.2f}", "checkouts/request": "{:.2f}", "per 1k requests": "{:.2f}"}
 
 
 @dataclass(frozen=True, kw_only=True)
 class Metric:
     """A figure, or a family of them when the path holds ``<name>`` (any key) or ``[]`` (any list element).
 
-    ``gate`` is the default ``bench compare`` gate without the metric (``+25%``, ``-15%``, ``>0``); ``alarm``
-    marks a count whose first appearance is news (0 -> n is marked ``!``); ``slo`` is the name ``--slo``
-    knows a capacity step figure by.
+    ``alarm`` marks a count whose first appearance is news (0 -> n is marked ``!``); ``rate_of`` names the count
+    a rate is made of (``pool.timeouts`` for ``pool.timeouts_per_1k_requests``), which bench compare's exact
+    test of counts weighs; ``slo`` is the name ``--slo`` knows a capacity step figure by. The default gates are
+    not a figure's definition but a policy measured on a runner: bench.config.gates holds them.
     """
 
     path: str
@@ -94,8 +98,8 @@ class Metric:
     coverage: Coverage
     description: str
     scope: Scope = Scope.APP
-    gate: str | None = None
     alarm: bool = False
+    rate_of: str | None = None
     noise: float | None = None
     shown: Shown = Shown.NO
     slo: str | None = None
@@ -115,16 +119,17 @@ class Metric:
         return any(_wild(p) for p in self.parts)
 
     @property
-    def gate_text(self) -> str | None:
-        return f"{self.path}:{self.gate}" if self.gate else None
-
-    @property
     def heading(self) -> str:
         """The label with its unit, as a table row names it: "latency p95 (ms)", "lost writes"."""
         if self.unit in COUNT_UNITS:
             return self.label
         unit = self.unit.removesuffix("/request") if self.label.endswith("per request") else self.unit
         return f"{self.label} ({unit})"
+
+    @property
+    def speed(self) -> bool:
+        """Whether the figure measures the runner's speed as much as the code (latency, throughput, hold times)."""
+        return self.unit in SPEED_UNITS
 
     @property
     def noise_floor(self) -> float:
@@ -157,11 +162,11 @@ _WORD = {"p50": "median", "p90": "90th percentile", "p95": "95th percentile", "p
 
 
 def family(prefix: str, label: str, what: str, keys: tuple[str, ...], *, unit: str, direction: Direction,
-           window: Window, coverage: Coverage, scope: Scope = Scope.APP, gates: Mapping[str, str] | None = None,
-           shown: Mapping[str, Shown] | None = None, slo: Mapping[str, str] | None = None) -> tuple[Metric, ...]:
+           window: Window, coverage: Coverage, scope: Scope = Scope.APP, shown: Mapping[str, Shown] | None = None,
+           slo: Mapping[str, str] | None = None) -> tuple[Metric, ...]:
     """One metric per percentile (or max, mean) of a histogram or a latency list; ``what`` says of what."""
     return tuple(Metric(path=f"{prefix}.{key}", label=f"{label} {key}", unit=unit, direction=direction,
-                        window=window, coverage=coverage, scope=scope, gate=(gates or {}).get(key),
+                        window=window, coverage=coverage, scope=scope,
                         shown=(shown or {}).get(key, Shown.NO), slo=(slo or {}).get(key),
                         description=f"{_WORD[key].capitalize()}: {what}.")
                  for key in keys)

@@ -24,10 +24,6 @@ REGISTRY: tuple[Metric, ...] = (*APP, *RUN, *CAPACITY, *REPORT)
 COMPARED: tuple[Metric, ...] = APP
 # The report's headline table, in this order; the terminal shows the ALWAYS ones and the NONZERO ones that are not 0.
 SHOWN: tuple[Metric, ...] = tuple(m for m in APP if m.shown is not Shown.NO)
-# bench compare's default gates; a --fail-on for the same metric replaces its default. Wide enough that a rerun
-# of the same build on a noisy 2-core runner passes, narrow enough that every anti-pattern scenario fails them
-# by a large margin (its ratios are 5x to 100x).
-DEFAULT_GATES: tuple[str, ...] = tuple(m.gate_text for m in APP if m.gate_text)
 # --slo's vocabulary: name -> the capacity step figure it judges.
 SLO: Mapping[str, Metric] = {m.slo: m for m in CAPACITY if m.slo}
 
@@ -164,9 +160,13 @@ included.
   From 0 at equal run lengths 1 to 4 events are chance and 5 are news; `METRIC:>0` fails on the first one.
   A count read at one instant (`db.idle_in_tx_after_load`) is `!` on any rise from 0. Marks: `+` worse, `-`
   better, `*` changed (a figure with no better direction), `~` not significant, `!` newly failing, `?` not a
-  number (the figure is NaN: it could not be computed; it fails its gate). `gate` is the default gate: `+N%`
-  fails on an increase of more than N% that counts, `-N%` on such a decrease; from a base of 0, a `+` gate
-  fails on a rise that counts. `--fail-on METRIC:+N%`, `METRIC:-N%`, `METRIC:>N` or `METRIC:<N` (`>=`, `<=`
+  number (the figure is NaN: it could not be computed; it fails its gate). A rate per 1,000 requests
+  (`count test on` below) is tested as the count it is made of, its totals weighed by the requests each side
+  made. A gate `+N%` fails on an increase of more than N% that counts, `-N%` on such a decrease; from a base of
+  0, a `+` gate fails on a rise that counts. A relative gate on a `speed` figure (ms, s, req/s: it measures the
+  runner as much as the code) applies only with `--repeat 4` or more on both sides, where the rank test decides.
+  The default gates, and the A/A spread they were derived from, are in the README's "CI verdicts" section
+  (`bench/config/gates.py`). `--fail-on METRIC:+N%`, `METRIC:-N%`, `METRIC:>N` or `METRIC:<N` (`>=`, `<=`
   too) replaces a figure's default gate or adds one. METRIC is everything before the last colon, so a route's
   figure is written as listed: `endpoints.GET /read.latency_ms.p95:+20%` (quote it in the shell); a route
   neither run has is a usage error.
@@ -179,8 +179,9 @@ def _cell(text: str) -> str:
 
 
 def _compare_cell(m: Metric) -> str:
-    parts = [f"gate `{m.gate}`"] if m.gate else []
-    parts += ["`!` from 0"] if m.alarm and m.direction is Direction.LOWER else []
+    parts = ["`!` from 0"] if m.alarm and m.direction is Direction.LOWER else []
+    parts += [f"count test on `{m.rate_of}`"] if m.rate_of else []
+    parts += ["speed"] if m.speed else []
     parts += [f"floor {m.noise_floor * NOISE_LOW:g}–{m.noise_floor:g}"] if m.noise_floor else []
     return ", ".join(parts) or "-"
 

@@ -40,15 +40,26 @@ LATENCY = ("p50", "p95", "p99", "max")
 
 REQUESTS: tuple[Metric, ...] = (
     Metric(path="throughput_rps", label="throughput", unit="req/s", direction=HIGHER, window=LOAD, coverage=OK,
-           gate="-15%", shown=Shown.ALWAYS,
+           shown=Shown.ALWAYS,
            description="Successful responses in the per-request log divided by `load_window_s`, the whole load "
                        "period: a stretch in which the app answered nothing (a stall) lowers it."),
     Metric(path="failures", label="failures", unit="requests", direction=LOWER, window=LOAD, coverage=ALL,
-           gate="+10%", alarm=True, shown=Shown.ALWAYS,
+           alarm=True, shown=Shown.ALWAYS,
            description="Requests Locust counted as failed (error status, exception, timeout), from locust.json; "
                        "the per-request log's failed rows when there is none. A count, not a rate: it grows with "
-                       "the run's length. The gate fails on a rise of more than 10% that the exact count test calls "
-                       "more than chance (at equal run lengths: 5 after none, 132 after 100)."),
+                       "the run's length (`failures_per_1k_requests` is the rate, by cause)."),
+    Metric(path="failures_by_cause.<cause>", label="failures by cause", unit="requests", direction=LOWER,
+           window=LOAD, coverage=ALL, alarm=True,
+           description="Failed rows of the per-request log by cause: `HTTP <status>` for an error status, else "
+                       "the exception's name (`ConnectionRefusedError`, `RemoteDisconnected`), `unknown` when the "
+                       "row has no error text; most frequent first. Their sum is the log's failed rows, which may "
+                       "differ from Locust's own `failures` by the rows the log missed."),
+    Metric(path="failures_per_1k_requests.<cause>", label="failures per 1,000 requests, by cause",
+           unit="per 1k requests", direction=LOWER, window=LOAD, coverage=ALL, alarm=True,
+           rate_of="failures_by_cause.<cause>",
+           description="`failures_by_cause.<cause>` × 1000 / `requests`: how often a request fails for that "
+                       "cause, whatever the run's length and throughput. bench compare tests it as a count (the "
+                       "causes' totals weighed by the requests made); a cause one side never had is 0 there."),
     Metric(path="requests", label="requests", unit="requests", direction=NEITHER, window=LOAD, coverage=ALL,
            description="Requests Locust made, failed ones included: its own final count (locust.json, summed "
                        "over its endpoints); the per-request log's rows when Locust wrote no locust.json."),
@@ -88,7 +99,7 @@ REQUESTS: tuple[Metric, ...] = (
     *family("latency_ms", "latency", f"response time of every answered request in the per-request log, failed "
              f"ones included as Locust and k6 count them ({_RANK}), as Locust timed them; 0 when none was answered",
              LATENCY, unit="ms", direction=LOWER, window=LOAD, coverage=ALL,
-             gates={"p95": "+25%", "p99": "+30%"}, shown={"p95": Shown.ALWAYS}),
+             shown={"p95": Shown.ALWAYS}),
     *family("success_latency_ms", "success latency", f"response time of the successful requests in the "
              f"per-request log ({_RANK}), as Locust timed them; failed requests are left out (before this figure "
              "existed, `latency_ms` was this), and it is 0 when none succeeded",
@@ -102,23 +113,33 @@ POOL: tuple[Metric, ...] = (
              "comes after that and is never in it (it is in `connect_ms`). Over every checkout (those that timed "
              "out or were cancelled included)",
              HIST, unit="ms", direction=LOWER, window=BOTH, coverage=CHECKOUTS,
-             gates={"p95": "+25%"}, shown={"p95": Shown.ALWAYS}),
+             shown={"p95": Shown.ALWAYS}),
     *family("pool.hold_ms", "pool hold", "time a connection stayed checked out, from checkout to its checkin, or "
              "to the detach that freed its slot when the garbage collector reclaimed a leaked connection (see "
              "`reclaimed`) or the app detached it; a connection still checked out is not in it",
              HIST, unit="ms", direction=LOWER, window=BOTH, coverage=CHECKOUTS,
-             gates={"p95": "+25%"}, shown={"mean": Shown.REPORT}),
+             shown={"mean": Shown.REPORT}),
     *family("pool.connect_ms", "connect", "time to open a database connection, the pool's connect listeners "
              "included, per connection opened: new ones and those reopened in a slot after an invalidation, "
              "a recycle or a reclaim, so its count equals `connections_opened`",
              HIST, unit="ms", direction=LOWER, window=BOTH, coverage=NONE),
     Metric(path="pool.checkouts", label="checkouts", unit="checkouts", direction=NEITHER, window=BOTH,
            coverage=CHECKOUTS, description="Connections the pool handed out (checkout events)."),
+    Metric(path="pool.checkouts_per_request", label="checkouts per request", unit="checkouts/request",
+           direction=LOWER, window=BOTH, coverage=ALL,
+           description="`checkouts` / (`requests_recorded` + `requests_unfinished`): every checkout over every "
+                       "request the app was sent, those Locust stopped waiting for included (the app serves them in "
+                       "the cool-down, and they check out too). Set by the code: the long-session twin that opens "
+                       "two short sessions makes 2, the one that holds one session 1; background work and sessions "
+                       "reopened after a leak add to it. Null when no request was logged."),
     Metric(path="pool.timeouts", label="checkout timeouts", unit="checkouts", direction=LOWER, window=BOTH,
-           coverage=CHECKOUTS, gate="+10%", alarm=True, shown=Shown.NONZERO,
+           coverage=CHECKOUTS, alarm=True, shown=Shown.NONZERO,
            description="Checkouts that gave up after pool_timeout (SQLAlchemy's TimeoutError \"QueuePool limit "
-                       "... reached\"). The gate fails on a rise of more than 10% that the exact count test calls "
-                       "more than chance (5 after none at equal run lengths)."),
+                       "... reached\")."),
+    Metric(path="pool.timeouts_per_1k_requests", label="checkout timeouts per 1,000 requests",
+           unit="per 1k requests", direction=LOWER, window=BOTH, coverage=ALL, alarm=True, rate_of="pool.timeouts",
+           description="`timeouts` × 1000 / `requests`. bench compare tests it as a count: the timeouts' totals "
+                       "weighed by the requests made."),
     Metric(path="pool.connect_failures", label="connect failures", unit="connections", direction=LOWER, window=BOTH,
            coverage=NONE, alarm=True, shown=Shown.NONZERO,
            description="Connects the pool tried that raised (refused, timed out, rejected by the server), new "
@@ -129,6 +150,10 @@ POOL: tuple[Metric, ...] = (
            description="Most connections checked out at once: the instrumentation's count (checkouts minus "
                        "checkins, reclaims and detaches) at its peaks, capped by the pool's own count of lent "
                        "slots, so never more than `capacity`. A leak shows as `reclaimed`, not here."),
+    Metric(path="pool.checked_out_share", label="checked out, most, of capacity", unit="fraction",
+           direction=LOWER, window=BOTH, coverage=NONE,
+           description="`checked_out_max` / `capacity`: 1 when the pool ran out of connections at least once. "
+                       "Null without a capacity."),
     Metric(path="pool.pending_max", label="waiting checkouts, most", unit="checkouts", direction=LOWER,
            window=BOTH, coverage=CHECKOUTS,
            description="Most checkouts waiting in the pool's queue at once."),
@@ -146,6 +171,10 @@ POOL: tuple[Metric, ...] = (
                        "without returning them (a leaked session): with an async driver SQLAlchemy's finalizer "
                        "detaches the connection from its slot and terminates it, no checkin fires, and the slot's "
                        "next checkout reopens a connection. Each one's hold ends at the reclaim."),
+    Metric(path="pool.reclaimed_per_1k_requests", label="connections reclaimed by the GC per 1,000 requests",
+           unit="per 1k requests", direction=LOWER, window=BOTH, coverage=ALL, alarm=True, rate_of="pool.reclaimed",
+           description="`reclaimed` × 1000 / `requests`. bench compare tests it as a count: the reclaims' totals "
+                       "weighed by the requests made."),
     Metric(path="pool.capacity", label="pool capacity", unit="connections", direction=NEITHER,
            window=Window.SETTING, coverage=NONE,
            description="Connections the pool may hold at most: pool size + max_overflow as the app's pool "
@@ -219,19 +248,18 @@ DB: tuple[Metric, ...] = (
                        "included. Short idle moments between statements are normal; long ones are the "
                        "anti-patterns."),
     Metric(path="db.idle_in_tx_long_per_request_ms", label="idle in tx past threshold per request",
-           unit="ms/request", direction=LOWER, window=BOTH, coverage=OK, gate="+25%",
+           unit="ms/request", direction=LOWER, window=BOTH, coverage=OK,
            description="`idle_in_tx_long_seconds` (load + cool-down) × 1000 / successful requests (load). Null "
                        "when none succeeded."),
     Metric(path="db.idle_in_tx_per_request_ms", label="idle in tx per request", unit="ms/request",
-           direction=LOWER, window=BOTH, coverage=OK, gate="+25%", shown=Shown.REPORT,
+           direction=LOWER, window=BOTH, coverage=OK, shown=Shown.REPORT,
            description="`idle_in_tx_seconds` (load + cool-down) × 1000 / successful requests (load). Null when "
                        "none succeeded."),
     Metric(path="db.idle_in_tx_after_load", label="idle in tx after load", unit="connections", direction=LOWER,
-           window=Window.COOLDOWN, coverage=NONE, gate="+10%", alarm=True, shown=Shown.NONZERO,
+           window=Window.COOLDOWN, coverage=NONE, alarm=True, shown=Shown.NONZERO,
            description="Connections idle in transaction for longer than `config.idle_threshold_ms` at the last "
                        "sample, when the cool-down ends (the load's end without a cool-down): leaks. A connection "
-                       "caught in a brief moment between two statements is not one. The gate fails on more than "
-                       "10% more, and on any when the base had none."),
+                       "caught in a brief moment between two statements is not one."),
     Metric(path="db.connections_max", label="connections, most", unit="connections", direction=LOWER,
            window=BOTH, coverage=NONE,
            description="Most backends of the app in any one sample."),
@@ -297,7 +325,6 @@ _WRITES = (
 INTEGRITY: tuple[Metric, ...] = tuple(
     Metric(path=f"{where}{key}", label=f"{label}{suffix}", unit=unit, direction=direction, window=window,
            coverage=coverage, alarm=key == "lost_writes",
-           gate="+0%" if key == "lost_writes" and not where.endswith(">.") else None,
            shown=Shown.NONZERO if key == "lost_writes" and not where.endswith(">.") else Shown.NO,
            description=f"{what}{detail}.")
     for where, suffix, detail in (("integrity.", "", ", over the write routes"),

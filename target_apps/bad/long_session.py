@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import itertools
+
 from fastapi import APIRouter, HTTPException, Request
 from sqlalchemy import select
 
 from target_apps.common.app import state_of
 from target_apps.common.models import Item, Order
 from target_apps.common.upstream import charge
+from target_apps.good import long_session as correct
 
 router = APIRouter()
+_arrivals = itertools.count(1)
 
 
 @router.post("/orders/{item_id}/checkout")
 async def checkout(item_id: int, request: Request) -> dict[str, object]:
     state = state_of(request)
+    if next(_arrivals) % state.settings.hold_every:
+        # BENCH_APP_HOLD_EVERY=k: the culprit in 1 request in k, the correct twin's route in the others, so the
+        # gates' smallest detectable effect can be measured (benchmarks/ci_verdicts.py).
+        return await correct.checkout(item_id, request)
     # ANTI-PATTERN(long-session): one session spans the slow upstream call, so its connection sits
     # idle in transaction for the whole call and the pool caps throughput at pool/latency.
     async with state.sessions() as session:
