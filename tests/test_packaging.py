@@ -148,9 +148,13 @@ def test_every_package_folder_is_listed_in_pyproject() -> None:
     assert mapped["bench.scenarios"] == ROOT / "scenarios"
 
 
-def _third_party_imports(folder: Path) -> set[str]:
+# The module of each optional extra of scopebench-instrument: (extra, the package it brings).
+OPTIONAL = {"otel.py": ("otel", "opentelemetry"), "promclient.py": ("prometheus", "prometheus_client")}
+
+
+def _third_party_imports(paths: list[Path]) -> set[str]:
     names = set()
-    for path in folder.glob("*.py"):
+    for path in paths:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 names.add(node.module.split(".")[0])
@@ -164,8 +168,15 @@ def test_the_light_distribution_matches_the_full_one_and_covers_every_import() -
     assert light["version"] == PYPROJECT["project"]["version"]
     sqlalchemy = [d for d in PYPROJECT["project"]["dependencies"] if d.startswith("sqlalchemy")]
     assert light["dependencies"] == sqlalchemy
-    # Its only dependency is SQLAlchemy, so that is all the instrumentation may import besides itself.
-    assert _third_party_imports(INSTRUMENT) == {"sqlalchemy"}
+    extras = light["optional-dependencies"]
+    assert extras == {name: PYPROJECT["project"]["optional-dependencies"][name] for name in extras}
+    # Its only dependency is SQLAlchemy, so that is all the instrumentation may import besides itself, but for
+    # the module of each optional extra, which imports that extra's package, and which nothing else imports.
+    modules = [p for p in INSTRUMENT.glob("*.py") if p.name not in OPTIONAL]
+    assert _third_party_imports(modules) == {"sqlalchemy"}
+    for name, (extra, top) in OPTIONAL.items():
+        assert extra in extras and _third_party_imports([INSTRUMENT / name]) == {top}
+        assert not any(f"bench.instrument.{name[:-3]}" in p.read_text(encoding="utf-8") for p in modules)
 
 
 # --- the wheel, installed, from outside the checkout ---------------------------------------------------------

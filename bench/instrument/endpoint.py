@@ -8,12 +8,11 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Callable
-from pathlib import Path
 
 from bench.instrument.asgi import Receive, Scope, Send
 from bench.instrument.pool import PoolMetrics
 from bench.instrument.prometheus import prometheus_text
-from bench.instrument.shared import read_merged
+from bench.instrument.shared import served
 
 ENDPOINT_PATH = "/_bench/pool"
 
@@ -24,8 +23,13 @@ class PoolEndpoint:
     ``Authorization: Bearer <token>`` (401 otherwise): real services mount this.
     """
 
-    def __init__(self, metrics: Callable[[], PoolMetrics | None], token: str | None = None,
-                 pool_name: str = "default", shared_dir: str | None = None) -> None:
+    def __init__(
+        self,
+        metrics: Callable[[], PoolMetrics | None],
+        token: str | None = None,
+        pool_name: str = "default",
+        shared_dir: str | None = None,
+    ) -> None:
         self.metrics = metrics
         self.token = token
         self.pool_name = pool_name
@@ -33,24 +37,27 @@ class PoolEndpoint:
         self.shared_dir = shared_dir
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        query = scope.get("query_string", b"")
-        metrics = self.metrics()
-        content_type = b"application/json"
-        if self.token and not self._authorized(scope):
-            status, body = 401, b'{"error": "missing or wrong bearer token"}'
-        elif metrics is None:
-            status, body = 503, b'{"error": "pool not ready"}'
-        elif b"format=prometheus" in query:
-            status, body = 200, prometheus_text(metrics, self.pool_name).encode()
-            content_type = b"text/plain; version=0.0.4; charset=utf-8"
-        elif self.shared_dir:
-            merged = read_merged(Path(self.shared_dir))
-            status, body = (200, json.dumps(merged).encode()) if merged else (503, b'{"error": "no snapshots yet"}')
-        else:
-            status, body = 200, json.dumps(metrics.snapshot(b"hist=0" not in query)).encode()
+        status, content_type, body = self._answer(scope)
         headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+    def _answer(self, scope: Scope) -> tuple[int, bytes, bytes]:
+        json_type = b"application/json"
+        if self.token and not self._authorized(scope):
+            return 401, json_type, b'{"error": "missing or wrong bearer token"}'
+        metrics = self.metrics()
+        if metrics is None:
+            return 503, json_type, b'{"error": "pool not ready"}'
+        query = scope.get("query_string", b"")
+        prometheus = b"format=prometheus" in query
+        snapshot = served(metrics, self.shared_dir, prometheus or b"hist=0" not in query)
+        if snapshot is None:
+            return 503, json_type, b'{"error": "no snapshots yet"}'
+        if prometheus:
+            # The same figures as the JSON view: with several workers, their sum, not the answering one's.
+            return 200, b"text/plain; version=0.0.4; charset=utf-8", prometheus_text(snapshot, self.pool_name).encode()
+        return 200, json_type, json.dumps(snapshot).encode()
 
     def _authorized(self, scope: Scope) -> bool:
         expected = f"Bearer {self.token}".encode()

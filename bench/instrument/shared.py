@@ -125,3 +125,11 @@ def _merged(parts: list[dict[str, Any]]) -> dict[str, Any]:
         if part:
             total.merge(Histogram.from_json(part))
     return total.to_json()
+
+
+def served(metrics: PoolMetrics, shared_dir: str | Path | None, histograms: bool = True) -> dict[str, Any] | None:
+    """The figures an endpoint or a scrape serves: with ``shared_dir``, every worker's sum (None before any
+    worker wrote a snapshot), whichever worker answers; without it, this process's own."""
+    if shared_dir:
+        return read_merged(Path(shared_dir))
+    return metrics.snapshot(histograms)
