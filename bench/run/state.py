@@ -87,7 +87,7 @@ class RunState:
             "updated_at": datetime.now(UTC).isoformat(),
             "command": self.command,
             "config": self.config.to_json(),
-            "database": (f"{self.server.safe_dsn('postgres').rsplit('/', 1)[0]} "
+            "database": (f"{self.server.safe_server()} "
                          f"({'embedded' if self.server.embedded else 'external'}; a fresh database per app run)")
             if self.server else None,
             "environment": self.environment(),

@@ -217,7 +217,9 @@ class RunningTarget:
 
     def watched(self) -> Watched:
         cfg = self.run.config
-        return Watched(admin_dsn=self.dsn, database=postgres.parse_dsn(self.dsn).database,
+        # The DSN as asyncpg reads it: the user's may name another driver (postgresql+psycopg://) or a socket.
+        parsed = postgres.parse_dsn(self.dsn)
+        return Watched(admin_dsn=parsed.server.dsn(parsed.database), database=parsed.database,
                        application_name=cfg.app_name, pool_url=cfg.pool_url, pool_token=cfg.pool_token)
 
     async def launch(self) -> None:
