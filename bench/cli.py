@@ -65,6 +65,7 @@ def run(
     repeat: Annotated[str | None, _option("repeat")] = None,
     workers: Annotated[str | None, _option("workers")] = None,
     master_bind: Annotated[str | None, _option("master_bind")] = None,
+    remote_workers: Annotated[str | None, _option("remote_workers")] = None,
     app_workers: Annotated[str | None, _option("app_workers")] = None,
     dsn: Annotated[str | None, _option("dsn")] = None,
     out: Annotated[Path | None, _option("out")] = None,

@@ -27,7 +27,7 @@ def _row(start: float, ms: float, failed: int = 0, name: str = "GET /x") -> str:
 
 def _worker_log(app_dir: Path, pid: int) -> Path:
     # The recorder fills in the template the harness gives it; it cannot import bench.
-    return Path(AppFiles(app_dir).worker_request_log.replace("{pid}", str(pid)))
+    return Path(AppFiles(app_dir).worker_request_log.replace("{worker}", str(pid)))
 
 
 def test_request_log_reads_every_worker_and_counts_what_it_cannot_read(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from bench.config.catalog import Scenario, get_scenario, scenario_from_locustfile
 from bench.config.command import CommandTemplate
+from bench.config.masterbind import check_remote_workers
 from bench.config.optiontable import OPTIONS, Option, is_secret_flag
 from bench.db.server import parse_dsn, redact
 from bench.errors import UsageError
@@ -104,6 +105,7 @@ class RunConfig:
     workers: int  # Locust worker processes (0: one process)
     app_workers: int  # uvicorn worker processes per target app
     master_bind: str  # where the Locust master listens for workers (other hosts: opt in)
+    remote_workers: int = 0  # Locust workers on other hosts the master waits for (--remote-workers)
     sample_interval_s: float = 0.1  # how often the collector samples; not a user setting
     dsn: str | None = field(repr=False)
     out: Path | None
@@ -141,7 +143,7 @@ class RunConfig:
 # The options that are fields of RunConfig as they are ("app" becomes apps, target mode is checked as a whole).
 _FIELDS = ("users", "spawn_rate", "duration_s", "pool_size", "max_overflow", "pool_timeout_s", "upstream_latency_ms",
            "cooldown_s", "idle_threshold_ms", "idle_tx_timeout_s", "repeat", "workers", "app_workers",
-           "master_bind", "dsn", "out", "force", "keep", "app_name", "pool_token")
+           "master_bind", "remote_workers", "dsn", "out", "force", "keep", "app_name", "pool_token")
 
 
 def resolve_run(name: str | None, given: Mapping[str, Any]) -> tuple[Scenario, RunConfig]:
@@ -201,6 +203,7 @@ def resolve_config(scenario: Scenario, given: Mapping[str, Any] | None = None) -
         check_target(target, allow_remote)
         if not values["dsn"]:
             raise UsageError("--target needs --dsn (or BENCH_DSN): the database the target app uses, to watch it")
+    check_remote_workers(values["master_bind"], values["remote_workers"], target)
     served = _serve_settings(scenario, given, target)
     pool_url = setting("pool_url", scenario, given) or (target.rstrip("/") + "/_bench/pool" if target else None)
     return RunConfig(

@@ -100,9 +100,13 @@ OPTIONS: dict[str, Option] = {
     "app_workers": _count("--app-workers", "BENCH_APP_WORKERS",
                           "uvicorn worker processes per target app; pool figures are summed over them.", 1, 1,
                           maximum=MAX_PROCESSES, cap="more processes only compete for this machine's cores"),
-    "master_bind": Option(flag="--master-bind", default="127.0.0.1", metavar="ADDRESS",
-                          help="With --workers: where the Locust master listens for workers (0.0.0.0 lets workers "
-                               "on other hosts join)."),
+    "master_bind": Option(flag="--master-bind", default="127.0.0.1", metavar="ADDRESS[:PORT]",
+                          help="Where the Locust master listens for workers (with --workers or --remote-workers); "
+                               "the port is free, or Locust's 5557 for --remote-workers, unless given."),
+    "remote_workers": _count("--remote-workers", "BENCH_REMOTE_WORKERS",
+                             "Locust workers on other hosts: the load starts once N have joined (each runs "
+                             "`locust --worker -f - --master-host ADDRESS`); their requests reach the master's "
+                             "request log. Needs --target and --master-bind.", 0),
     "dsn": Option(flag="--dsn", env="BENCH_DSN", kind="dsn", shown="the embedded PostgreSQL", metavar="DSN",
                   help="Use this PostgreSQL instead of the embedded one (needs CREATEDB)."),
     "out": Option(flag="--out", kind="path", shown="results/<UTC time>_<scenario>/", metavar="DIR",

@@ -25,7 +25,9 @@ TARGET_APP = "target"
 REPEAT = "repeat-{n}"
 # Inside an app's folder.
 REQUEST_LOG = "requests.csv"  # bench/locust_plugins/recorder.py, when Locust runs as one process
-WORKER_REQUEST_LOG = "requests-{pid}.csv"  # the same, one per Locust worker process (--workers)
+WORKER_REQUEST_LOG = "requests-{worker}.csv"  # the same, one per Locust worker, written by the master (its index)
+WORKERS_JSON = "workers.json"  # the master: each worker's host, pid, log and whether its last rows arrived
+WORKERS_READY = ".workers-ready"  # the master: every worker it waits for has joined (then the harness says go)
 SAMPLES = "samples.jsonl"  # bench.run.collector, one JSON object per line
 APP_LOG = "app.log"
 LOCUST_LOG = "locust.log"
@@ -60,15 +62,23 @@ class AppFiles:
         return self.root / REQUEST_LOG
 
     def request_logs(self) -> list[Path]:
-        """requests.csv, and requests-<pid>.csv per Locust worker process; only the names the recorder writes."""
-        workers = self.root.glob(WORKER_REQUEST_LOG.format(pid="*"))
+        """requests.csv, and requests-<n>.csv per Locust worker; only the names the recorder writes."""
+        workers = self.root.glob(WORKER_REQUEST_LOG.format(worker="*"))
         found = [self.request_log] if self.request_log.is_file() else []
         return found + sorted(p for p in workers if p.name.removeprefix("requests-").removesuffix(".csv").isdigit())
 
     @property
     def worker_request_log(self) -> str:
-        """The template a Locust worker fills in with its pid (the recorder replaces ``{pid}``)."""
+        """The template the Locust master fills in with a worker's index (the recorder replaces ``{worker}``)."""
         return str(self.root / WORKER_REQUEST_LOG)
+
+    @property
+    def workers_json(self) -> Path:
+        return self.root / WORKERS_JSON
+
+    @property
+    def workers_ready(self) -> Path:
+        return self.root / WORKERS_READY
 
     @property
     def samples(self) -> Path:

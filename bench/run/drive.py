@@ -21,7 +21,7 @@ from bench.results.layout import AppFiles, RunFiles
 from bench.results.records import DbFigures
 from bench.results.requestlog import RequestTail
 from bench.run.collector import Collector
-from bench.run.loadgen import LoadPlan, locust_child
+from bench.run.loadgen import LoadPlan, locust_child, missing_rows, workers_joined
 from bench.run.processes import Child
 from bench.run.state import RunState
 from bench.run.subjects import Subject, subject_for
@@ -55,6 +55,7 @@ async def drive(run: RunState, app: str, index: int = 0) -> Driven:
         locust = locust_child(plan, files.root).start()
         try:
             await subject.ready()
+            await workers_joined(plan, locust, files.root, run.console.info)
             collector = _collector(run, subject, files)
             await collector.open()
             try:
@@ -75,7 +76,8 @@ async def drive(run: RunState, app: str, index: int = 0) -> Driven:
 def _plan(run: RunState, host: str) -> LoadPlan:
     cfg = run.config
     return LoadPlan(locustfile=run.scenario.locustfile, host=host, users=cfg.users, spawn_rate=cfg.spawn_rate,
-                    duration_s=cfg.duration_s, workers=cfg.workers, master_bind=cfg.master_bind,
+                    duration_s=cfg.duration_s, workers=cfg.workers, remote_workers=cfg.remote_workers,
+                    master_bind=cfg.master_bind,
                     extra_files=run.hooks.locust_files, env=run.hooks.locust_env)
 
 
@@ -128,6 +130,7 @@ async def _load(run: RunState, subject: Subject, plan: LoadPlan, locust: Child, 
     stopped_at = min(time.time(), go_at + plan.run_time_s)
     _check_full_load(run, subject.name, locust, stopped_at - go_at, plan.run_time_s)
     locust.stop(timeout=5)
+    _check_worker_rows(run, subject.name, tail.files.root)
     tail.poll()
     if tail.requests + tail.unfinished == 0:
         raise InfraError(f"Locust sent no request (exit code {locust.exit_code()}): {locust.log_tail()}")
@@ -143,6 +146,13 @@ def _check_full_load(run: RunState, app: str, locust: Child, ran_s: float, run_t
               f"{locust.log_tail()}")
     run.events.append({"t": time.time(), "app": app, "event": "load cut short", "detail": detail})
     run.faults.append(f"{app}: {detail}")
+
+
+def _check_worker_rows(run: RunState, app: str, folder: Path) -> None:
+    """A Locust worker whose last request rows never reached the master: the percentiles miss its end."""
+    for detail in missing_rows(folder):
+        run.events.append({"t": time.time(), "app": app, "event": "request rows missing", "detail": detail})
+        run.faults.append(f"{app}: {detail}")
 
 
 async def _cool_down(run: RunState, subject: Subject, collector: Collector, tail: RequestTail) -> None:
