@@ -18,7 +18,7 @@ class LittleWindow:
     """Connection time and the requests answered over one stretch of the load: Little's law's inputs."""
 
     window_s: float
-    hold_s: float  # connection-seconds of the checkins in the window
+    hold_s: float  # connection-seconds held in the window: the integral of checked-out connections over it
     requests: int  # requests answered in it, failed ones included (they hold connections too)
 
     @property
@@ -32,8 +32,11 @@ class LittleWindow:
 
 def little_window(samples: pd.DataFrame | None, answered: pd.DataFrame) -> LittleWindow | None:
     """From the first to the last load sample of the pool taken before the last response: the pool's connection
-    time in between (its use_time growth) and the requests whose response came in between.
+    time in between and the requests whose response came in between.
 
+    The connection time is the growth of the ended holds' total plus the open holds' age so far: the integral of
+    checked-out connections over the window. A connection never returned (a session kept forever) is held all
+    along; the ended holds alone would miss it and put the ceiling at thousands of requests a second.
     Cut so, both sides cover the same requests: a request's checkin comes just before its response. The whole
     run's hold would also count the requests Locust left unanswered at its stop, which the app serves afterwards.
     """
@@ -45,18 +48,25 @@ def little_window(samples: pd.DataFrame | None, answered: pd.DataFrame) -> Littl
         return None
     first, last = load.iloc[0], load.iloc[-1]
     requests = int(((ends > first["t"]) & (ends <= last["t"])).sum())
-    hold = float(last["pool_hold_s"] - first["pool_hold_s"])
+    hold = _held(last) - _held(first)
     if requests == 0 or hold <= 0:
         return None
     return LittleWindow(window_s=float(last["t"] - first["t"]), hold_s=hold, requests=requests)
 
 
+def _held(sample: pd.Series) -> float:
+    """A sample's connection time so far: ended holds and open ones (0 open from an app that does not say)."""
+    open_s = sample.get("pool_hold_open_s")
+    return float(sample["pool_hold_s"]) + (float(open_s) if open_s is not None and pd.notna(open_s) else 0.0)
+
+
 def whole_run(pool: dict[str, Any] | None, answered: pd.DataFrame, window_s: float) -> LittleWindow | None:
-    """Without pool samples over the load: every checkin's time over every answered request (runs a little high:
-    the requests left waiting at the stop are served, and hold connections, after it)."""
+    """Without pool samples over the load: the connection time of the pool's last reading (ended holds and the
+    open ones' age) over every answered request. Runs high: the requests left waiting at the stop are served, and
+    hold connections, after it, and a connection never returned is held through the cool-down too."""
     if pool is None or answered.empty or window_s <= 0:
         return None
-    hold = Histogram.from_json(pool["use_time"]).total
+    hold = Histogram.from_json(pool["use_time"]).total + float(pool.get("gauges", {}).get("hold_open_s") or 0.0)
     return LittleWindow(window_s=window_s, hold_s=hold, requests=len(answered)) if hold > 0 else None
 
 

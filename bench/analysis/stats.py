@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import overload
 
 import numpy as np
 
@@ -16,16 +17,31 @@ import numpy as np
 EXACT_MAX = 40
 
 
-def nearest_rank(values: Sequence[float] | np.ndarray, p: float) -> float | None:
+@overload
+def nearest_rank(values: Sequence[float] | np.ndarray, p: float) -> float | None: ...
+
+
+@overload
+def nearest_rank(values: Sequence[float] | np.ndarray, p: Sequence[float]) -> list[float] | None: ...
+
+
+def nearest_rank(values: Sequence[float] | np.ndarray, p: float | Sequence[float]) -> float | list[float] | None:
     """The p-th percentile (0..100) by nearest rank: the value at rank ceil(p·n / 100), a value some sample had.
 
-    The one rule of every percentile the harness computes from raw values (numpy's ``inverted_cdf``, which
-    bench.analysis.summary uses, is the same; the instrumentation's histograms rank the same way, by bucket).
-    For n = 20 the 95th percentile is the 19th value, not the largest. None when there are no values.
+    The one rule of every percentile the harness computes from raw values (bench.analysis.summary's latencies,
+    the capacity steps, the pacer's lateness; the instrumentation's histograms rank the same way, by bucket).
+    For n = 20 the 95th percentile is the 19th value, not the largest. ``p`` may be several percentiles: the
+    values are sorted once and the percentiles come back as a list in ``p``'s order. None when there are no values.
     """
     ordered = np.sort(np.asarray(values, dtype=float))
     if ordered.size == 0:
         return None
+    if isinstance(p, Sequence):
+        return [_at_rank(ordered, q) for q in p]
+    return _at_rank(ordered, p)
+
+
+def _at_rank(ordered: np.ndarray, p: float) -> float:
     # p·n in integer-friendly order (95 * 20 / 100 is exactly 19; 0.95 * 20 need not be).
     rank = max(1, math.ceil(p * ordered.size / 100 - 1e-9))
     return float(ordered[min(rank, ordered.size) - 1])

@@ -16,6 +16,7 @@ import pandas as pd
 from bench.analysis.holdsites import hold_sites
 from bench.analysis.littleslaw import LittleWindow, little_window, whole_run
 from bench.analysis.loadperiod import LoadPeriod, period_figures
+from bench.analysis.stats import nearest_rank
 from bench.analysis.rates import add_rates
 from bench.errors import UsageError
 from bench.instrument import Histogram
@@ -53,13 +54,14 @@ class Integrity:
 def latency_ms(values: pd.Series) -> dict[str, float]:
     """p50, p95, p99 and max, rounded to the request log's 3 decimals; all 0 for no request.
 
-    The percentile rule is nearest rank: the value at rank ceil(p·n / 100) of the sorted latencies (numpy's
-    ``inverted_cdf``), so a percentile is a latency some request really had, as HDR histograms report it.
+    The percentile rule is the harness's one, nearest rank (``stats.nearest_rank``, one sort for all three): the
+    value at rank ceil(p·n / 100) of the sorted latencies, so a percentile is a latency some request really had,
+    as HDR histograms report it.
     """
-    if values.empty:
+    ranked = nearest_rank(values.to_numpy(dtype=float), PERCENTILES)
+    if ranked is None:
         return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0}
-    quantiles = np.percentile(values.to_numpy(dtype=float), PERCENTILES, method="inverted_cdf")
-    out = {f"p{p}": round(float(q), 3) for p, q in zip(PERCENTILES, quantiles, strict=True)}
+    out = {f"p{p}": round(q, 3) for p, q in zip(PERCENTILES, ranked, strict=True)}
     out["max"] = round(float(values.max()), 3)
     return out
 
@@ -134,12 +136,15 @@ def _pool_block(pool: dict[str, Any] | None, capacity: int, law: LittleWindow | 
     # its checkouts together (the good long-session route checks out twice): total hold / requests, unrounded.
     per_request = law.hold_ms_per_request if law else None
     ceiling = capacity * 1000 / per_request if per_request else None
+    connect = Histogram.from_json(pool["create_time"])
     return {
         "wait_ms": hist_ms(wait),
         "hold_ms": hist_ms(hold),
-        "connect_ms": hist_ms(Histogram.from_json(pool["create_time"])),
+        # Its count, to set against connections_opened: every connection opened is timed, reopened ones included.
+        "connect_ms": {**hist_ms(connect), "count": connect.count},
         "checkouts": counters.get("checkouts", 0),
         "timeouts": counters.get("timeouts", 0),
+        "cancelled": counters.get("cancelled", 0),
         "connect_failures": counters.get("connect_failures", 0),
         "checked_out_max": counters.get("checked_out_max", 0),
         "pending_max": counters.get("pending_max", 0),
@@ -148,6 +153,10 @@ def _pool_block(pool: dict[str, Any] | None, capacity: int, law: LittleWindow | 
         "reclaimed": counters.get("reclaimed", 0),
         "capacity": capacity,
         "hold_s": round(hold.total, 4),
+        # Holds not ended at the last reading: a connection never returned is in no figure above.
+        "holds_open": gauges.get("holds_open", 0),
+        "hold_open_s": round(float(gauges.get("hold_open_s", 0.0)), 4),
+        "hold_open_max_ms": round(float(gauges.get("hold_open_max_s", 0.0)) * 1000, 3),
         "hold_ms_per_request": round(per_request, 3) if per_request else 0.0,
         "hold_share_by_route": _hold_shares(pool.get("use_time_by_route", {})),
         # Where the holds past the threshold come from: the app's lines, from the instrumentation's watchdog.
@@ -278,6 +287,20 @@ def evaluate(checks: list[Check], apps: dict[str, dict[str, Any]]) -> list[dict[
             "value": None if value is None else (round(value, 4) if math.isfinite(value) else str(value)),
             "passed": passed,
         })
+    return results
+
+
+def evaluate_each(checks: list[Check], repeats: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Checks judged in every repeat rather than on the median: one fails when any repeat fails it (a stall in
+    one of three repeats is a stall, though the median of 0, 0 and 1 is 0). Its value is the first failing
+    repeat's, else the last repeat's; with one run it is ``evaluate``'s result."""
+    count = max((len(runs) for runs in repeats.values()), default=0)
+    each = [{app: runs[i] for app, runs in repeats.items() if i < len(runs)} for i in range(count)]
+    results = []
+    for check in checks:
+        judged = [result for apps in each for result in evaluate([check], apps)]
+        if judged:
+            results.append(next((r for r in judged if not r["passed"]), judged[-1]))
     return results
 
 

@@ -57,6 +57,9 @@ class PoolMetrics:
     timed: bool = False
     loop: LoopLag | None = None  # event-loop lag and CPU, when the app runs a LoopLag monitor
     sites: HoldSites | None = None  # where holds past the threshold come from (None: not looked for)
+    # Holds not ended yet, by connection record: a connection the app never returns (a session kept forever) is
+    # held all along, and the snapshot's connection time must say so, not wait for a checkin that never comes.
+    open_holds: dict[Any, Hold] = field(default_factory=dict, repr=False)
 
     def snapshot(self, histograms: bool = True) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -91,7 +94,9 @@ class PoolMetrics:
 
     def _gauges(self) -> dict[str, Any]:
         pool = self.pool
-        gauges: dict[str, Any] = {"checked_out": self.checked_out, "pending": self.pending}
+        count, held_s, oldest_s = self._open_ages(time.perf_counter())
+        gauges: dict[str, Any] = {"checked_out": self.checked_out, "pending": self.pending, "holds_open": count,
+                                  "hold_open_s": round(held_s, 6), "hold_open_max_s": round(oldest_s, 6)}
         if isinstance(pool, AsyncAdaptedQueuePool):
             # The pool's own count where there is one: it is what the pool can still lend.
             gauges.update(
@@ -103,6 +108,20 @@ class PoolMetrics:
                 timeout_s=pool.timeout(),
             )
         return gauges
+
+    def _open_ages(self, now: float) -> tuple[int, float, float]:
+        """The holds still open: how many, their connection-seconds so far and the oldest one's age. With the
+        ended holds' total (``use``) it is the integral of checked-out connections over time.
+
+        A snapshot may be taken on another thread (``shared.keep_writing``): the dict is copied at once, and an
+        entry whose record holds another hold by now (reopened without a checkin) is skipped, not removed."""
+        count, total, oldest = 0, 0.0, 0.0
+        for record, hold in list(self.open_holds.items()):
+            if record.info.get(_HOLD) is not hold:
+                continue
+            age = max(0.0, now - hold.at)
+            count, total, oldest = count + 1, total + age, max(oldest, age)
+        return count, total, oldest
 
 
 # Per-checkout bookkeeping lives in context variables: the pool is shared by every task, and
@@ -275,7 +294,9 @@ def _track_holds(pool: Pool, metrics: PoolMetrics) -> None:
                 hold = metrics.sites.opened(record, at, route, ref)
             except Exception:  # pragma: no cover - an observer must never break a checkout
                 log.exception("hold site observer failed")
-        record.info[_HOLD] = hold or Hold(at, route, ref, None)
+        if hold is None:
+            hold = Hold(at, route, ref, None)
+        record.info[_HOLD] = metrics.open_holds[record] = hold
         metrics.checkouts += 1
         metrics.checked_out += 1
         if metrics.checked_out > metrics.checked_out_max:
@@ -314,6 +335,7 @@ def _close_hold(metrics: PoolMetrics, record: ConnectionPoolEntry, reclaimed: bo
     hold: Hold | None = record.info.pop(_HOLD, None)
     if hold is None:
         return
+    metrics.open_holds.pop(record, None)
     now = time.perf_counter()
     held = now - hold.at
     metrics.checked_out -= 1

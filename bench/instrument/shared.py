@@ -17,6 +17,7 @@ from bench.instrument.pool import PoolMetrics
 _HISTOGRAMS = ("wait_time", "create_time", "use_time")
 _BY_ROUTE = ("use_time_by_route", "wait_time_by_route")
 _STALE_S = 5.0  # a snapshot this old belongs to a worker that is gone
+_AGES = frozenset({"hold_open_max_s"})  # an age across workers is the oldest of them, not their sum
 
 
 def write_snapshot(metrics: PoolMetrics, folder: Path) -> None:
@@ -52,7 +53,8 @@ def read_merged(folder: Path) -> dict[str, Any] | None:
 
 
 def merge(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
-    """Sums counters and gauges, merges histograms; peaks are summed too (an upper bound across workers).
+    """Sums counters and gauges, merges histograms; peaks are summed too (an upper bound across workers), the oldest
+    open hold is the oldest of any worker's.
     Every worker has its own event loop and CPU: see ``_merged_loop``."""
     out: dict[str, Any] = {**snapshots[0], "workers": len(snapshots), "time": max(s["time"] for s in snapshots)}
     loop = _merged_loop([s["loop"] for s in snapshots if isinstance(s.get("loop"), dict)])
@@ -62,7 +64,8 @@ def merge(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
         out["loop"] = loop
     for block in ("gauges", "counters"):
         keys = {k for s in snapshots for k in s.get(block, {})}
-        out[block] = {k: _sum(s.get(block, {}).get(k) for s in snapshots) for k in sorted(keys)}
+        out[block] = {k: (_max if k in _AGES else _sum)(s.get(block, {}).get(k) for s in snapshots)
+                      for k in sorted(keys)}
     for name in _HISTOGRAMS:
         out[name] = _merged([s.get(name, {}) for s in snapshots])
     for name in _BY_ROUTE:
@@ -117,6 +120,10 @@ def _merged_loop(loops: list[dict[str, Any]]) -> dict[str, Any] | None:
 def _sum(values: Any) -> float | int:
     numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
     return sum(numbers)
+
+
+def _max(values: Any) -> float | int:
+    return max((v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)), default=0)
 
 
 def _merged(parts: list[dict[str, Any]]) -> dict[str, Any]:

@@ -123,6 +123,11 @@ POOL: tuple[Metric, ...] = (
              "included, per connection opened: new ones and those reopened in a slot after an invalidation, "
              "a recycle or a reclaim, so its count equals `connections_opened`",
              HIST, unit="ms", direction=LOWER, window=BOTH, coverage=NONE),
+    Metric(path="pool.connect_ms.count", label="connects timed", unit="connections", direction=NEITHER,
+           window=BOTH, coverage=NONE,
+           description="Connections whose opening `connect_ms` timed: every connection the pool opened, new and "
+                       "reopened, so it equals `connections_opened` (and the server's count of sessions the app "
+                       "started); a gap is connects the instrumentation missed."),
     Metric(path="pool.checkouts", label="checkouts", unit="checkouts", direction=NEITHER, window=BOTH,
            coverage=CHECKOUTS, description="Connections the pool handed out (checkout events)."),
     Metric(path="pool.checkouts_per_request", label="checkouts per request", unit="checkouts/request",
@@ -145,6 +150,12 @@ POOL: tuple[Metric, ...] = (
            description="Connects the pool tried that raised (refused, timed out, rejected by the server), new "
                        "connections and those reopened in a slot alike; a checkout cancelled while it connected "
                        "is not one."),
+    Metric(path="pool.cancelled", label="checkouts cancelled", unit="checkouts", direction=LOWER, window=BOTH,
+           coverage=CHECKOUTS,
+           description="Checkouts cancelled (asyncio.CancelledError) before the app had its connection: waiting in "
+                       "the pool's queue, or while the pool opened or reopened the slot's connection; a client that "
+                       "hangs up or a timeout around the request cancels them. A connect that failed is not one "
+                       "(`connect_failures`)."),
     Metric(path="pool.checked_out_max", label="checked out, most", unit="connections", direction=LOWER,
            window=BOTH, coverage=NONE,
            description="Most connections checked out at once: the instrumentation's count (checkouts minus "
@@ -183,7 +194,21 @@ POOL: tuple[Metric, ...] = (
            coverage=CHECKOUTS,
            description="Connection-seconds held, summed over every hold `hold_ms` counts: the "
                        "instrumentation's total hold, to set against the server's `idle_in_transaction_time` + "
-                       "`active_time`."),
+                       "`active_time`. Holds still open at the last reading are `hold_open_s`."),
+    Metric(path="pool.holds_open", label="holds still open", unit="connections", direction=LOWER, window=BOTH,
+           coverage=CHECKOUTS,
+           description="Connections checked out and not yet returned at the pool's last reading (in the "
+                       "cool-down): connections the app never gives back (a session kept forever) and requests "
+                       "still running. In no other hold figure, which count ended holds."),
+    Metric(path="pool.hold_open_s", label="connection time still open", unit="conn-s", direction=LOWER,
+           window=BOTH, coverage=CHECKOUTS,
+           description="Connection-seconds of the `holds_open` so far: each one's age at the pool's last reading, "
+                       "summed. With `hold_s` it is all the connection time the pool lent since the app started."),
+    Metric(path="pool.hold_open_max_ms", label="oldest hold still open", unit="ms", direction=LOWER, window=BOTH,
+           coverage=CHECKOUTS,
+           description="Age of the oldest of the `holds_open` at the pool's last reading: the run's longest hold "
+                       "when a connection is never returned (`hold_ms.max` counts ended holds only); 0 when none "
+                       "is open."),
     Metric(path="pool.littles_law.window_s", label="Little's-law window", unit="s", direction=NEITHER,
            window=LOAD, coverage=NONE,
            description="Seconds from the collector's first pool sample in the load to its last one before the last "
@@ -191,9 +216,10 @@ POOL: tuple[Metric, ...] = (
                        "`load_window_s` when there are fewer than two such samples)."),
     Metric(path="pool.littles_law.hold_s", label="Little's-law connection time", unit="conn-s",
            direction=NEITHER, window=LOAD, coverage=CHECKOUTS,
-           description="Connection-seconds of the holds that ended (checkin or reclaim) inside "
-                       "`littles_law.window_s` (the growth of the pool's hold total between its two samples; every "
-                       "hold of the run in the fallback)."),
+           description="Connection-seconds the pool lent inside `littles_law.window_s`: the growth, between its "
+                       "two samples, of the ended holds' total plus the open holds' age so far, i.e. the integral "
+                       "of checked-out connections over the window, so a connection never returned counts all "
+                       "along. In the fallback, the ended and open holds of the pool's last reading."),
     Metric(path="pool.littles_law.requests", label="Little's-law requests", unit="requests", direction=NEITHER,
            window=LOAD, coverage=ALL,
            description="Requests whose response (or failure) came inside `littles_law.window_s`, failed ones "
@@ -349,11 +375,17 @@ ROUTES: tuple[Metric, ...] = (
 
 _LOG = "Lines of app.log {}"
 APP_LOG: tuple[Metric, ...] = (
+    Metric(path="app_log.gc_cleanups", label="log: gc cleanups", unit="connections", direction=LOWER,
+           window=Window.APP_LIFE, coverage=NONE, alarm=True,
+           description="Connections the garbage collector cleaned up without a checkin, as the app's log tells "
+                       "(\"The garbage collector is trying to clean up non-checked-in connection\"): one per "
+                       "cleanup, though SQLAlchemy says each twice, as its pool logger's error line and as an "
+                       "SAWarning; the larger of the two counts, so silencing either form hides none. With the "
+                       "pool instrumentation, `pool.reclaimed` counts the same leaks."),
     *(Metric(path=f"app_log.{key}", label=f"log: {key.replace('_', ' ')}", unit="lines", direction=LOWER,
              window=Window.APP_LIFE, coverage=NONE, alarm=key != "warnings" and key != "errors",
              description=_LOG.format(what) + ".")
       for key, what in (
-          ("gc_cleanups", "where the garbage collector cleans up a non-checked-in connection"),
           ("invalidations", "that say \"Invalidate connection\""),
           ("unhandled_errors", ("that say \"Exception in ASGI application\", \"Exception in callback\" or "
                                "\"Task exception was never retrieved\"")),

@@ -12,7 +12,7 @@ import pandas as pd
 
 from bench.analysis import applog
 from bench.analysis.loadperiod import NO_STALL_CHECK, stall_events
-from bench.analysis.summary import Check, Integrity, evaluate, summarize_app
+from bench.analysis.summary import Check, Integrity, evaluate, evaluate_each, summarize_app
 from bench.errors import BenchError
 from bench.results.folder import write_json
 from bench.results.layout import RunFiles
@@ -23,8 +23,9 @@ from bench.results.summaryfile import SCHEMA_VERSION
 from bench.run.drive import Driven
 from bench.run.state import Outcome, RunState, ended_by
 
-# What Little's law needs from samples.jsonl (bench.analysis.littleslaw): the phase and the pool's connection time.
-LITTLE_COLUMNS = ("phase", "pool_hold_s")
+# What Little's law needs from samples.jsonl (bench.analysis.littleslaw): the phase and the pool's connection time,
+# ended holds and open ones.
+LITTLE_COLUMNS = ("phase", "pool_hold_s", "pool_hold_open_s")
 
 
 def summarize(run: RunState, driven: Driven) -> dict[str, Any]:
@@ -89,9 +90,12 @@ def write_summary(run: RunState, outcome: Outcome) -> dict[str, Any]:
 def build_summary(run: RunState, outcome: Outcome) -> dict[str, Any]:
     """summary.json's content (schema_version 1); the scenario's checks judge only a completed run."""
     completed = outcome.status == "completed"
-    # Every app also gets the no-stall check: a frozen app is not a healthy run, whatever the scenario checks.
-    texts = [*run.scenario.checks, *(NO_STALL_CHECK.format(app=app) for app in run.apps)]
-    checks = evaluate([Check.parse(c) for c in texts], run.apps) if completed else []
+    # Every app also gets the no-stall check: a frozen app is not a healthy run, whatever the scenario checks. It
+    # judges each repeat, not the median: a stall in any repeat fails it.
+    stalls = [Check.parse(NO_STALL_CHECK.format(app=app)) for app in run.apps]
+    each = run.repeats or {app: [figures] for app, figures in run.apps.items()}
+    checks = [*evaluate([Check.parse(c) for c in run.scenario.checks], run.apps),
+              *evaluate_each(stalls, each)] if completed else []
     summary = {
         "schema_version": SCHEMA_VERSION,
         "scenario": run.config.scenario,

@@ -1,0 +1,168 @@
+"""Connections the app never returns, on a real pool and the real PostgreSQL: the pool's snapshot reports the holds
+still open, the server sees the same connections idle in transaction for as long, and Little's law counts them.
+
+scoped-session's bad app keeps every request's session in its registry: its connections are never checked in. With
+only ended holds in the connection time, its Little's-law ceiling read about 8,000 req/s at 1% utilisation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pandas as pd
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+
+from bench.analysis.littleslaw import LittleWindow, little_window
+from bench.analysis.summary import summarize_app
+from bench.db import server as postgres
+from bench.instrument import PoolMetrics, TimedAsyncPool, instrument
+from bench.results.records import DbFigures
+from bench.run.collector import Collector
+
+CAPACITY = 3
+LEAKS = 2  # sessions kept forever, as scoped-session's registry keeps them
+SAMPLE_EVERY_S = 0.1
+WINDOW_S = 1.2
+
+
+def _engine(server: postgres.Server, database: str) -> AsyncEngine:
+    url = postgres.sqlalchemy_url(server.dsn(database))
+    return create_async_engine(url, poolclass=TimedAsyncPool, pool_size=CAPACITY, max_overflow=0, pool_timeout=5)
+
+
+async def _leak(engine: AsyncEngine, kept: list[AsyncSession]) -> None:
+    session = AsyncSession(engine)
+    await session.execute(text("SELECT 1"))  # its transaction begins; nothing ever ends it
+    kept.append(session)
+
+
+async def _server_view(server: postgres.Server, database: str) -> list[float]:
+    """Seconds each backend of the database has been idle in its open transaction, by the server's clock."""
+    conn = await asyncpg.connect(server.dsn("postgres"))
+    try:
+        rows = await conn.fetch(
+            "SELECT extract(epoch FROM clock_timestamp() - xact_start) AS age FROM pg_stat_activity "
+            "WHERE datname = $1 AND state = 'idle in transaction'",
+            database,
+        )
+        return [float(r["age"]) for r in rows]
+    finally:
+        await conn.close()
+
+
+def test_the_snapshot_reports_open_holds_as_the_server_sees_them(pg_server: postgres.Server, database: str) -> None:
+    async def scenario() -> tuple[dict[str, Any], list[float], int]:
+        engine = _engine(pg_server, database)
+        metrics = instrument(engine)
+        kept: list[AsyncSession] = []
+        try:
+            for _ in range(LEAKS):
+                await _leak(engine, kept)
+            async with AsyncSession(engine) as session:  # an ordinary request: its hold ends
+                await session.execute(text("SELECT 1"))
+            await asyncio.sleep(0.5)
+            # The server's clock read while the snapshot is taken: both see the same holds at the same moment.
+            before = await _server_view(pg_server, database)
+            snapshot = metrics.snapshot()
+            after = await _server_view(pg_server, database)
+            lent = engine.sync_engine.pool.checkedout()  # type: ignore[attr-defined]
+        finally:
+            for session in kept:
+                await session.close()
+            await engine.dispose()
+        return snapshot, [(a + b) / 2 for a, b in zip(sorted(before), sorted(after), strict=True)], lent
+
+    snapshot, server_ages, lent = asyncio.run(scenario())
+    gauges = snapshot["gauges"]
+    assert gauges["holds_open"] == LEAKS == len(server_ages) == lent
+    # A hold begins at the checkout, its transaction at the first statement just after: a few ms apart.
+    assert gauges["hold_open_s"] == pytest.approx(sum(server_ages), abs=0.05 * LEAKS)
+    assert gauges["hold_open_max_s"] == pytest.approx(max(server_ages), abs=0.05)
+    # The ended hold is where it always was; the open ones are in no histogram.
+    assert snapshot["use_time"]["count"] == 1
+
+
+class _Load:
+    """Short requests one after another through the slot the leaks left, with the collector's pool fields taken
+    every SAMPLE_EVERY_S, as samples.jsonl holds them."""
+
+    def __init__(self, engine: AsyncEngine, metrics: PoolMetrics, samples_path: Path) -> None:
+        self.engine, self.metrics = engine, metrics
+        self.collector = Collector(admin_dsn="", database="", application_name=None, pool_url=None,
+                                   samples_path=samples_path)
+        self.rows: list[dict[str, Any]] = []
+        self.last: dict[str, Any] = {}
+        self.requests: list[tuple[float, float]] = []  # (start epoch s, response time ms)
+
+    def sample(self) -> None:
+        self.last = self.metrics.snapshot()
+        self.rows.append({"t": time.time(), "phase": "load", **self.collector._pool_fields(self.last)})
+
+    async def request(self) -> None:
+        start, began = time.time(), time.perf_counter()
+        async with AsyncSession(self.engine) as session:
+            await session.execute(text("SELECT pg_sleep(0.004)"))
+        self.requests.append((start, (time.perf_counter() - began) * 1000))
+
+    async def run(self, seconds: float) -> None:
+        self.sample()
+        end = time.perf_counter() + seconds
+        next_sample = time.perf_counter() + SAMPLE_EVERY_S
+        while time.perf_counter() < end:
+            await self.request()
+            if time.perf_counter() >= next_sample:
+                self.sample()
+                next_sample += SAMPLE_EVERY_S
+        self.sample()
+        await self.request()  # a response after the last sample: the window runs to it
+
+    def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        answered = pd.DataFrame(self.requests, columns=["start_epoch_s", "response_time_ms"])
+        return pd.DataFrame(self.rows), answered
+
+
+def test_littles_law_counts_a_connection_never_returned(pg_server: postgres.Server, database: str,
+                                                        tmp_path: Path) -> None:
+    async def scenario() -> _Load:
+        engine = _engine(pg_server, database)
+        metrics = instrument(engine)
+        kept: list[AsyncSession] = []
+        try:
+            for _ in range(LEAKS):
+                await _leak(engine, kept)
+            load = _Load(engine, metrics, tmp_path / "samples.jsonl")
+            await load.run(WINDOW_S)
+        finally:
+            for session in kept:
+                await session.close()
+            await engine.dispose()
+        return load
+
+    load = asyncio.run(scenario())
+    samples, answered = load.frames()
+    law = little_window(samples, answered)
+    assert isinstance(law, LittleWindow)
+    first, last = samples.iloc[0], samples.iloc[-1]
+    assert law.window_s == pytest.approx(last["t"] - first["t"])
+    ended = float(last["pool_hold_s"] - first["pool_hold_s"])
+    # Each leak was held through the whole window: LEAKS connection-seconds a second, on top of the ended holds.
+    assert law.hold_s - ended == pytest.approx(LEAKS * law.window_s, rel=0.01)
+    # So the pool is nearly all in use (the leaks own two of its three slots), never over it.
+    figures = summarize_app(requests=_request_log(answered), pool=load.last,
+                            db=DbFigures(), integrity=None, pool_capacity=CAPACITY, samples=samples)
+    used = figures["pool"]["ceiling_utilisation"]
+    assert LEAKS / CAPACITY < used <= 1.0, figures["pool"]
+    assert figures["pool"]["littles_law"]["hold_s"] == pytest.approx(law.hold_s, abs=1e-3)
+
+
+def _request_log(answered: pd.DataFrame) -> pd.DataFrame:
+    """requests.csv's columns for answered, successful requests."""
+    log = answered.copy()
+    log["request_type"], log["name"], log["response_length"], log["failed"], log["error"] = "POST", "POST /o", 2, 0, ""
+    return log
