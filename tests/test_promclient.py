@@ -214,6 +214,7 @@ def test_the_endpoints_prometheus_view_is_the_json_views_sum(service: str) -> No
         snapshot = json.loads(body)
         figures = _figures(text)
         assert snapshot["workers"] == 2 and snapshot["counters"]["checkouts"] == requests
+        assert snapshot["gauges"]["timeout_s"] == 30  # each pool's setting (SQLAlchemy's default), not a sum
         assert figures[f"db_client_connection_use_time_seconds_count{{{POOL}}}"] == requests
         route = f"scopebench_connection_use_time_by_route_seconds_count{{{POOL},http_route=GET /items}}"
         assert figures[route] == snapshot["use_time_by_route"]["GET /items"]["count"] == requests

@@ -66,6 +66,8 @@ def merge(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
         keys = {k for s in snapshots for k in s.get(block, {})}
         out[block] = {k: (_max if k in _AGES else _sum)(s.get(block, {}).get(k) for s in snapshots)
                       for k in sorted(keys)}
+    if "timeout_s" in out["gauges"]:  # a setting, the same in every worker's pool: not added up
+        out["gauges"]["timeout_s"] = max(s.get("gauges", {}).get("timeout_s", 0) for s in snapshots)
     for name in _HISTOGRAMS:
         out[name] = _merged([s.get(name, {}) for s in snapshots])
     for name in _BY_ROUTE:
