@@ -16,8 +16,8 @@ import pandas as pd
 from bench.analysis.holdsites import hold_sites
 from bench.analysis.littleslaw import LittleWindow, little_window, whole_run
 from bench.analysis.loadperiod import LoadPeriod, period_figures
-from bench.analysis.stats import nearest_rank
 from bench.analysis.rates import add_rates
+from bench.analysis.stats import nearest_rank
 from bench.errors import UsageError
 from bench.instrument import Histogram
 from bench.results.metrics import ratio, value_at
