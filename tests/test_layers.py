@@ -17,6 +17,9 @@ PACKAGE = ROOT / "bench"
 # config's gates and SLOs name results' figures (bench.results.metrics), so results sit below config.
 LAYERS = {"cli": 8, "run": 7, "render": 6, "analysis": 5, "config": 4, "results": 3, "db": 2, "errors": 1}
 ISOLATED = ("instrument", "locust_plugins")  # import nothing else from bench
+# Side packages: the only parts of bench each may import, and the only zones that may import it. The pytest plugin
+# is loaded by pytest, never imported.
+SIDE = {"lint": (("errors",), ("cli",)), "pytest_plugin": (("instrument",), ())}
 
 
 def _zone(module: str) -> str | None:
@@ -49,7 +52,12 @@ def _violations() -> list[str]:
             target = _zone(module)
             if target is None or target == zone:
                 continue
-            if zone in ISOLATED:
+            if zone in SIDE:
+                if target not in SIDE[zone][0]:
+                    bad.append(f"{path.relative_to(ROOT)} imports {module}: {zone} imports only {SIDE[zone][0]}")
+            elif target in SIDE and zone not in SIDE[target][1]:
+                bad.append(f"{path.relative_to(ROOT)} imports {module}: only {SIDE[target][1]} may import {target}")
+            elif zone in ISOLATED:
                 bad.append(f"{path.relative_to(ROOT)} imports {module}: {zone} imports nothing else from bench")
             elif target == "locust_plugins":
                 bad.append(f"{path.relative_to(ROOT)} imports {module}: the Locust plugins run only inside Locust")

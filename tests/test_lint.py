@@ -50,7 +50,9 @@ def _markers(folder: Path, kind: str) -> list[tuple[Path, str, int]]:
 def test_every_anti_pattern_marker_is_found_by_the_rule_for_its_id() -> None:
     result = lint_paths([ROOT / "target_apps" / "bad"], _repo_config(), ROOT)
     markers = _markers(ROOT / "target_apps" / "bad", "ANTI-PATTERN")
-    assert {scenario for _, scenario, _ in markers} == set(RULE_OF_SCENARIO), "a scenario without a rule, or a rule without a marker"
+    assert {scenario for _, scenario, _ in markers} == set(RULE_OF_SCENARIO), (
+        "a scenario without a rule, or a rule without a marker"
+    )
     missed = []
     for path, scenario, line in markers:
         source = path.read_text(encoding="utf-8")
@@ -66,7 +68,7 @@ def test_every_anti_pattern_marker_is_found_by_the_rule_for_its_id() -> None:
 def test_the_good_app_has_no_findings() -> None:
     result = lint_paths([ROOT / "target_apps" / "good"], _repo_config(), ROOT)
     assert [f.where for f in result.findings] == []
-    # The paced export holds its session across its page pause on purpose, marked `# noqa: SB001` in place.
+    # The paced export holds its session across its page pause on purpose, suppressed in place (SB001).
     assert result.suppressed == 1
     unsuppressed = lint_paths([ROOT / "target_apps" / "good"], LintConfig(), ROOT)
     assert unsuppressed.suppressed == 1 and unsuppressed.findings == ()
@@ -81,7 +83,7 @@ def test_a_marker_region_check_can_fail() -> None:
 
 # --- code written here, in the styles real services use -----------------------------------------------------------
 
-MIDDLEWARE = '''
+MIDDLEWARE = """
 from contextvars import ContextVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -124,9 +126,9 @@ class ClosingSessionMiddleware(BaseHTTPMiddleware):
         finally:
             _db.reset(token)
             await session.close()
-'''
+"""
 
-YIELD_DEPENDENCY = '''
+YIELD_DEPENDENCY = """
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -207,9 +209,9 @@ async def report_ok() -> StreamingResponse:
             yield f"{row.id}\\n"
 
     return StreamingResponse(lines(), media_type="text/csv")
-'''
+"""
 
-SERVICE_HELPER = '''
+SERVICE_HELPER = """
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -238,9 +240,9 @@ async def charge_order_ok(session: AsyncSession, client: httpx.AsyncClient, orde
 async def ship(session: AsyncSession, order_id: int) -> None:
     order = await session.get(Order, order_id)
     await notify(order)  # a function of another package: whether it is slow cannot be decided, so nothing
-'''
+"""
 
-THROUGH_TWO_CALLS = '''
+THROUGH_TWO_CALLS = """
 import asyncio
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -280,7 +282,7 @@ async def checkout_ok(item_id: int, currency: str) -> float:
         price = await quote_ok(session, item_id)
     rates = await fetch_rates()
     return price * rates[currency]
-'''
+"""
 
 
 def _expected(source: str) -> set[tuple[str, int]]:
@@ -292,15 +294,19 @@ def _expected(source: str) -> set[tuple[str, int]]:
     return expected
 
 
-def _lint_source(tmp_path: Path, source: str, name: str = "app_module.py",
-                 config: LintConfig | None = None) -> list[Finding]:
+def _lint_source(
+    tmp_path: Path, source: str, name: str = "app_module.py", config: LintConfig | None = None
+) -> list[Finding]:
     path = tmp_path / name
     path.write_text(textwrap.dedent(source), encoding="utf-8")
     return list(lint_paths([path], config or LintConfig(), tmp_path).findings)
 
 
-@pytest.mark.parametrize("source", [MIDDLEWARE, YIELD_DEPENDENCY, SERVICE_HELPER, THROUGH_TWO_CALLS],
-                         ids=["contextvar-middleware", "yield-dependency", "service-helper", "through-two-calls"])
+@pytest.mark.parametrize(
+    "source",
+    [MIDDLEWARE, YIELD_DEPENDENCY, SERVICE_HELPER, THROUGH_TWO_CALLS],
+    ids=["contextvar-middleware", "yield-dependency", "service-helper", "through-two-calls"],
+)
 def test_code_in_real_styles_is_found_and_its_correct_variants_are_not(tmp_path: Path, source: str) -> None:
     findings = _lint_source(tmp_path, source)
     assert {(f.rule, f.line) for f in findings} == _expected(source)

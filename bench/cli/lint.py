@@ -13,9 +13,19 @@ from bench.cli.root import app
 @app.command()
 def lint(
     paths: Annotated[list[Path], typer.Argument(metavar="PATH...", help="Python files or folders to lint.")],
-    fmt: Annotated[str, typer.Option("--format", help="text, json or sarif (SARIF 2.1.0, for GitHub code scanning).")] = "text",
-    config: Annotated[Path | None, typer.Option(help="A pyproject.toml with [tool.scopebench.lint] (default: the nearest one above the working folder).")] = None,
-    select: Annotated[list[str] | None, typer.Option("--select", help="Only these rules (SB001, or a prefix such as SB00). Repeatable.")] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="text, json or sarif (SARIF 2.1.0, for GitHub code scanning).")
+    ] = "text",
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="A pyproject.toml with a tool.scopebench.lint table (default: the nearest one above the working folder)."
+        ),
+    ] = None,
+    select: Annotated[
+        list[str] | None,
+        typer.Option("--select", help="Only these rules (SB001, or a prefix such as SB00). Repeatable."),
+    ] = None,
     ignore: Annotated[list[str] | None, typer.Option("--ignore", help="Not these rules. Repeatable.")] = None,
     output: Annotated[Path | None, typer.Option(help="Write the report to this file instead of the terminal.")] = None,
 ) -> None:

@@ -147,20 +147,37 @@ class Calls:
                     f"stays checked out until the garbage collector finds it; use `async with`",
                 )
                 return
-        if self.is_factory_call(call) or self.spawned(call, state) or self.contextvar_set(call):
+        if not state or self.is_factory_call(call) or self.spawned(call, state) or self.contextvar_set(call):
+            return
+        passes = self.passes_sessions(call, state)
+        held = awaited is not None and any(var.held for _, var in open_vars(state))
+        if not (passes or held):  # nothing to decide: no session goes in, none is held across it
             return
         target = resolve(self.ctx, self.module, self.defs, self.cls, call)
-        bound = self.bindings(call, target, state) if target is not None else {}
+        bound = self.bindings(call, target, state) if target is not None and passes else {}
         if target is not None and bound:
             self.helper(call, target, bound)
             return
-        if awaited is not None:
+        if held and awaited is not None:
             reason = self.names.slow_call(call, self.clients)
             if reason is None and target is not None:
                 reason = slow_helper(self.ctx, target, self.depth)
             if reason is not None:
                 self.slow(awaited, reason, state)
         self.escape(call, state, awaited is not None)
+
+    def passes_sessions(self, call: ast.Call, state: State) -> bool:
+        """Whether a session goes into the call: as an argument, or read by a nested function it calls."""
+        for arg in [*call.args, *(k.value for k in call.keywords)]:
+            inner = arg.value if isinstance(arg, ast.Starred) else arg
+            if isinstance(inner, ast.Name) and inner.id in state:
+                return True
+        func = call.func
+        return (
+            isinstance(func, ast.Name)
+            and func.id in self.defs
+            and bool(free_names(self.ctx, self.defs[func.id], state))
+        )
 
     def session_op(self, var: Var, op: str, call: ast.Call) -> None:
         origin = var.origin
@@ -243,7 +260,7 @@ class Calls:
                 if isinstance(node, ast.Name) and node.id in state:
                     found.setdefault(id(state[node.id].origin), node.id)
                 elif isinstance(node, ast.Name) and node.id in self.defs:
-                    for name in free_names(self.defs[node.id], state):
+                    for name in free_names(self.ctx, self.defs[node.id], state):
                         found.setdefault(id(state[name].origin), name)
         return list(found.values())
 
@@ -268,7 +285,7 @@ class Calls:
             if keyword.arg and isinstance(keyword.value, ast.Name) and keyword.value.id in state:
                 bound[keyword.arg] = (keyword.value.id, state[keyword.value.id])
         if module is self.module and self.defs.get(func.name) is func:
-            for name in free_names(func, state):
+            for name in free_names(self.ctx, func, state):
                 bound.setdefault(name, (name, state[name]))
         return bound
 

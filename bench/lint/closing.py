@@ -21,12 +21,12 @@ Report = Callable[[ast.AST, int, str], None]
 
 def check_closes(module: Module, report: Report) -> None:
     names = module.names
-    for node in ast.walk(module.tree):
+    for node in module.statements():
         if isinstance(node, ast.ClassDef):
             for method in node.body:
                 if isinstance(method, ast.AsyncFunctionDef) and method.name == "__aexit__":
                     _check_exit(names, node, method, report)
-        elif isinstance(node, ast.AsyncFunctionDef) and _is_generator(node):
+        elif isinstance(node, ast.AsyncFunctionDef):
             _check_finally(names, node, report)
 
 
@@ -54,18 +54,19 @@ def _check_exit(names: ModuleNames, cls: ast.ClassDef, method: ast.AsyncFunction
 
 def _check_finally(names: ModuleNames, func: FunctionNode, report: Report) -> None:
     """A hand-written session context (an ``@asynccontextmanager`` or a yield dependency) closing in ``finally``."""
-    made = {
-        t.id
-        for n in own_nodes(func.body)
-        if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call) and names.is_factory(n.value.func)
-        for t in n.targets
-        if isinstance(t, ast.Name)
-    }
-    if not made:
+    made: set[str] = set()
+    tries: list[ast.Try | ast.TryStar] = []
+    generator = False
+    for node in own_nodes(func.body):  # one pass: this runs on every async function
+        if isinstance(node, ast.Yield | ast.YieldFrom):
+            generator = True
+        elif isinstance(node, ast.Try | ast.TryStar) and node.finalbody:
+            tries.append(node)
+        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and names.is_factory(node.value.func):
+            made |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    if not (generator and made and tries):
         return
-    for node in own_nodes(func.body):
-        if not isinstance(node, ast.Try | ast.TryStar):
-            continue
+    for node in tries:
         for await_node, call in _awaited_closes(node.finalbody):
             receiver = call.func.value if isinstance(call.func, ast.Attribute) else None
             if isinstance(receiver, ast.Name) and receiver.id in made and not _shielded(func, await_node):
@@ -100,7 +101,3 @@ def _is_shield(node: ast.expr) -> bool:
     if not isinstance(node, ast.Call) or not ast.unparse(node.func).endswith(_SHIELDS):
         return False
     return any(k.arg == "shield" and isinstance(k.value, ast.Constant) and k.value.value is True for k in node.keywords)
-
-
-def _is_generator(func: FunctionNode) -> bool:
-    return any(isinstance(node, ast.Yield | ast.YieldFrom) for node in own_nodes(func.body))

@@ -238,7 +238,7 @@ class Walk(Calls):
         gen = self.defs.get(content.func.id) or self.names.functions.get(content.func.id)
         if gen is None:
             return {}
-        aliases = {name: name for name in free_names(gen, state)} if self.defs.get(gen.name) is gen else {}
+        aliases = {name: name for name in free_names(self.ctx, gen, state)} if self.defs.get(gen.name) is gen else {}
         params = [a.arg for a in [*gen.args.posonlyargs, *gen.args.args]]
         for param, arg in zip(params, content.args, strict=False):
             if isinstance(arg, ast.Name) and arg.id in state:

@@ -26,23 +26,22 @@ class Context:
         self.active: set[int] = set()  # functions being walked: a recursive helper is not followed again
         self.helpers: dict[tuple[object, ...], Summary] = {}
         self.slow: dict[int, str | None] = {}
+        self.free: dict[int, frozenset[str]] = {}  # a function's free names, by id (its tree lives as long)
 
 
 def yields(func: FunctionNode) -> bool:
     return any(isinstance(node, ast.Yield | ast.YieldFrom) for node in own_nodes(func.body))
 
 
-def free_names(func: FunctionNode, state: State) -> list[str]:
+def free_names(ctx: Context, func: FunctionNode, state: State) -> list[str]:
     """Names of the caller's sessions a nested function reads without binding them itself."""
-    params = {a.arg for a in [*func.args.posonlyargs, *func.args.args, *func.args.kwonlyargs]}
-    stored = {n.id for n in ast.walk(func) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
-    return sorted(
-        {
-            n.id
-            for n in ast.walk(func)
-            if isinstance(n, ast.Name) and n.id in state and n.id not in params and n.id not in stored
-        }
-    )
+    free = ctx.free.get(id(func))
+    if free is None:
+        params = {a.arg for a in [*func.args.posonlyargs, *func.args.args, *func.args.kwonlyargs]}
+        names = [n for n in ast.walk(func) if isinstance(n, ast.Name)]
+        stored = {n.id for n in names if isinstance(n.ctx, ast.Store)}
+        free = ctx.free[id(func)] = frozenset(n.id for n in names) - stored - params
+    return sorted(name for name in free if name in state)
 
 
 def resolve(

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -78,9 +79,11 @@ def lint_paths(paths: Sequence[Path], config: LintConfig, cwd: Path | None = Non
 
     ctx = Context(project, emit)
     for path in files:
-        module = project.load(path)
+        relevant = project.relevant(path)
+        module = project.load(path) if relevant else None
         if module is None:
-            skipped.append(f"{project.shown(path)}: not readable as Python source")
+            if relevant is not False:
+                skipped.append(f"{project.shown(path)}: not readable as Python source")
             continue
         check_module(ctx, module)
         check_closes(module, partial(emit, "SB006", module))
@@ -97,11 +100,12 @@ def discover(paths: Sequence[Path], config: LintConfig, project: Project) -> lis
         if path.is_file():
             files[path] = None
             continue
-        for found in sorted(path.rglob("*.py")):
-            parts = found.relative_to(path).parts[:-1]
-            if any(p in _SKIP or p.startswith(".") for p in parts) or config.excluded(project.shown(found)):
-                continue
-            files[found] = None
+        for folder, subfolders, names in os.walk(path):
+            subfolders[:] = sorted(d for d in subfolders if d not in _SKIP and not d.startswith("."))
+            for name in sorted(names):
+                found = Path(folder) / name
+                if name.endswith(".py") and not config.excluded(project.shown(found)):
+                    files[found] = None
     return list(files)
 
 

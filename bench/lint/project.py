@@ -23,7 +23,26 @@ class Module:
     tree: ast.Module
     names: ModuleNames
     lines: list[str]
-    memo: dict[object, object] = field(default_factory=dict)  # per-module results of ``flow`` (slow helpers)
+    _nodes: list[ast.AST] = field(default_factory=list)
+    _statements: list[ast.stmt] = field(default_factory=list)
+
+    def nodes(self) -> list[ast.AST]:
+        """Every node of the tree, walked once for the rules that look at the whole module."""
+        if not self._nodes:
+            self._nodes = list(ast.walk(self.tree))
+        return self._nodes
+
+    def statements(self) -> list[ast.stmt]:
+        """Every statement, nested ones included, without the expressions (a tenth of the nodes)."""
+        if not self._statements:
+            stack: list[ast.stmt] = list(reversed(self.tree.body))
+            while stack:
+                node = stack.pop()
+                self._statements.append(node)
+                for name in ("body", "orelse", "finalbody", "handlers", "cases"):
+                    for child in reversed(getattr(node, name, ())):
+                        stack += [child] if isinstance(child, ast.stmt) else list(reversed(getattr(child, "body", [])))
+        return self._statements
 
 
 class Project:
@@ -33,20 +52,38 @@ class Project:
         self.config = config
         self.cwd = cwd.resolve()
         self._modules: dict[Path, Module | None] = {}
+        self._texts: dict[Path, str | None] = {}
         self._roots: dict[Path, Path] = {}
+        self._words = ("ession", *config.session_factories)
+
+    def relevant(self, path: Path) -> bool | None:
+        """Whether the file can hold a finding at all: every rule needs a session, and every way of naming one
+        (a class, a factory, a scoped registry, a configured factory) spells it. None: the file cannot be read."""
+        text = self._text(path.resolve())
+        return None if text is None else any(word in text for word in self._words)
 
     def load(self, path: Path) -> Module | None:
-        """The module at ``path``; None when it cannot be read or parsed (``errors`` says why)."""
+        """The module at ``path``; None when it cannot be read or parsed."""
         key = path.resolve()
         if key not in self._modules:
             self._modules[key] = self._parse(key)
         return self._modules[key]
 
+    def _text(self, path: Path) -> str | None:
+        if path not in self._texts:
+            try:
+                self._texts[path] = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                self._texts[path] = None
+        return self._texts[path]
+
     def _parse(self, path: Path) -> Module | None:
+        text = self._text(path)
+        if text is None:
+            return None
         try:
-            text = path.read_text(encoding="utf-8")
             tree = ast.parse(text, filename=str(path))
-        except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
+        except (SyntaxError, ValueError):
             return None
         root = self.root(path)
         module = ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__")

@@ -17,8 +17,10 @@ _PER_THREAD = ("threading.get_ident", "threading.current_thread", "_thread.get_i
 
 def check_scoped(module: Module, report: Report) -> None:
     names = module.names
+    if not any(value.endswith("scoped_session") for value in names.imports.values()):
+        return
     scopes: set[str] = set()
-    for node in ast.walk(module.tree):
+    for node in module.nodes():
         if not isinstance(node, ast.Call) or not names.is_scoped_registry(node):
             continue
         scopefunc = next((k.value for k in node.keywords if k.arg == "scopefunc"), None)
@@ -63,7 +65,7 @@ def _judge(names: ModuleNames, scopefunc: ast.expr, scopes: set[str], report: Re
 
 def _check_scope_ends(module: Module, scopes: set[str], report: Report) -> None:
     """Every function that sets a request's scope must ``remove()`` the registry's session in a ``finally``."""
-    for func in ast.walk(module.tree):
+    for func in module.nodes():
         if not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
             continue
         calls = [n for n in own_nodes(func.body) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)]
