@@ -49,8 +49,9 @@ async def _sessions(server: postgres.Server, database: str) -> int:
         await conn.close()
 
 
-def test_connects_timed_are_the_connections_opened_and_the_servers_sessions(pg_server: postgres.Server,
-                                                                           database: str) -> None:
+def test_connects_timed_are_the_connections_opened_and_the_servers_sessions(
+    pg_server: postgres.Server, database: str
+) -> None:
     async def scenario() -> tuple[dict[str, Any], int]:
         before = await _sessions(pg_server, database)
         engine = _engine(pg_server, database, size=2)
@@ -119,7 +120,7 @@ def test_checkout_cancellations_are_in_the_summary(pg_server: postgres.Server, d
 
 
 LEAKS = 4
-_LEAKING_APP = '''
+_LEAKING_APP = """
 import asyncio, gc, json, logging, sys
 
 from sqlalchemy import text
@@ -147,24 +148,40 @@ async def main(url, leaks, quiet_logger):
 
 
 asyncio.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3] == "quiet"))
-'''
+"""
 
 
-@pytest.mark.parametrize(("options", "logger", "lines_per_cleanup"), [
-    ((), "loud", 2),  # as the target apps run: the pool logger's error line and the SAWarning
-    (("-W", "ignore:The garbage collector"), "loud", 1),  # warnings filtered: the log line alone
-    ((), "quiet", 1),  # logging silenced: the warning alone
-])
-def test_gc_cleanups_count_one_per_cleanup_in_a_real_app_log(pg_server: postgres.Server, database: str,
-                                                            tmp_path: Path, options: tuple[str, ...], logger: str,
-                                                            lines_per_cleanup: int) -> None:
+@pytest.mark.parametrize(
+    ("options", "logger", "lines_per_cleanup"),
+    [
+        ((), "loud", 2),  # as the target apps run: the pool logger's error line and the SAWarning
+        (("-W", "ignore:The garbage collector"), "loud", 1),  # warnings filtered: the log line alone
+        ((), "quiet", 1),  # logging silenced: the warning alone
+    ],
+)
+def test_gc_cleanups_count_one_per_cleanup_in_a_real_app_log(
+    pg_server: postgres.Server,
+    database: str,
+    tmp_path: Path,
+    options: tuple[str, ...],
+    logger: str,
+    lines_per_cleanup: int,
+) -> None:
     script, log = tmp_path / "leaky_app.py", tmp_path / "app.log"
     script.write_text(_LEAKING_APP)
     url = postgres.sqlalchemy_url(pg_server.dsn(database))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with open(log, "w", encoding="utf-8") as stderr:  # the app's log is its stderr, as uvicorn's app.log is
-        done = subprocess.run([sys.executable, *options, str(script), url, str(LEAKS), logger], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=stderr, text=True, timeout=60, check=True)
+        done = subprocess.run(
+            [sys.executable, *options, str(script), url, str(LEAKS), logger],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            timeout=60,
+            check=True,
+        )
     reclaimed = json.loads(done.stdout)["reclaimed"]
     text_of_log = log.read_text(encoding="utf-8")
     assert text_of_log.count("garbage collector is trying to clean up") == lines_per_cleanup * LEAKS, text_of_log

@@ -94,8 +94,9 @@ class _Load:
 
     def __init__(self, engine: AsyncEngine, metrics: PoolMetrics, samples_path: Path) -> None:
         self.engine, self.metrics = engine, metrics
-        self.collector = Collector(admin_dsn="", database="", application_name=None, pool_url=None,
-                                   samples_path=samples_path)
+        self.collector = Collector(
+            admin_dsn="", database="", application_name=None, pool_url=None, samples_path=samples_path
+        )
         self.rows: list[dict[str, Any]] = []
         self.last: dict[str, Any] = {}
         self.requests: list[tuple[float, float]] = []  # (start epoch s, response time ms)
@@ -127,8 +128,9 @@ class _Load:
         return pd.DataFrame(self.rows), answered
 
 
-def test_littles_law_counts_a_connection_never_returned(pg_server: postgres.Server, database: str,
-                                                        tmp_path: Path) -> None:
+def test_littles_law_counts_a_connection_never_returned(
+    pg_server: postgres.Server, database: str, tmp_path: Path
+) -> None:
     async def scenario() -> _Load:
         engine = _engine(pg_server, database)
         metrics = instrument(engine)
@@ -154,8 +156,14 @@ def test_littles_law_counts_a_connection_never_returned(pg_server: postgres.Serv
     # Each leak was held through the whole window: LEAKS connection-seconds a second, on top of the ended holds.
     assert law.hold_s - ended == pytest.approx(LEAKS * law.window_s, rel=0.01)
     # So the pool is nearly all in use (the leaks own two of its three slots), never over it.
-    figures = summarize_app(requests=_request_log(answered), pool=load.last,
-                            db=DbFigures(), integrity=None, pool_capacity=CAPACITY, samples=samples)
+    figures = summarize_app(
+        requests=_request_log(answered),
+        pool=load.last,
+        db=DbFigures(),
+        integrity=None,
+        pool_capacity=CAPACITY,
+        samples=samples,
+    )
     used = figures["pool"]["ceiling_utilisation"]
     assert LEAKS / CAPACITY < used <= 1.0, figures["pool"]
     assert figures["pool"]["littles_law"]["hold_s"] == pytest.approx(law.hold_s, abs=1e-3)

@@ -35,8 +35,9 @@ def _run_state(tmp_path: Path, repeat: int) -> RunState:
     config = resolve_config(scenario, {"out": tmp_path / "run", "app": "bad", "repeat": repeat})
     folder = tmp_path / "run"
     folder.mkdir()
-    return RunState(config=config, scenario=scenario, console=Console(quiet=True), command=["bench", "run"],
-                    folder=folder)
+    return RunState(
+        config=config, scenario=scenario, console=Console(quiet=True), command=["bench", "run"], folder=folder
+    )
 
 
 def _drive(run: RunState, index: int, stalled: bool) -> Driven:
