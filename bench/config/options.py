@@ -31,6 +31,7 @@ _SERVE_FIELDS = ("serve", "migrate", "ready_path", "ready_timeout_s")
 
 _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m(?!s))?\s*(?:(\d+(?:\.\d+)?)s?)?\s*$")
 _MILLISECONDS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*ms\s*$")
+_PLAIN = re.compile(r"^\s*-?\d+(?:\.\d+)?\s*$")
 MASK = "***"
 
 
@@ -49,6 +50,17 @@ def parse_duration(text: str | float, flag: str = "--duration") -> float:
     if not math.isfinite(seconds) or seconds < 0:
         raise UsageError(f"{flag} must be a non-negative duration, got {text!r}")
     return seconds
+
+
+def parse_milliseconds(text: str | float, flag: str) -> float:
+    """'50ms', '0.1s', '50' or 50 -> milliseconds: a plain number is milliseconds, as the flag's name says, and
+    any unit --duration takes is read as such."""
+    if isinstance(text, (int, float)) or _PLAIN.match(text):
+        return float(text)
+    try:
+        return parse_duration(text, flag) * 1000
+    except UsageError:
+        raise UsageError(f"{flag} {text!r} is not a duration; use e.g. 50ms, 0.1s or plain milliseconds") from None
 
 
 def parse_pool_sizes(text: str | int, flag: str = "--pool-size") -> tuple[int, ...]:
@@ -265,9 +277,11 @@ def setting(name: str, scenario: Scenario, given: Mapping[str, Any]) -> Any:
 def _read(option: Option, raw: Any, source: str) -> Any:
     """``raw`` as the option's kind; a bad value is a one-line UsageError naming ``source``."""
     kind = option.kind
-    if kind in ("int", "float", "duration", "sizes"):
+    if kind in ("int", "float", "duration", "ms", "sizes"):
         if kind == "duration" and isinstance(raw, str):
             raw = parse_duration(raw, source)
+        elif kind == "ms" and isinstance(raw, str):
+            raw = parse_milliseconds(raw, source)
         value = _one_size(raw, source) if kind == "sizes" else _number(raw, int if kind == "int" else float,
                                                                          option.minimum, source)
         if option.maximum is not None and value > option.maximum:

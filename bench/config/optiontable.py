@@ -1,6 +1,6 @@
-"""Every option of ``bench run`` and ``bench capacity``, once: flag, ``BENCH_*`` variable, built-in default, help.
+"""Every option of ``bench run``, ``bench ab`` and ``bench capacity``, once: flag, ``BENCH_*`` variable, default, help.
 
-bench/cli.py declares its typer options from ``OPTIONS``; bench.config.options resolves them, the catalog reads
+bench/cli/ declares its typer options from ``OPTIONS``; bench.config.options resolves them, the catalog reads
 which of them a scenario may set, and the README's option tables mirror them (tests/test_settings.py checks).
 """
 
@@ -26,15 +26,18 @@ class Option:
     flag: str
     help: str
     env: str | None = None
-    kind: str = "text"  # int, float, duration, sizes, choice, text, dsn, url, path, switch
+    kind: str = "text"  # int, float, duration (seconds), ms, sizes, choice, text, dsn, url, path, switch
     default: Any = None  # the built-in default; None: unset
     minimum: float = 0.0
     maximum: float | None = None
     cap: str = ""  # why there is a maximum, said in its error
-    choices: tuple[str, ...] = ()
+    choices: tuple[str, ...] = ()  # checked for kind "choice"; offered by shell completion for any kind
     catalog: bool = False  # a scenario's catalog entry may set it, over the built-in default
     shown: str | None = None  # the default in --help's words, where the value alone would not say it
     metavar: str | None = None
+    short: str | None = None  # Locust's letter where it does not clash: -u users, -r spawn rate, -t, -H
+    # A deprecated name of another option (the key named here): read as that option, with a warning.
+    alias_of: str | None = None
 
     @property
     def secret(self) -> bool:
@@ -67,41 +70,48 @@ OPTIONS: dict[str, Option] = {
     # The settings of one run (RunConfig); bench capacity shares those that apply to every pool size.
     "app": Option(flag="--app", env="BENCH_APP", kind="choice", choices=("good", "bad", "both"), default="both",
                   metavar="good|bad|both", help="Which app(s): both runs good, then bad, under identical load."),
-    "users": _count("--users", "BENCH_USERS", "Concurrent Locust users.", 50, 1, catalog=True),
+    "users": _count("--users", "BENCH_USERS", "Concurrent Locust users.", 50, 1, catalog=True, short="-u"),
     "spawn_rate": Option(flag="--spawn-rate", env="BENCH_SPAWN_RATE", kind="float", minimum=0.01, default=50.0,
-                         catalog=True, metavar="R", help="Users started per second."),
+                         catalog=True, metavar="R", short="-r", help="Users started per second."),
     "duration_s": Option(flag="--duration", env="BENCH_DURATION", kind="duration", minimum=1, default=20.0,
                          maximum=MAX_DURATION_S, cap="split longer soaks into runs", catalog=True, metavar="DURATION",
-                         help="Load per app: 20s, 2m, 1h30m or seconds (at most 6h)."),
+                         short="-t", help="Load per app: 20s, 2m, 1h30m or seconds (at most 6h)."),
     "pool_size": Option(flag="--pool-size", env="BENCH_POOL_SIZE", kind="sizes", minimum=1,
                         default=_APP["pool_size"], catalog=True, metavar="N[,N...]",
                         help="The target apps' SQLAlchemy pool_size. bench run takes one; bench capacity sweeps a "
                              "list (5,10,20), one continuous run each."),
     "max_overflow": _count("--max-overflow", "BENCH_MAX_OVERFLOW", "SQLAlchemy max_overflow of the target apps.",
                            _APP["max_overflow"], catalog=True),
-    "pool_timeout_s": Option(flag="--pool-timeout", env="BENCH_POOL_TIMEOUT", kind="float", minimum=0.01,
-                             default=_APP["pool_timeout_s"], catalog=True, metavar="SECONDS",
-                             help="Seconds a checkout waits before TimeoutError."),
-    "upstream_latency_ms": Option(flag="--upstream-ms", env="BENCH_UPSTREAM_MS", kind="float",
+    "pool_timeout_s": Option(flag="--pool-timeout", env="BENCH_POOL_TIMEOUT", kind="duration", minimum=0.01,
+                             default=_APP["pool_timeout_s"], catalog=True, metavar="DURATION",
+                             help="How long a checkout waits before TimeoutError: 30s, 500ms or seconds."),
+    "upstream_latency_ms": Option(flag="--upstream-ms", env="BENCH_UPSTREAM_MS", kind="ms",
                                   default=_APP["upstream_latency_ms"], catalog=True, metavar="MS",
-                                  help="Latency of the simulated slow upstream call."),
+                                  help="Latency of the simulated slow upstream call: milliseconds, or 0.2s, 150ms."),
     "cooldown_s": Option(flag="--cooldown", env="BENCH_COOLDOWN", kind="duration", default=3.0, catalog=True,
                          metavar="DURATION", help="Keep sampling this long after the load stops (leaks outlive it)."),
-    "idle_threshold_ms": Option(flag="--idle-threshold", env="BENCH_IDLE_THRESHOLD_MS", kind="float", default=50.0,
-                                metavar="MS", help="Idle-in-transaction age counted as long."),
+    "idle_threshold_ms": Option(flag="--idle-threshold", env="BENCH_IDLE_THRESHOLD_MS", kind="ms", default=50.0,
+                                shown="50ms", metavar="DURATION",
+                                help="Idle-in-transaction age counted as long: 50ms, 0.1s or milliseconds."),
     "idle_tx_timeout_s": Option(flag="--idle-tx-timeout", env="BENCH_IDLE_TX_TIMEOUT", kind="duration", default=0.0,
                                 shown="off", metavar="DURATION",
                                 help="Set PostgreSQL's idle_in_transaction_session_timeout for the apps (e.g. 1s): "
                                      "the server-side safety net."),
     "repeat": _count("--repeat", "BENCH_REPEAT", "Run each app N times, interleaved (good bad good bad ...).", 1, 1,
                      maximum=50, cap="more repeats of a short run beat many of a long one"),
-    "workers": _count("--workers", "BENCH_WORKERS", "Run Locust as a master with N worker processes on this machine.",
-                      0, maximum=MAX_PROCESSES, cap="more processes only compete for this machine's cores", shown="none: Locust runs as one process"),
+    # Locust's own name (its --processes): --workers read the wrong way round next to --app-workers (uvicorn's).
+    "workers": _count("--processes", "BENCH_PROCESSES",
+                      "Locust processes: run Locust as a master with N worker processes on this machine.", 0,
+                      maximum=MAX_PROCESSES, cap="more processes only compete for this machine's cores",
+                      shown="none: Locust runs as one process"),
+    "workers_alias": Option(flag="--workers", env="BENCH_WORKERS", kind="int", metavar="N", alias_of="workers",
+                            help="Deprecated: the old name of --processes (and BENCH_PROCESSES); it goes in the next "
+                                 "release."),
     "app_workers": _count("--app-workers", "BENCH_APP_WORKERS",
                           "uvicorn worker processes per target app; pool figures are summed over them.", 1, 1,
                           maximum=MAX_PROCESSES, cap="more processes only compete for this machine's cores"),
     "master_bind": Option(flag="--master-bind", default="127.0.0.1", metavar="ADDRESS[:PORT]",
-                          help="Where the Locust master listens for workers (with --workers or --remote-workers); "
+                          help="Where the Locust master listens for workers (with --processes or --remote-workers); "
                                "the port is free, or Locust's 5557 for --remote-workers, unless given."),
     "remote_workers": _count("--remote-workers", "BENCH_REMOTE_WORKERS",
                              "Locust workers on other hosts: the load starts once N have joined (each runs "
@@ -115,7 +125,7 @@ OPTIONS: dict[str, Option] = {
                     help="With a non-empty --out: move it aside to <out>.old-<UTC time> first, instead of refusing."),
     "keep": Option(flag="--keep", kind="switch", default=False,
                    help="Keep the per-run databases instead of dropping them."),
-    "target": Option(flag="--target", env="BENCH_TARGET", kind="url", metavar="URL",
+    "target": Option(flag="--target", env="BENCH_TARGET", kind="url", metavar="URL", short="-H",
                      help="Drive a running app at this URL instead of the paired apps (needs --dsn)."),
     "app_name": Option(flag="--app-name", metavar="NAME",
                        help="With --target: the application_name of its connections."),
@@ -160,7 +170,7 @@ OPTIONS: dict[str, Option] = {
     # bench capacity's sweep (bench.config.sweep reads them): the shape of one study, given per command.
     "rates": Option(flag="--rates", default="25:400:25", metavar="LEVELS",
                     help="Open model: arrival rates per step, START:STOP:STEP or a list."),
-    "step_users": Option(flag="--users", metavar="LEVELS", shown="none: the open model",
+    "step_users": Option(flag="--users", metavar="LEVELS", shown="none: the open model", short="-u",
                          help="Closed model instead: users per step, START:STOP:STEP or a list."),
     "step": Option(flag="--step", default="10s", metavar="DURATION", help="Length of each load step."),
     "settle": Option(flag="--settle", shown="the lesser of 2s and a quarter step", metavar="DURATION",
@@ -173,7 +183,7 @@ OPTIONS: dict[str, Option] = {
     "max_concurrency": Option(flag="--max-concurrency", kind="int", default=100, minimum=1, metavar="N",
                               help="Open model: requests in flight at most (Locust users); arrivals past it are "
                                    "dropped."),
-    "arrivals": Option(flag="--arrivals", default="constant", metavar="constant|poisson",
+    "arrivals": Option(flag="--arrivals", default="constant", metavar="constant|poisson", choices=("constant", "poisson"),
                        help="Open model: constant (evenly spaced, like k6) or poisson."),
 }
 
