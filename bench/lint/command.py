@@ -38,7 +38,7 @@ def lint_command(
         settings = replace(settings, select=frozenset(parse_rule_ids(list(select), "--select")))
     if ignore:
         settings = replace(settings, select=settings.select - set(parse_rule_ids(list(ignore), "--ignore")))
-    result = lint_paths(paths, settings, here)
+    result = lint_paths([p if p.is_absolute() else here / p for p in paths], settings, here)
     text = render(result)
     if output is not None:
         try:

@@ -72,9 +72,12 @@ class Walk(Calls):
 
     def loop(self, node: ast.While | ast.For | ast.AsyncFor, state: State) -> State:
         self.expr(node.iter if isinstance(node, ast.For | ast.AsyncFor) else node.test, state)
-        if self.receives(node):
+        if state and self.receives(node):
             self.websocket_loop(node, state)
         first, _ = self.statements(node.body, copy_state(state))
+        if not state and not first:  # no session before the loop or after its body: a second pass adds nothing
+            out, _ = self.statements(node.orelse, state)
+            return out
         again = merge([state, first]) or state
         second, _ = self.statements(node.body, again)
         after = merge([state, second]) or state
@@ -310,9 +313,15 @@ class Walk(Calls):
 
 def check_module(ctx: Context, module: Module) -> None:
     """Walk every function of the module, nested ones and methods included, from what its parameters say."""
+    names = module.names
+    makers = [name for name in names.assigned if names.is_factory(ast.Name(id=name))]
+    words = ("ession", *ctx.project.config.session_factories, *makers, *names.session_classes)
     for func, enclosing, cls in _functions(module.tree.body, {}, None):
-        walk = Walk(ctx, module, func, depth=0, defs=dict(enclosing), cls=cls)
-        walk.run(walk.entry_state())
+        # A function whose text names no session, factory or session class has nothing to walk.
+        text = "\n".join(module.lines[func.lineno - 1 : func.end_lineno])
+        if any(word in text for word in words):
+            walk = Walk(ctx, module, func, depth=0, defs=dict(enclosing), cls=cls)
+            walk.run(walk.entry_state())
 
 
 def _functions(

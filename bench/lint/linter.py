@@ -96,7 +96,7 @@ def discover(paths: Sequence[Path], config: LintConfig, project: Project) -> lis
     files: dict[Path, None] = {}
     for path in paths:
         if not path.exists():
-            raise UsageError(f"no such file or folder: {path}")
+            raise UsageError(f"no such file or folder: {project.shown(path)}")
         if path.is_file():
             files[path] = None
             continue
@@ -104,7 +104,7 @@ def discover(paths: Sequence[Path], config: LintConfig, project: Project) -> lis
             subfolders[:] = sorted(d for d in subfolders if d not in _SKIP and not d.startswith("."))
             for name in sorted(names):
                 found = Path(folder) / name
-                if name.endswith(".py") and not config.excluded(project.shown(found)):
+                if name.endswith(".py") and not (config.exclude and config.excluded(project.shown(found))):
                     files[found] = None
     return list(files)
 

@@ -54,6 +54,7 @@ class Project:
         self._modules: dict[Path, Module | None] = {}
         self._texts: dict[Path, str | None] = {}
         self._roots: dict[Path, Path] = {}
+        self._shown: dict[Path, str] = {}
         self._words = ("ession", *config.session_factories)
 
     def relevant(self, path: Path) -> bool | None:
@@ -90,10 +91,14 @@ class Project:
         return Module(path, self.shown(path), tree, ModuleNames(tree, module, self.config), text.splitlines())
 
     def shown(self, path: Path) -> str:
-        try:
-            return path.resolve().relative_to(self.cwd).as_posix()
-        except ValueError:
-            return path.as_posix()
+        shown = self._shown.get(path)
+        if shown is None:
+            try:
+                shown = path.resolve().relative_to(self.cwd).as_posix()
+            except ValueError:
+                shown = path.as_posix()
+            self._shown[path] = shown
+        return shown
 
     def root(self, path: Path) -> Path:
         """The folder a file's top package sits in: the first parent without an ``__init__.py``."""
