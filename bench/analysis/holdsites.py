@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-TOP_SITES = 50  # rows summary.json keeps, most idle first (as many as the pool endpoint serves)
+TOP_SITES = 50  # rows summary.json keeps, most held first (as many as the pool endpoint serves)
 # A new site below this much held time is a stray hold (a loop-lag spike past the threshold), not news: the
 # noise floor bench compare gives connection-seconds.
 NEW_SITE_MIN_S = 0.5
@@ -17,13 +17,14 @@ _TEXT = ("site", "function", "code", "route", "checkout_site", "checkout_functio
 
 
 def hold_sites(pool: dict[str, Any]) -> list[dict[str, Any]] | None:
-    """The top rows of the pool endpoint's ``hold_sites``, each with its share of all time held past the threshold;
-    None when the app's instrumentation did not look for them (older, or ``long_hold_ms=None``)."""
+    """The top rows of the pool endpoint's ``hold_sites``, most held first (then most idle), each with its share of
+    all time held past the threshold or lost; None when the app's instrumentation did not look for them (older, or
+    ``long_hold_ms=None``)."""
     block = pool.get("hold_sites")
     if not isinstance(block, dict):
         return None
     rows = [r for r in block.get("sites") or [] if isinstance(r, dict)]
-    rows.sort(key=lambda r: (-_num(r.get("idle_s")), -_num(r.get("held_s"))))
+    rows.sort(key=lambda r: (-_num(r.get("held_s")), -_num(r.get("idle_s"))))
     total = sum(_num(r.get("held_s")) for r in rows)
     out = []
     for row in rows[:TOP_SITES]:
@@ -37,6 +38,7 @@ def hold_sites(pool: dict[str, Any]) -> list[dict[str, Any]] | None:
             "idle_s": round(_num(row.get("idle_s")), 3),
             "share": round(held / total, 4) if total > 0 else 0.0,
             "reclaimed": int(_num(row.get("reclaimed"))),
+            "lost": int(_num(row.get("lost"))),
             "open": int(_num(row.get("open"))),
             "open_age_s": round(_num(row.get("open_age_s")), 3),
         })

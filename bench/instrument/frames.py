@@ -2,7 +2,8 @@
 a suspended task's chain of frames, and a code position resolved to file:line. ``holds`` and ``pool`` call it.
 
 The app's code is every frame outside the standard library (asyncio, contextlib...), SQLAlchemy and the database
-drivers, the ASGI stack (Starlette, FastAPI, anyio, uvicorn) and this package.
+drivers, the ASGI stack (Starlette, FastAPI, anyio, uvicorn) and this package. The app's middleware is its frames
+whose function takes an ASGI call's ``(scope, receive, send)`` or a ``dispatch``'s ``(request, call_next)``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ Stack = tuple[CodePosition, ...]  # innermost first
 _MAX_STEPS = 160  # frames looked at per walk: a request's whole stack, uvicorn to SQLAlchemy, is about 60
 _GAP = 3  # library frames between two of the app's that still count as one call chain
 _MAX_CHAIN = 256  # awaitables followed down one task's chain
+# The parameters of the app's middleware, after ``self``: a pure ASGI one, and Starlette's ``dispatch``.
+_MIDDLEWARE = (("scope", "receive", "send"), ("request", "call_next"))
+# SQLAlchemy's scoped-session proxies: a checkout through one belongs to the registry's scope, not to its caller.
+_SCOPING = ("sqlalchemy.ext.asyncio.scoping", "sqlalchemy.orm.scoping")
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,7 @@ class Classifier:
             kind = DB if name in DATABASE else LIBRARY
             self._prefixes += [(folder, kind) for folder in _package_folders(name)]
         self._stdlib = tuple({os.path.abspath(sysconfig.get_paths()[k]) + os.sep for k in ("stdlib", "platstdlib")})
+        self.scoping = frozenset(path for name in _SCOPING for path in _package_folders(name))
 
     def kind(self, filename: str) -> int:
         kind = self.kinds.get(filename)
@@ -120,13 +126,25 @@ def checkout_frame(classifier: Classifier) -> tuple[CodePosition | None, int]:
     return None, 0
 
 
-def call_path(classifier: Classifier, limit: int) -> tuple[Stack, int]:
+@dataclass(frozen=True)
+class CallPath:
+    """The app's frames on a checkout's whole stack, innermost first, middleware included: ``run`` of them make
+    the checkout's own run of calls; ``owner``, when the checkout went through a scoped session's proxy, is the
+    index of the innermost middleware frame (the request scope the registry's session belongs to), else -1."""
+
+    stack: Stack
+    run: int
+    owner: int = -1
+
+
+def call_path(classifier: Classifier, limit: int) -> CallPath:
     """The app's frames on the whole stack, innermost first, up to ``limit``, middleware included; and how many
     of them make the first run of calls: the checkout's own code (a helper, the route that called it), up to
     the framework, with at most ``_GAP`` library frames between two of them (a context manager, a decorator)."""
     found: list[CodePosition] = []
     run = 0
     gap = -1  # library frames since the last of the app's (-1: none of the app's yet)
+    scoped = False
     frame = _caller(1)
     steps = 0
     while frame is not None and steps < _MAX_STEPS and len(found) < limit:
@@ -138,9 +156,21 @@ def call_path(classifier: Classifier, limit: int) -> tuple[Stack, int]:
             gap = 0
         elif gap >= 0:
             gap += 1
+        elif code.co_filename in classifier.scoping:
+            scoped = True
         frame = frame.f_back
         steps += 1
-    return tuple(found), run
+    owner = next((i for i, (code, _) in enumerate(found) if is_middleware(code)), -1) if scoped else -1
+    return CallPath(tuple(found), run, owner)
+
+
+def is_middleware(code: types.CodeType) -> bool:
+    """A function taking an ASGI call's parameters or a ``dispatch``'s (a method's ``self`` aside): by name, as
+    Starlette and its users write them. A helper that takes the app as well is not one."""
+    params = code.co_varnames[: code.co_argcount]
+    if params[:1] == ("self",):
+        params = params[1:]
+    return params in _MIDDLEWARE
 
 
 def task_chain(task: asyncio.Task[object]) -> list[types.FrameType]:

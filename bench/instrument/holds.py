@@ -1,7 +1,8 @@
 """Where long holds come from: every hold that runs past the threshold, by the line of the app that holds it.
 
 ``pool.instrument`` makes one ``HoldSites`` per pool and calls ``opened`` / ``closed`` from its checkout and
-checkin listeners; a watchdog on the event loop samples the holding tasks; ``to_json`` feeds the pool snapshot.
+checkin listeners and ``lost`` from its invalidate listener; a watchdog on the event loop samples the holding tasks;
+``to_json`` feeds the pool snapshot.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from typing import Any
 from bench.instrument.frames import (
     DB,
     RESOLVER,
+    CallPath,
     Classifier,
     CodePosition,
     Site,
-    Stack,
     call_path,
     checkout_frame,
     task_chain,
@@ -39,7 +40,7 @@ SHOWN_ROWS = 50  # rows a snapshot carries, most held first
 class Hold:
     """One checkout, from its checkout to its checkin: kept in the connection record's ``info``."""
 
-    __slots__ = ("at", "first", "path", "proxy", "route", "tag", "task")
+    __slots__ = ("at", "first", "lost", "path", "proxy", "route", "tag", "task")
 
     def __init__(self, at: float, route: str, proxy: weakref.ref[Any], task: weakref.ref[Any] | None,
                  first: CodePosition | None = None, path: int = 0) -> None:
@@ -50,6 +51,7 @@ class Hold:
         self.first = first  # the app's frame nearest the checkout: the checkout line, as code and offset
         self.path = path  # the key of its call path in ``HoldSites``: route, checkout line, caller's line
         self.tag: str | None = None  # the statement comment, made at the hold's first statement
+        self.lost: CodePosition | None = None  # where its task was when it lost the connection (invalidated)
 
 
 @dataclass
@@ -59,6 +61,7 @@ class _Long:
     checkout: tuple[Site, ...]  # the checkout site, then its callers
     codes: frozenset[int]  # identities of the codes that may hold it (``HoldSites._paths`` keeps them alive)
     last: float  # perf_counter of the last sample (the checkout before the first)
+    leak: Site | None = None  # where it is placed once that code returned (None: the checkout line)
     idle_s: float = 0.0
     sampled: bool = False
     last_idle: bool = False
@@ -67,11 +70,12 @@ class _Long:
 
     def site(self) -> tuple[Site, bool]:
         """The line the hold spent most of its time at, and whether the code that took it had returned (then the
-        checkout line); the checkout line too when no sample was taken."""
+        checkout line, or the middleware whose scope a scoped session belongs to); the checkout line too when no
+        sample was taken."""
         if not self.by_site:
             return self.checkout[0], False
         site = max(self.by_site, key=lambda k: self.by_site[k])
-        return (self.checkout[0], True) if site is None else (site, False)
+        return (self.leak or self.checkout[0], True) if site is None else (site, False)
 
 
 @dataclass
@@ -81,6 +85,7 @@ class _Row:
     held_s: float = 0.0
     idle_s: float = 0.0
     reclaimed: int = 0
+    lost: int = 0
     open: int = 0
     open_age_s: float = 0.0
 
@@ -98,7 +103,7 @@ class HoldSites:
         # caller's line: those decide the rest (the same helper called from the same line of the same route, under
         # the same middleware), so every later checkout pays a lookup, not the walk (each frame walked costs a
         # frame object).
-        self._paths: dict[int, tuple[Stack, int]] = {}
+        self._paths: dict[int, CallPath] = {}
         self._long: dict[Hold, _Long] = {}
         self._rows: dict[tuple[str, Site, bool, Site], _Row] = {}
         self.dropped = 0
@@ -126,17 +131,34 @@ class HoldSites:
     def closed(self, record: Any, hold: Hold, now: float, reclaimed: bool) -> None:
         self.open.pop(record, None)
         long = self._long.pop(hold, None)
-        if long is None and now - hold.at < self.threshold_s:
+        if long is None and now - hold.at < self.threshold_s and hold.lost is None:
             return
         long = long or self._start(hold)
         if long.sampled:  # the time since the last sample counts as that sample's state
             self._count(long, long.last_site, long.last_idle, now)
-        row = self._row(hold.route, long)
+        site, returned = (self.resolver.site(hold.lost), False) if hold.lost is not None else long.site()
+        row = self._row(hold.route, site, returned, long)
         if row is not None:
             row.holds += 1
             row.held_s += now - hold.at
             row.idle_s += long.idle_s
             row.reclaimed += int(reclaimed)
+            row.lost += int(hold.lost is not None)
+
+    def lost(self, record: Any) -> None:
+        """The hold's connection was invalidated: a statement or a close cut short (a cancellation, a broken
+        socket). Placed at the app's innermost frame running then, whatever the hold's length: every such hold
+        costs a new connection. Only when its own task lost it; another's (a dispose) says nothing of its code."""
+        hold = self.open.get(record)
+        if hold is None or hold.lost is not None or hold.proxy() is None:  # a dead proxy: the GC's reclaim
+            return
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:
+            task = None
+        if task is None or hold.task is None or hold.task() is not task:
+            return
+        hold.lost = checkout_frame(self.classifier)[0] or hold.first
 
     # --- the watchdog: only holds past the threshold ---------------------------------------------------------
 
@@ -169,14 +191,21 @@ class HoldSites:
     def _start(self, hold: Hold) -> _Long:
         """The hold's checkout line, its callers and the codes that may hold it, resolved now it passed the
         threshold. The checkout's own run of calls holds it; the middleware around them runs on whether the
-        connection went back or not."""
-        stack, run = self._paths.get(hold.path, ((), 0))
+        connection went back or not. Once that run returned, the hold is placed at the checkout line, unless the
+        checkout went through a scoped session's proxy: the registry keeps that session for its scope, which the
+        request's middleware opens and ends (``remove()``), so it is placed at the innermost middleware's line
+        (where the task sits while that frame runs, the line that called in once it returned)."""
+        path = self._paths.get(hold.path)
         if hold.first is None:
             return _Long(checkout=(_UNKNOWN,), codes=frozenset(), last=hold.at)
-        if not stack or stack[0] != hold.first:  # past _MAX_PATHS: the checkout line alone
-            stack, run = (hold.first,), 1
-        return _Long(checkout=tuple(self.resolver.site(p) for p in stack),
-                     codes=frozenset(id(code) for code, _ in stack[:run]), last=hold.at)
+        if path is None or not path.stack or path.stack[0] != hold.first:  # past _MAX_PATHS: the checkout line
+            path = CallPath((hold.first,), 1)
+        stack, owner = path.stack, path.owner
+        codes = {id(code) for code, _ in stack[: path.run]}
+        if owner >= 0:  # the middleware holds it too, while it runs: its remove() is what gives it back
+            codes.add(id(stack[owner][0]))
+        return _Long(checkout=tuple(self.resolver.site(p) for p in stack), codes=frozenset(codes), last=hold.at,
+                     leak=self.resolver.site(stack[owner]) if owner >= 0 else None)
 
     def _where(self, task: asyncio.Task[Any] | None, long: _Long) -> tuple[Site | None, bool]:
         """The holding line: the innermost frame of the checkout's code still running in the task (None when that
@@ -205,8 +234,7 @@ class HoldSites:
             long.idle_s += elapsed
         long.sampled, long.last_site, long.last_idle = True, site, idle
 
-    def _row(self, route: str, long: _Long) -> _Row | None:
-        site, returned = long.site()
+    def _row(self, route: str, site: Site, returned: bool, long: _Long) -> _Row | None:
         key = (route, site, returned, long.checkout[0])
         row = self._rows.get(key)
         if row is None:
@@ -219,14 +247,15 @@ class HoldSites:
     # --- the snapshot ----------------------------------------------------------------------------------------
 
     def to_json(self, now: float) -> dict[str, Any]:
-        """The rows, holds still open past the threshold included (as open, with their age), most held first."""
+        """The rows, holds still open past the threshold included (as open, with their age), most held first
+        (then most idle)."""
         rows = {key: _Row(**vars(row)) for key, row in self._rows.items()}
         for hold in list(self.open.values()):
             age = now - hold.at
             if age < self.threshold_s:
                 continue
             long = self._long.get(hold) or self._start(hold)
-            site, returned = long.site()
+            site, returned = (self.resolver.site(hold.lost), False) if hold.lost is not None else long.site()
             key = (hold.route, site, returned, long.checkout[0])
             row = rows.setdefault(key, _Row(long.checkout))
             row.holds += 1
@@ -234,7 +263,7 @@ class HoldSites:
             row.idle_s += long.idle_s
             row.open += 1
             row.open_age_s = max(row.open_age_s, age)
-        ordered = sorted(rows.items(), key=lambda kv: (-kv[1].idle_s, -kv[1].held_s))[:SHOWN_ROWS]
+        ordered = sorted(rows.items(), key=lambda kv: (-kv[1].held_s, -kv[1].idle_s))[:SHOWN_ROWS]
         return {"threshold_s": self.threshold_s, "dropped": self.dropped,
                 "sites": [self._row_json(key, row) for key, row in ordered]}
 
@@ -245,7 +274,8 @@ class HoldSites:
             "returned": returned, "checkout_site": checkout.where, "checkout_function": checkout.function,
             "checkout_code": checkout.code, "stack": [s.describe() for s in row.stack],
             "holds": row.holds, "held_s": round(row.held_s, 4), "idle_s": round(row.idle_s, 4),
-            "reclaimed": row.reclaimed, "open": row.open, "open_age_s": round(row.open_age_s, 4),
+            "reclaimed": row.reclaimed, "lost": row.lost, "open": row.open,
+            "open_age_s": round(row.open_age_s, 4),
         }
 
 

@@ -239,6 +239,8 @@ def instrument(engine: AsyncEngine, *, statement_tags: bool = True, long_hold_ms
     @event.listens_for(pool, "invalidate")
     def _on_invalidate(dbapi_conn: Any, record: ConnectionPoolEntry, exception: BaseException | None) -> None:
         metrics.invalidated += 1
+        if metrics.sites is not None:  # before the checkin that follows: the hold is still open
+            _safely(metrics.sites.lost, record)
 
     return metrics
 

@@ -80,7 +80,7 @@ def merge(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 _SITE_KEY = ("route", "site", "returned", "checkout_site")
-_SITE_SUMS = ("holds", "held_s", "idle_s", "reclaimed", "open")
+_SITE_SUMS = ("holds", "held_s", "idle_s", "reclaimed", "lost", "open")
 
 
 def _merged_sites(parts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -97,7 +97,7 @@ def _merged_sites(parts: list[dict[str, Any]]) -> dict[str, Any]:
             for name in _SITE_SUMS:
                 into[name] = _sum((into.get(name), row.get(name)))
             into["open_age_s"] = max(into.get("open_age_s", 0.0), row.get("open_age_s", 0.0))
-    ordered = sorted(rows.values(), key=lambda r: (-r.get("idle_s", 0.0), -r.get("held_s", 0.0)))
+    ordered = sorted(rows.values(), key=lambda r: (-r.get("held_s", 0.0), -r.get("idle_s", 0.0)))
     return {"threshold_s": parts[0].get("threshold_s"), "dropped": _sum(p.get("dropped") for p in parts),
             "sites": ordered}
 

@@ -25,7 +25,8 @@ def terminal_lines(apps: dict[str, Any]) -> list[str]:
         sites = (app.get("pool") or {}).get("hold_sites")
         if isinstance(sites, list):
             shown = [row for row in sites if isinstance(row, dict) and (
-                float(row.get("idle_s") or 0) >= MIN_IDLE_S or row.get("open") or row.get("reclaimed"))]
+                float(row.get("idle_s") or 0) >= MIN_IDLE_S or row.get("open") or row.get("reclaimed")
+                or row.get("lost"))]
             lines += [f"  {name}: {culprit(row)}" for row in shown[:TERMINAL_SITES]]
             continue
         by_site = (app.get("db") or {}).get("idle_in_tx_long_by_site") or {}
@@ -37,15 +38,18 @@ def terminal_lines(apps: dict[str, Any]) -> list[str]:
 def culprit(row: dict[str, Any]) -> str:
     """``target_apps/bad/long_session.py:24 in checkout — ref = await charge(...): 43.0 s idle in transaction of
     44.1 s held (100%, 417 holds, POST /orders/{item_id}/checkout)``; a connection still out when the code that
-    checked it out returned is said so, with what became of it."""
+    checked it out returned is said so (with its checkout line when the row is placed elsewhere: a scoped session's
+    middleware), with what became of it."""
     code = f" — {_short(str(row.get('code') or ''))}" if row.get("code") else ""
     text = f"{row.get('site')} in {row.get('function')}{code}: "
     if row.get("returned"):
-        text += "returned with the connection checked out, "
+        checkout = row.get("checkout_site")
+        text += ("returned with the connection checked out, " if checkout in (None, row.get("site")) else
+                 f"its request scope ended with the connection checked out at {checkout}, ")
     text += f"{float(row.get('idle_s') or 0):.1f} s idle in transaction of {float(row.get('held_s') or 0):.1f} s held"
     text += f" ({100 * float(row.get('share') or 0):.0f}%, {row.get('holds', 0)} holds, {row.get('route')})"
-    left = [f"{row[k]} {what}" for k, what in (("open", "still held"), ("reclaimed", "reclaimed by the GC"))
-            if row.get(k)]
+    left = [f"{row[k]} {what}" for k, what in (("open", "still held"), ("reclaimed", "reclaimed by the GC"),
+                                               ("lost", "lost (invalidated)")) if row.get(k)]
     return text + (f"; {', '.join(left)}" if left else "")
 
 
@@ -71,15 +75,19 @@ def report_table(folder: RunFolder) -> Table:
                          Cell(f"{float(row.get('held_s') or 0):,.2f}", "num"),
                          Cell(f"{float(row.get('idle_s') or 0):,.2f}", "num"),
                          Cell(f"{100 * float(row.get('share') or 0):.0f}%", "num"),
-                         Cell(f"{int(row.get('open') or 0)} / {int(row.get('reclaimed') or 0)}", "num")))
+                         Cell(f"{int(row.get('open') or 0)} / {int(row.get('reclaimed') or 0)} / "
+                              f"{int(row.get('lost') or 0)}", "num")))
     threshold = folder.config.get("idle_threshold_ms")
     if rows:
         note = (f"Holds longer than {threshold} ms (the idle-in-transaction threshold), by the line of the app the "
                 "holding task sat at (the source line quoted) and the line that checked the connection out; "
                 "\"returned\": that code returned with the connection still checked out (a leak, or a session kept "
-                "by something else). Idle: the time the task was not in the database, sampled. Share: of all time "
-                "held past the threshold. Open / reclaimed: holds still checked out at the end / ended by the "
-                "garbage collector. See docs/metrics.md, pool.hold_sites.")
+                "by something else; one taken through a scoped session is placed at the middleware whose scope "
+                "keeps it). Holds of any length whose connection the task lost (invalidated) are placed at the "
+                "line that lost it. Most held first. Idle: the time the task was not in the database, sampled. "
+                "Share: of all time held past the threshold or lost. Open / reclaimed / lost: holds still checked "
+                "out at the end / ended by the garbage collector / invalidated. See docs/metrics.md, "
+                "pool.hold_sites.")
     elif looked:
         note = "no hold passed the threshold"
     else:
@@ -87,7 +95,7 @@ def report_table(folder: RunFolder) -> Table:
                 "older bench.instrument)")
     return Table("hold-sites", "Where long holds come from",
                  ("app", "holding line", "source line", "route", "checked out at", "holds", "held (s)", "idle (s)",
-                  "share", "open / reclaimed"), tuple(rows), (note,))
+                  "share", "open / reclaimed / lost"), tuple(rows), (note,))
 
 
 def new_site_lines(result: Comparison) -> list[str]:

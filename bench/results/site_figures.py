@@ -8,15 +8,20 @@ from bench.results.metric import Coverage, Direction, Metric, Window
 
 _ROW = "pool.hold_sites[]"
 _WHERE = ("One row per route, holding line and checkout line, for holds longer than the instrumentation's threshold "
-          "(`long_hold_ms`; the harness passes `config.idle_threshold_ms`). The row's `site` (`path:line`, the path "
+          "(`long_hold_ms`; the harness passes `config.idle_threshold_ms`) and for holds of any length whose "
+          "connection was invalidated in the holding task (`lost`). The row's `site` (`path:line`, the path "
           "relative to the sys.path entry it was imported from), `function` and `code` (the source line) are where "
           "the holding task sat: the innermost frame of the code that checked the connection out still running in "
           "the task, sampled every half threshold (the line it sat at longest); the checkout line when that code "
           "had returned, or its task ended, with the connection still checked out (`returned`: true: a leak, or a "
-          "session something else keeps), or when no sample was taken. `checkout_site`, `checkout_function`, `checkout_code` are the "
+          "session something else keeps), or when no sample was taken; but a connection checked out through an "
+          "`async_scoped_session`'s proxy is placed at the innermost of the app's middleware on its stack (a function "
+          "taking ASGI's `scope, receive, send` or a `dispatch`'s `request, call_next`), whose request scope the "
+          "registry keeps the session for and whose `remove()` returns it; a lost connection is placed at the app's "
+          "innermost frame when it was invalidated (a close or statement cut short). `checkout_site`, `checkout_function`, `checkout_code` are the "
           "first frame outside SQLAlchemy, the drivers, the ASGI stack (Starlette, FastAPI, anyio, uvicorn), the "
           "standard library and the instrumentation when the connection was checked out, `stack` that frame and "
-          "its callers. Rows are sorted by `idle_s`, then `held_s`; the 50 largest. Null when the app's "
+          "its callers. Rows are sorted by `held_s`, then `idle_s`; the 50 largest. Null when the app's "
           "instrumentation does not look for sites (`long_hold_ms=None`, or a version before it could)")
 
 HOLD_SITES: tuple[Metric, ...] = (
@@ -27,7 +32,8 @@ HOLD_SITES: tuple[Metric, ...] = (
     Metric(path=f"{_ROW}.held_s", label="held at a site", unit="conn-s", direction=Direction.LOWER,
            window=Window.BOTH, coverage=Coverage.CHECKOUTS,
            description="Connection-seconds of the row's holds, checkout to checkin (or to the garbage collector's "
-                       "reclaim), a hold still checked out counted to the last reading."),
+                       "reclaim), a hold still checked out counted to the last reading; the lost holds' included, "
+                       "short ones too."),
     Metric(path=f"{_ROW}.idle_s", label="idle at a site", unit="conn-s", direction=Direction.LOWER,
            window=Window.BOTH, coverage=Coverage.CHECKOUTS,
            description="Connection-seconds of the row's holds in which the holding task was not in the database "
@@ -38,11 +44,17 @@ HOLD_SITES: tuple[Metric, ...] = (
     Metric(path=f"{_ROW}.share", label="share of long-hold time", unit="fraction", direction=Direction.NEITHER,
            window=Window.BOTH, coverage=Coverage.CHECKOUTS,
            description="The row's `held_s` over the sum of every row's the pool endpoint served (its 50 largest): "
-                       "the row's share of the connection time held past the threshold."),
+                       "the row's share of the connection time held past the threshold (or lost)."),
     Metric(path=f"{_ROW}.reclaimed", label="reclaimed at a site", unit="connections", direction=Direction.LOWER,
            window=Window.BOTH, coverage=Coverage.CHECKOUTS,
            description="The row's holds ended by the garbage collector reclaiming a leaked connection (see "
                        "`pool.reclaimed`)."),
+    Metric(path=f"{_ROW}.lost", label="lost at a site", unit="connections", direction=Direction.LOWER,
+           window=Window.BOTH, coverage=Coverage.CHECKOUTS,
+           description="The row's holds whose connection was invalidated by the holding task while checked out (a "
+                       "statement or a close cut short by a cancellation or a broken socket; see "
+                       "`pool.invalidated`): each costs the pool a new connection. Counted whatever the hold's "
+                       "length; the time of each is in `held_s`."),
     Metric(path=f"{_ROW}.open", label="still held at a site", unit="connections", direction=Direction.LOWER,
            window=Window.BOTH, coverage=Coverage.CHECKOUTS,
            description="The row's holds still checked out at the last reading of the pool endpoint: leaks, or "
