@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.analysis.assessment import LOST_OBJECTIVE, assess
+from bench.analysis.assessment import LOST_OBJECTIVE, assess, recommend
 from bench.analysis.bottleneck import DATABASE, LOOP, NOT_REACHED, POOL, name_bottleneck
 from bench.analysis.knee import Point, find_knee, plateau, saturated_steps, turned_up
 from bench.analysis.queueing import erlang_c, littles_ceiling, max_rate, mdc_wait_s
@@ -318,6 +318,29 @@ def test_a_lone_noisy_last_step_is_not_a_knee() -> None:
     behind = Point(level=50, throughput_rps=30, latency_p95_ms=400.0, pool_wait_p95_ms=30.0, offered_rps=50)
     knee = find_knee([*points, behind])
     assert knee is not None and knee.index == 4 and knee.last_flat_level == 40
+
+
+def test_what_a_pool_sustains_is_said_as_the_lower_bound_it_is() -> None:
+    # Every step within the SLO: the limit lies above the sweep. A step that misses: it lies between the two.
+    slo = Slo.parse("p95<250ms")
+    top = assess(app="good", pool_size=5, capacity=5, steps=[_open_step(i, r) for i, r in enumerate((20, 40))],
+                 plan=_plan("20,40"), slo=slo)
+    between = assess(app="bad", pool_size=5, capacity=5, plan=_plan("20,40,60"), slo=slo,
+                     steps=[_open_step(0, 20), _open_step(1, 40), _open_step(2, 60, p95=400.0)])
+    text = recommend([top, between], slo, "long-session")
+    assert "good: pool 5 sustains at least 40 rps, the top of the sweep (its limit lies above)" in text
+    assert "bad: pool 5 sustains at least 40 rps (60 rps, the next step, misses it)" in text
+
+
+def test_the_capacity_glossary_is_the_registrys_text() -> None:
+    from bench.results.capacity_figures import CAPACITY
+    from bench.run.capacity import GLOSSARY
+
+    # A percentile family's definition without its "95th percentile: " lead, every other one word for word.
+    words = {m.description for m in CAPACITY} | {m.description.split(": ", 1)[-1].lower() for m in CAPACITY}
+    assert [name for name, text in GLOSSARY.items() if text not in words and text.lower() not in words] == []
+    app_cpu = next(m for m in CAPACITY if m.path == "results[].steps[].app_cpu")
+    assert GLOSSARY["app_cpu"] == app_cpu.description and "in cores" in GLOSSARY["app_cpu"]
 
 
 def test_dropped_arrivals_count_against_sustaining() -> None:

@@ -94,10 +94,42 @@ def test_a_mixed_runs_story_names_each_routes_anti_pattern(mixed_dir: Path) -> N
     assert named == 4  # checkout, accept, price, repeat; the plain read is served by the common app
     good, bad = (json.loads((mixed_dir / "summary.json").read_text())["apps"][a] for a in ("good", "bad"))
     top, share = next(iter(bad["pool"]["hold_share_by_route"].items()))
+    # The cause is the leaks and the timeouts they bring, not how full the pool's ceiling ran (a leak is out of it).
     assert (f"bad holds a connection {bad['pool']['hold_ms_per_request']:,.1f} ms per request (good "
             f"{good['pool']['hold_ms_per_request']:,.1f} ms; {top} holds {100 * share:.0f}% of bad's connection "
-            f"time) → pool at {100 * bad['pool']['ceiling_utilisation']:.0f}% of its Little's-law ceiling") in story
+            f"time) → bad leaks connections: {bad['pool']['reclaimed']} connections reclaimed by the GC, "
+            f"{bad['db']['idle_in_tx_after_load']} idle in tx after load → {bad['pool']['timeouts']} checkout "
+            f"timeouts → {good['throughput_rps'] / bad['throughput_rps']:.1f}x less throughput than good") in story
+    assert "Little's-law ceiling" not in story
     assert "31 failures" in story and "3 lost writes" in story  # the counts that should be 0 and are not
+    assert "also 31 failures, 3 lost writes" in story  # the chain's counts are not said twice
+
+
+def _apps(folder: str, **bad_pool: float) -> dict[str, Any]:
+    apps: dict[str, Any] = json.loads((DATA / folder / "summary.json").read_text())["apps"]
+    apps["bad"]["pool"].update(bad_pool)
+    return apps
+
+
+def test_the_verdict_names_the_cause_the_figures_show() -> None:
+    from bench.render.story import verdict
+
+    # mixed, its pool at 35% of a ceiling that leaves the leaked connections out: the leaks and timeouts are named.
+    text = verdict(_apps("mixed-run", ceiling_utilisation=0.35))
+    assert "leaks connections: 5 connections reclaimed by the GC" in text and "→ 37 checkout timeouts →" in text
+    assert "35%" not in text and "ceiling" not in text
+    # Without leaks, timeouts with the pool below its ceiling are the cause; at its ceiling, the pool is.
+    no_leak = {"reclaimed": 0}
+    apps = _apps("mixed-run", ceiling_utilisation=0.35, **no_leak)
+    apps["bad"]["db"]["idle_in_tx_after_load"] = 0
+    text = verdict(apps)
+    assert "leaks" not in text and "ceiling" not in text and "→ 37 checkout timeouts → 16.6x less" in text
+    apps["bad"]["pool"]["ceiling_utilisation"] = 0.97
+    text = verdict(apps)
+    assert "→ pool at 97% of its Little's-law ceiling (14.9 req/s) → 37 checkout timeouts → 16.6x less" in text
+    # Neither: how full the pool ran, as before (long-session).
+    text = verdict(_apps("long-session-run"))
+    assert "→ pool at 98% of its Little's-law ceiling (46.6 req/s) → 7.4x less" in text and "timeouts" not in text
 
 
 def test_checks_use_the_registry_labels_with_the_raw_check_on_hover(run_dir: Path, summary: dict[str, Any]) -> None:
@@ -145,3 +177,24 @@ def test_the_terminal_names_checks_as_the_report_does(summary: dict[str, Any], t
     text = render_summary(summary, tmp_path).split("\nchecks\n")[1]
     assert "✓ good/bad: throughput ≥ 5×" in text and "7.42×" in text and "∞×" in text
     assert "throughput_rps" not in text and "pool.wait_ms.p95" not in text
+
+
+def test_the_header_shows_pool_settings_only_for_the_paired_apps(tmp_path: Path) -> None:
+    import io
+    from dataclasses import replace
+
+    from bench.config.catalog import get_scenario
+    from bench.config.options import resolve_config
+    from bench.render.terminal import Console
+
+    scenario = get_scenario("long-session")
+    paired = resolve_config(scenario, {"pool_size": "7", "upstream_latency_ms": "150"})
+    lines = []
+    for config in (paired, replace(paired, apps=("target",), target="http://127.0.0.1:8000"),
+                   replace(paired, apps=("target",), serve="uvicorn myapp:app --port {port}")):
+        err = io.StringIO()
+        Console(out=io.StringIO(), err=err).header(config, scenario, tmp_path)
+        lines.append(err.getvalue().splitlines()[0])
+    assert "pool 7+0" in lines[0] and "upstream 150 ms" in lines[0]
+    for line, how in zip(lines[1:], ("--target", "--serve"), strict=True):
+        assert "pool" not in line and "upstream" not in line and line.endswith(f"your service ({how})"), line

@@ -174,12 +174,15 @@ def recommend(items: Sequence[Assessment], slo: Slo, scenario: str) -> str:
 
 
 def _amount(a: Assessment) -> str:
-    step = a.max_slo
-    if step is None:
+    """A lower bound: the limit lies between the highest step within the SLO and the next one, which misses it, or
+    above the sweep when that step is its top."""
+    step, index = a.max_slo, a.max_slo_index
+    if step is None or index is None:
         return f"no step of the sweep (the lowest, {a.steps[0].level:g} {a.unit}, misses it)" if a.steps else "nothing"
-    if a.unit == "rps":
-        return f"{step.level:g} rps"
-    return f"{step.throughput_rps:.0f} rps ({step.level:g} users)"
+    amount = f"{step.level:g} rps" if a.unit == "rps" else f"{step.throughput_rps:.0f} rps ({step.level:g} users)"
+    if index + 1 >= len(a.steps):
+        return f"at least {amount}, the top of the sweep (its limit lies above)"
+    return f"at least {amount} ({a.steps[index + 1].level:g} {a.unit}, the next step, misses it)"
 
 
 def _limit_sentence(app: str, scenario: str, runs: Sequence[Assessment]) -> str:

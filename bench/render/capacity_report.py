@@ -237,12 +237,14 @@ def _subtitle(data: dict[str, Any]) -> str:
 
 
 def _sustained(r: dict[str, Any]) -> str:
+    """A lower bound, as the recommendation says: the limit lies between this step and the next, or above the
+    sweep's top."""
     top = r.get("max_slo")
     if not top:
         return "none"
     if top["unit"] == "rps":
-        return f"{top['level']:g} rps"
-    return f"{top['throughput_rps']:.0f} rps @{top['level']:g}u"
+        return f"≥ {top['level']:g} rps"
+    return f"≥ {top['throughput_rps']:.0f} rps @{top['level']:g}u"
 
 
 def _level(value: float, r: dict[str, Any]) -> str:

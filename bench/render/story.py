@@ -13,8 +13,8 @@ from typing import Any
 from bench.config.catalog import load_catalog
 from bench.errors import UsageError
 from bench.render.page import CodeRef, Pattern, Story
-from bench.results.metric import Shown
-from bench.results.metrics import SHOWN, value_at
+from bench.results.metric import Metric, Shown
+from bench.results.metrics import COMPARED, SHOWN, value_at
 
 # The apps' sources, next to the bench package in a checkout and in an installed wheel alike.
 APPS_ROOT = Path(__file__).resolve().parents[2] / "target_apps"
@@ -93,19 +93,63 @@ def _served() -> dict[str, tuple[str, ...]]:
 
 # --- the verdict ---------------------------------------------------------------------------------
 
+# Connections that never came back: the garbage collector's reclaims, and those still idle in transaction once the
+# load stopped. The pool's Little's-law ceiling counts the holds that ended, so a leak's connection is out of it:
+# with leaks, how full that ceiling ran says nothing of why checkouts waited.
+LEAKS = ("pool.reclaimed", "db.idle_in_tx_after_load")
+TIMEOUTS = "pool.timeouts"
+# At or past this share of its ceiling the pool is the bound, and checkout timeouts follow from it.
+POOL_BOUND = 0.8
+
+
 def verdict(apps: dict[str, dict[str, Any]]) -> str:
-    """One line from the figures: the connection time per request -> how full the pool ran -> what it cost.
-    With good and bad, about bad against good; with one app, about that app."""
+    """One line from the figures: the connection time per request -> what bound the pool (how full it ran; or the
+    connections it lost to leaks, and the checkouts that timed out) -> what it cost. With good and bad, about bad
+    against good; with one app, about that app."""
     names = list(apps)
     if not names:
         return ""
     subject = "bad" if "bad" in apps and len(names) == 2 else names[-1]
     other = next((n for n in names if n != subject), None)
     me, them = apps[subject], apps[other] if other else None
-    steps = [s for s in (_hold(subject, me, other, them), _pool(me)) if s]
+    causes, named = _causes(subject, me, them)
+    steps = [s for s in (_hold(subject, me, other, them), *causes) if s]
     steps.append(_outcome(subject, me, other, them))
-    alarms = _alarms(me, them)
+    alarms = _alarms(me, them, named)
     return " → ".join(steps) + (f"; also {alarms}" if alarms else "")
+
+
+def _causes(subject: str, me: dict[str, Any], them: dict[str, Any] | None) -> tuple[list[str], set[str]]:
+    """The steps between the hold and the outcome, and the figures they name. Leaked connections, then the
+    checkout timeouts, when the subject has more of them than the other app; the pool's share of its ceiling when
+    no leak makes it meaningless and, with timeouts, when it shows the pool as the bound (below that, the timeouts
+    are the cause and the share would blame the pool for them)."""
+    leaks = [m for m in (_metric(p) for p in LEAKS) if m is not None and _worse(me, them, m.path)]
+    timeouts = _metric(TIMEOUTS)
+    starved = timeouts is not None and _worse(me, them, timeouts.path)
+    used = _at(me, "pool.ceiling_utilisation")
+    steps: list[str] = []
+    if leaks:
+        steps.append(f"{subject} leaks connections: " + ", ".join(_count(me, m) for m in leaks))
+    elif not starved or (used is not None and used >= POOL_BOUND):
+        steps.append(_pool(me))
+    if starved and timeouts is not None:
+        steps.append(_count(me, timeouts))
+    return steps, {m.path for m in leaks} | ({TIMEOUTS} if starved else set())
+
+
+def _worse(me: dict[str, Any], them: dict[str, Any] | None, path: str) -> bool:
+    value, base = _at(me, path), _at(them, path) if them is not None else None
+    return bool(value and value > 0 and (base is None or base < value))
+
+
+def _count(app: dict[str, Any], metric: Metric) -> str:
+    return f"{metric.number_format.format(_at(app, metric.path) or 0)} {metric.label}"
+
+
+@cache
+def _metric(path: str) -> Metric | None:
+    return next((m for m in COMPARED if m.path == path), None)
 
 
 def _hold(subject: str, me: dict[str, Any], other: str | None, them: dict[str, Any] | None) -> str:
@@ -152,16 +196,15 @@ def _outcome(subject: str, me: dict[str, Any], other: str | None, them: dict[str
     return text
 
 
-def _alarms(me: dict[str, Any], them: dict[str, Any] | None) -> str:
+def _alarms(me: dict[str, Any], them: dict[str, Any] | None, named: set[str]) -> str:
     """The counts that should be 0 and are not (failures, timeouts, lost writes...), labelled as the registry
-    labels them; only those the other app has fewer of."""
+    labels them; only those the other app has fewer of, and not those the chain named already."""
     found = []
     for metric in SHOWN:
-        if metric.shown is not Shown.NONZERO and metric.path != "failures":
+        if (metric.shown is not Shown.NONZERO and metric.path != "failures") or metric.path in named:
             continue
-        value, base = _at(me, metric.path), _at(them, metric.path) if them is not None else None
-        if value and value > 0 and (base is None or base < value):
-            found.append(f"{metric.number_format.format(value)} {metric.label}")
+        if _worse(me, them, metric.path):
+            found.append(_count(me, metric))
     return ", ".join(found)
 
 

@@ -64,11 +64,16 @@ class Console:
 
     def header(self, config: RunConfig, scenario: Scenario, folder: Path) -> None:
         apps = " then ".join(config.apps)
-        self.info(
-            f"scopebench · {scenario.name} · {apps} · {config.users} users · {config.duration_s:g}s load"
-            f" + {config.cooldown_s:g}s cool-down · pool {config.pool_size}+{config.max_overflow}"
-            f" (timeout {config.pool_timeout_s:g}s) · upstream {config.upstream_latency_ms:g} ms"
-        )
+        line = (f"scopebench · {scenario.name} · {apps} · {config.users} users · {config.duration_s:g}s load"
+                f" + {config.cooldown_s:g}s cool-down")
+        if config.target is None and config.serve is None:
+            # The paired apps' pool and upstream are what the harness set; a service of the user's (--target,
+            # --serve) has its own, which the harness does not know.
+            line += (f" · pool {config.pool_size}+{config.max_overflow} (timeout {config.pool_timeout_s:g}s)"
+                     f" · upstream {config.upstream_latency_ms:g} ms")
+        else:
+            line += " · your service (--serve)" if config.serve is not None else " · your service (--target)"
+        self.info(line)
         self.info(f"run folder: {folder}")
 
     def progress(self, app: str, phase: str, elapsed: float, total: float, tail: RequestTail,

@@ -22,6 +22,7 @@ from bench.config.sweep import SweepPlan
 from bench.errors import InfraError
 from bench.render.capacity_report import render_report
 from bench.render.terminal import Console
+from bench.results.capacity_figures import CAPACITY
 from bench.results.folder import new_run_dir, write_json
 from bench.results.layout import CapacityFiles
 from bench.run.detail_collector import DetailCollector
@@ -36,23 +37,39 @@ SCHEMA_VERSION = 1
 PACER = PLUGINS / "pacer.py"
 OTHER_CORES = 0.75  # busy cores outside the app and Locust past which a busy machine gets a warning
 
-GLOSSARY = {
-    "level": "offered load of a step: requests/s scheduled (open model, --rates) or users (closed model, --users)",
-    "offered_rps": "arrivals scheduled per second in the step's measured window (requests started, closed model)",
-    "throughput_rps": "successful responses per second, counted by completion time",
-    "latency_ms": "successful requests; open model: from the SCHEDULED start, so a late start counts",
-    "error_rate": "(failed + dropped + unfinished) / arrivals; dropped = no free user at the scheduled start",
-    "pool_wait_ms": "checkout queue wait, exact histogram of the window (connect time excluded)",
-    "hold_ms_per_request": "connection-seconds held in the window per request answered",
-    "littles_law.ceiling_rps": "capacity / hold_ms_per_request below the knee: requests/s with every connection busy",
-    "saturation.plateau_rps": "median throughput of the steps that fall behind the offered load (overload)",
-    "knee": "first step where latency p95 or pool wait p95 turns up, or throughput falls behind, and stays so",
-    "max_slo": "highest step meeting every SLO objective, with every step below it",
-    "model": "M/D/c queue (Erlang C, Cosmetatos correction): pool wait p95 and highest rate meeting the pool-wait "
-             "objective; constant arrivals queue less than its Poisson ones",
-    "loop_lag_ms": "how late a 10 ms asyncio.sleep wakes in the app: a busy event loop, not a starved pool",
-    "app_cpu": "app process CPU, fraction of one core (one uvicorn process uses one core at most)",
+# The figures capacity.md explains, by the name its tables use, in the metric registry's words (docs/metrics.md):
+# one definition, so the page cannot drift from it. A percentile family is defined once, without its "95th
+# percentile: " lead.
+_GLOSSARY_PATHS = {
+    "level": "results[].steps[].level",
+    "offered_rps": "results[].steps[].offered_rps",
+    "throughput_rps": "results[].steps[].throughput_rps",
+    "latency_ms": "results[].steps[].latency_ms.p95",
+    "error_rate": "results[].steps[].error_rate",
+    "dropped": "results[].steps[].dropped",
+    "pool_wait_ms": "results[].steps[].pool_wait_ms.p95",
+    "hold_ms_per_request": "results[].steps[].hold_ms_per_request",
+    "pool_busy": "results[].steps[].pool_busy",
+    "littles_law.ceiling_rps": "results[].littles_law.ceiling_rps",
+    "saturation.plateau_rps": "results[].saturation.plateau_rps",
+    "knee": "results[].knee.index",
+    "max_slo": "results[].max_slo.sustained_rps",
+    "model": "results[].model.max_rate_rps",
+    "loop_lag_ms": "results[].steps[].loop_lag_ms.p95",
+    "app_cpu": "results[].steps[].app_cpu",
+    "generator_cpu": "results[].steps[].generator_cpu",
 }
+
+
+def _definition(path: str) -> str:
+    text = next(m.description for m in CAPACITY if m.path == path)
+    if path.rsplit(".", 1)[-1] in ("p50", "p95", "p99"):
+        what = text.split(": ", 1)[1]
+        text = what[:1].upper() + what[1:]
+    return text
+
+
+GLOSSARY = {name: _definition(path) for name, path in _GLOSSARY_PATHS.items()}
 
 
 @dataclass(frozen=True, kw_only=True)
