@@ -9,9 +9,12 @@ import pytest
 
 from bench.analysis.littleslaw import little_window
 from bench.analysis.summary import Check, Integrity, evaluate, summarize_app
+from bench.config.catalog import load_catalog
 from bench.errors import UsageError
 from bench.instrument import Histogram, PoolMetrics
 from bench.render.report_tables import _ceiling_note
+from bench.results.metric import COUNT_UNITS
+from bench.results.metrics import COMPARED
 from bench.results.records import DbFigures
 
 
@@ -227,3 +230,28 @@ def test_a_shared_databases_counters_are_not_the_apps() -> None:
     assert mine["idle_in_tx_seconds"] == 5.0 and mine["server"] == {}
     whole = summarize_app(requests=_requests(100, 5), pool=None, db=db, integrity=None, pool_capacity=5)["db"]
     assert whole["idle_in_tx_seconds"] == 30.0 and whole["server"]["sessions_fatal"] == 2.0
+
+
+def _zero_for_a_correct_app(path: str) -> bool:
+    """A figure a correct app may hold at exactly 0: a count, or time spent past the idle threshold."""
+    metric = next((m for m in COMPARED if m.path == path), None)
+    return "idle_in_tx_long" in path or (metric is not None and metric.unit in COUNT_UNITS)
+
+
+def test_a_ratio_over_a_figure_that_can_be_zero_comes_with_an_absolute_check() -> None:
+    """'bad/good: x >= 10' with good at 0 is infinite and passes whenever bad has any x at all: the scenario must
+    also say how much is enough for bad, on the figure itself or its per-request form."""
+    for name, scenario in load_catalog().items():
+        checks = [Check.parse(text) for text in scenario.checks]
+        for ratio in (c for c in checks if c.other and _zero_for_a_correct_app(c.metric)):
+            stem = ratio.metric.removesuffix("_seconds")
+            companions = [
+                c
+                for c in checks
+                if c.other is None
+                and c.app == ratio.app
+                and c.op in (">", ">=")
+                and c.metric.startswith(stem)
+                and c.threshold > 0
+            ]
+            assert companions, f"{name}: '{ratio.name}' has no absolute check on {ratio.app}'s {stem}*"
