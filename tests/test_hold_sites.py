@@ -152,8 +152,7 @@ def _engine(server: postgres.Server, database: str) -> AsyncEngine:
     return create_async_engine(url, poolclass=TimedAsyncPool, pool_size=20)
 
 
-def test_the_holding_line_is_the_callers_await_not_the_shared_helper(pg_server: postgres.Server,
-                                                                    database: str) -> None:
+def test_the_holding_line_is_the_callers_await_not_the_shared_helper(pg_server: postgres.Server, database: str) -> None:
     async def scenario() -> PoolMetrics:
         engine = _engine(pg_server, database)
         metrics = instrument(engine)
@@ -175,8 +174,9 @@ def test_the_holding_line_is_the_callers_await_not_the_shared_helper(pg_server: 
     assert row["checkout_site"].endswith(_line(_helper, "HELPER-QUERY")) and row["checkout_function"] == "_helper"
     # The checkout line, then its callers (then the event loop's caller, this test: pytest is no library to skip).
     assert [s.split(" in ")[1] for s in row["stack"][:3]] == ["_helper", "_culprit", _test_name()]
-    assert row["stack"][1].startswith(row["site"].rsplit(":", 1)[0]) and _line(_culprit, "CULPRIT-CALL") in \
-        row["stack"][1]
+    assert (
+        row["stack"][1].startswith(row["site"].rsplit(":", 1)[0]) and _line(_culprit, "CULPRIT-CALL") in row["stack"][1]
+    )
     # Three holds of a 300 ms sleep, idle but for a query and a rollback, sampled every 25 ms.
     assert row["holds"] == 3 and 0.85 <= row["held_s"] < 2.0 and row["idle_s"] >= 0.75 * row["held_s"]
     assert row["open"] == 0 and row["reclaimed"] == 0
@@ -198,8 +198,7 @@ def test_a_hold_in_the_database_is_held_not_idle(pg_server: postgres.Server, dat
 
 
 @pytest.mark.filterwarnings("ignore:The garbage collector is trying to clean up")
-def test_a_leak_names_its_checkout_line_and_age_then_its_reclaim(pg_server: postgres.Server,
-                                                                 database: str) -> None:
+def test_a_leak_names_its_checkout_line_and_age_then_its_reclaim(pg_server: postgres.Server, database: str) -> None:
     async def scenario() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         engine = _engine(pg_server, database)
         metrics = instrument(engine)
@@ -223,8 +222,9 @@ def test_a_leak_names_its_checkout_line_and_age_then_its_reclaim(pg_server: post
     assert row["reclaimed"] == 1 and row["open"] == 0 and row["returned"] is True and row["held_s"] >= 0.25
 
 
-def test_a_connection_lost_in_a_cancelled_close_is_placed_at_the_close(pg_server: postgres.Server,
-                                                                         database: str) -> None:
+def test_a_connection_lost_in_a_cancelled_close_is_placed_at_the_close(
+    pg_server: postgres.Server, database: str
+) -> None:
     """Starlette cancels a hung-up stream through an anyio cancel scope, which cancels every await inside it again:
     the close's ROLLBACK too, so the connection is invalidated. The hold is short, yet recorded at the close."""
 
@@ -252,8 +252,9 @@ def test_a_connection_lost_in_a_cancelled_close_is_placed_at_the_close(pg_server
 
 
 @pytest.mark.filterwarnings("ignore:The garbage collector is trying to clean up")
-def test_a_scoped_sessions_leak_is_placed_at_the_middleware_that_opened_its_scope(pg_server: postgres.Server,
-                                                                                  database: str) -> None:
+def test_a_scoped_sessions_leak_is_placed_at_the_middleware_that_opened_its_scope(
+    pg_server: postgres.Server, database: str
+) -> None:
     """The registry keeps the session after the code that used it returned: its scope is the middleware's, where
     ``remove()`` belongs. A plain session leaked under the same middleware stays at its checkout line."""
 
@@ -309,8 +310,7 @@ def test_an_async_generator_holds_at_its_own_await(pg_server: postgres.Server, d
     assert row["returned"] is False and row["idle_s"] >= 0.8 * row["held_s"]
 
 
-def test_short_holds_resolve_nothing_and_the_switch_turns_sites_off(pg_server: postgres.Server,
-                                                                    database: str) -> None:
+def test_short_holds_resolve_nothing_and_the_switch_turns_sites_off(pg_server: postgres.Server, database: str) -> None:
     async def scenario() -> tuple[PoolMetrics, PoolMetrics]:
         engine, plain = _engine(pg_server, database), _engine(pg_server, database)
         metrics = instrument(engine, statement_tags=False)
@@ -331,8 +331,9 @@ def test_short_holds_resolve_nothing_and_the_switch_turns_sites_off(pg_server: p
     assert hold_sites(unlooked.snapshot()) is None and hold_sites(metrics.snapshot()) == []
 
 
-def test_statements_carry_the_route_and_checkout_line_to_pg_stat_activity(pg_server: postgres.Server,
-                                                                          database: str) -> None:
+def test_statements_carry_the_route_and_checkout_line_to_pg_stat_activity(
+    pg_server: postgres.Server, database: str
+) -> None:
     class _Route:
         path = "/it's/{id}"
 
@@ -355,7 +356,8 @@ def test_statements_carry_the_route_and_checkout_line_to_pg_stat_activity(pg_ser
         watcher = await asyncpg.connect(pg_server.dsn(database))
         try:
             query: str = await watcher.fetchval(
-                "select query from pg_stat_activity where state = 'idle in transaction' and datname = $1", database)
+                "select query from pg_stat_activity where state = 'idle in transaction' and datname = $1", database
+            )
         finally:
             await watcher.close()
             await task
@@ -371,17 +373,42 @@ def test_statements_carry_the_route_and_checkout_line_to_pg_stat_activity(pg_ser
 
 def test_workers_rows_add_up_and_the_summary_shares_them() -> None:
     def row(site: str, held: float, idle: float, **more: Any) -> dict[str, Any]:
-        return {"route": "POST /x", "site": site, "function": "f", "code": "await g()", "returned": False,
-                "checkout_site": "app.py:3", "checkout_function": "f", "checkout_code": "await q()",
-                "stack": ["app.py:3 in f"], "holds": 2, "held_s": held, "idle_s": idle, "reclaimed": 0, "open": 0,
-                "open_age_s": 0.0, **more}
+        return {
+            "route": "POST /x",
+            "site": site,
+            "function": "f",
+            "code": "await g()",
+            "returned": False,
+            "checkout_site": "app.py:3",
+            "checkout_function": "f",
+            "checkout_code": "await q()",
+            "stack": ["app.py:3 in f"],
+            "holds": 2,
+            "held_s": held,
+            "idle_s": idle,
+            "reclaimed": 0,
+            "open": 0,
+            "open_age_s": 0.0,
+            **more,
+        }
 
     def snapshot(*rows: dict[str, Any]) -> dict[str, Any]:
-        return {"time": 1.0, "gauges": {}, "counters": {}, "wait_time": {}, "create_time": {}, "use_time": {},
-                "hold_sites": {"threshold_s": 0.05, "dropped": 0, "sites": list(rows)}}
+        return {
+            "time": 1.0,
+            "gauges": {},
+            "counters": {},
+            "wait_time": {},
+            "create_time": {},
+            "use_time": {},
+            "hold_sites": {"threshold_s": 0.05, "dropped": 0, "sites": list(rows)},
+        }
 
-    merged = merge([snapshot(row("app.py:9", 3.0, 2.5, open=1, open_age_s=4.0)),
-                    snapshot(row("app.py:9", 1.0, 0.5, open_age_s=0.0), row("app.py:7", 4.0, 1.0))])
+    merged = merge(
+        [
+            snapshot(row("app.py:9", 3.0, 2.5, open=1, open_age_s=4.0)),
+            snapshot(row("app.py:9", 1.0, 0.5, open_age_s=0.0), row("app.py:7", 4.0, 1.0)),
+        ]
+    )
     first, second = merged["hold_sites"]["sites"]
     assert first["site"] == "app.py:9" and first["holds"] == 4 and first["held_s"] == 4.0 and first["idle_s"] == 3.0
     assert first["open"] == 1 and first["open_age_s"] == 4.0 and second["site"] == "app.py:7"
@@ -390,8 +417,15 @@ def test_workers_rows_add_up_and_the_summary_shares_them() -> None:
 
     # bench compare: a site is new by its file, function, code and route, not its line (an edit above moves it).
     base = {"pool": {"hold_sites": [row("app.py:9", 4.0, 3.0)]}}
-    moved = {"pool": {"hold_sites": [row("app.py:12", 4.0, 3.0), row("app.py:30", 5.0, 5.0, code="await h()"),
-                                     row("app.py:40", 0.2, 0.2, code="await k()")]}}
+    moved = {
+        "pool": {
+            "hold_sites": [
+                row("app.py:12", 4.0, 3.0),
+                row("app.py:30", 5.0, 5.0, code="await h()"),
+                row("app.py:40", 0.2, 0.2, code="await k()"),
+            ]
+        }
+    }
     assert [s.site for s in new_sites("bad", base, moved)] == ["app.py:30"]  # 0.2 s held is a stray hold
     assert new_sites("bad", {"pool": {"hold_sites": None}}, moved) == []
 
@@ -399,9 +433,22 @@ def test_workers_rows_add_up_and_the_summary_shares_them() -> None:
 def test_bench_compare_lists_the_sites_new_in_the_current_run(tmp_path: Path) -> None:
     data = Path(__file__).resolve().parent / "data" / "compare"
     sides = []
-    for name, rows in (("base", []), ("current", [{
-            "site": "app/orders.py:41", "function": "checkout", "code": "await upstream.pay()",
-            "route": "POST /orders/{item_id}/checkout", "held_s": 51.9, "idle_s": 51.2}])):
+    for name, rows in (
+        ("base", []),
+        (
+            "current",
+            [
+                {
+                    "site": "app/orders.py:41",
+                    "function": "checkout",
+                    "code": "await upstream.pay()",
+                    "route": "POST /orders/{item_id}/checkout",
+                    "held_s": 51.9,
+                    "idle_s": 51.2,
+                }
+            ],
+        ),
+    ):
         summary = json.loads((data / f"{name}.json").read_text(encoding="utf-8"))
         summary["apps"]["bad"]["pool"]["hold_sites"] = rows
         (tmp_path / f"{name}.json").write_text(json.dumps(summary), encoding="utf-8")

@@ -34,8 +34,8 @@ IDLE_FLOOR_S = 0.5
 # Good twins with a site idle past the threshold, and why it is correct there.
 GOOD_IDLES = {
     "cancelled-close": "the export's pages are paced with the session open by design (200 ms apart): a hang-up "
-                       "noticed late on a busy machine leaves a pause past the threshold; the twin differs in how it "
-                       "closes, not in how long it holds",
+    "noticed late on a busy machine leaves a pause past the threshold; the twin differs in how it "
+    "closes, not in how long it holds",
 }
 
 
@@ -63,20 +63,22 @@ def anti_pattern_blocks(module: Path) -> dict[str, list[Block]]:
         marker = MARKER.search(text)
         if marker is None:
             continue
-        def_ = min((f for f in functions if f.lineno <= number <= (f.end_lineno or 0)),
-                   key=lambda f: (f.end_lineno or 0) - f.lineno)
+        def_ = min(
+            (f for f in functions if f.lineno <= number <= (f.end_lineno or 0)),
+            key=lambda f: (f.end_lineno or 0) - f.lineno,
+        )
         start = number
         for node in ast.walk(def_):  # past the try's body but inside the statement: a clause (its comments too)
             if isinstance(node, ast.Try) and max(n.end_lineno or 0 for n in node.body) < number <= (
-                    node.end_lineno or 0):
+                node.end_lineno or 0
+            ):
                 start = min(start, node.lineno)
         lines = set(range(start, (def_.end_lineno or start) + 1))
         for node in ast.walk(def_):
             named = top.get(node.id) if isinstance(node, ast.Name) and node.lineno in lines else None
             if named is not None and named is not def_:
                 lines |= set(range(named.lineno, (named.end_lineno or named.lineno) + 1))
-        blocks.setdefault(marker.group(1), []).append(
-            Block(str(module.relative_to(ROOT)), frozenset(lines)))
+        blocks.setdefault(marker.group(1), []).append(Block(str(module.relative_to(ROOT)), frozenset(lines)))
     return blocks
 
 
@@ -97,8 +99,10 @@ def test_the_top_site_lies_in_the_anti_pattern(scenario: str, tmp_path: Path, pg
     top = bad[0]  # the most held (then the most idle)
     assert top["held_s"] == max(s["held_s"] for s in bad)
     blocks = BLOCKS[scenario]
-    print(f"{scenario}: bad's top site {top['site']} ({top['code']}), {top['held_s']} s held, next "
-          f"{[(s['site'], s['held_s']) for s in bad[1:3]]}; blocks {[(b.path, min(b.lines), max(b.lines)) for b in blocks]}")
+    print(
+        f"{scenario}: bad's top site {top['site']} ({top['code']}), {top['held_s']} s held, next "
+        f"{[(s['site'], s['held_s']) for s in bad[1:3]]}; blocks {[(b.path, min(b.lines), max(b.lines)) for b in blocks]}"
+    )
     assert any(b.holds(top["site"]) for b in blocks), (scenario, top)
     idle = {s["site"]: s["idle_s"] for s in good if s["idle_s"] > IDLE_FLOOR_S}
     assert not idle or scenario in GOOD_IDLES, (scenario, idle)
@@ -107,7 +111,7 @@ def test_the_top_site_lies_in_the_anti_pattern(scenario: str, tmp_path: Path, pg
     assert f"| bad | {top['site']} in {top['function']} | {top['code']} |" in report
 
 
-LOCUSTFILE = '''
+LOCUSTFILE = """
 from locust import FastHttpUser, constant, task
 
 
@@ -121,9 +125,9 @@ class Client(FastHttpUser):
     @task
     def checkout(self):
         self.client.post("/orders/7/checkout", name="POST /orders/{item_id}/checkout")
-'''
+"""
 
-SERVICE_HEAD = '''
+SERVICE_HEAD = """
 import asyncio
 import os
 
@@ -133,7 +137,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 app = FastAPI()
 url = os.environ["SERVICE_DSN"]
-'''
+"""
 
 SERVICE_ROUTES = '''
 sessions = async_sessionmaker(engine, expire_on_commit=False)
@@ -172,26 +176,67 @@ def readme_lines() -> str:
     return section.split("```python\n", 1)[1].split("```", 1)[0]
 
 
-def test_a_users_service_is_traced_to_the_culprit_await(pg_server: postgres.Server, database: str,
-                                                        tmp_path: Path) -> None:
+def test_a_users_service_is_traced_to_the_culprit_await(
+    pg_server: postgres.Server, database: str, tmp_path: Path
+) -> None:
     service = SERVICE_HEAD + readme_lines() + SERVICE_ROUTES
     (tmp_path / "service.py").write_text(service, encoding="utf-8")
     (tmp_path / "locustfile.py").write_text(LOCUSTFILE, encoding="utf-8")
     await_line = next(n for n, text in enumerate(service.splitlines(), 1) if "# CULPRIT-AWAIT" in text)
     port = free_port()
-    child = Child(name="service", log_path=tmp_path / "service.log",
-                  env={"SERVICE_DSN": postgres.sqlalchemy_url(pg_server.dsn(database)), "POOL_METRICS_TOKEN": "tk"},
-                  argv=[sys.executable, "-m", "uvicorn", "service:app", "--app-dir", str(tmp_path), "--host",
-                        "127.0.0.1", "--port", str(port), "--log-level", "warning"])
+    child = Child(
+        name="service",
+        log_path=tmp_path / "service.log",
+        env={"SERVICE_DSN": postgres.sqlalchemy_url(pg_server.dsn(database)), "POOL_METRICS_TOKEN": "tk"},
+        argv=[
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "service:app",
+            "--app-dir",
+            str(tmp_path),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+    )
     child.start()
     try:
         wait_for_http(f"http://127.0.0.1:{port}/items/1", child)
         out = tmp_path / "run"
         done = subprocess.run(
-            [sys.executable, "-m", "bench.cli", "run", "--locustfile", str(tmp_path / "locustfile.py"), "--target",
-             f"http://127.0.0.1:{port}", "--dsn", pg_server.dsn(database), "--pool-token", "tk", "--duration", "4s",
-             "--cooldown", "1s", "--users", "8", "--out", str(out)],
-            capture_output=True, text=True, timeout=180, env=os.environ.copy(), cwd=ROOT, check=False)
+            [
+                sys.executable,
+                "-m",
+                "bench.cli",
+                "run",
+                "--locustfile",
+                str(tmp_path / "locustfile.py"),
+                "--target",
+                f"http://127.0.0.1:{port}",
+                "--dsn",
+                pg_server.dsn(database),
+                "--pool-token",
+                "tk",
+                "--duration",
+                "4s",
+                "--cooldown",
+                "1s",
+                "--users",
+                "8",
+                "--out",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env=os.environ.copy(),
+            cwd=ROOT,
+            check=False,
+        )
     finally:
         child.stop()
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -68,11 +68,13 @@ def test_the_story_names_the_code_and_a_verdict_from_the_figures(run_dir: Path, 
         assert marker in line and f"`{where.group(0)}`" in md
     good, bad = summary["apps"]["good"], summary["apps"]["bad"]
     # This summary predates hold_ms_per_request: the verdict falls back to the mean hold per checkout.
-    verdict = (f"bad holds a connection {bad['pool']['hold_ms']['mean']:,.1f} ms per checkout (good "
-               f"{good['pool']['hold_ms']['mean']:,.1f} ms) → pool at "
-               f"{100 * bad['pool']['ceiling_utilisation']:.0f}% of its Little's-law ceiling "
-               f"({bad['pool']['littles_law_ceiling_rps']:,.1f} req/s) → "
-               f"{good['throughput_rps'] / bad['throughput_rps']:.1f}x less throughput than good")
+    verdict = (
+        f"bad holds a connection {bad['pool']['hold_ms']['mean']:,.1f} ms per checkout (good "
+        f"{good['pool']['hold_ms']['mean']:,.1f} ms) → pool at "
+        f"{100 * bad['pool']['ceiling_utilisation']:.0f}% of its Little's-law ceiling "
+        f"({bad['pool']['littles_law_ceiling_rps']:,.1f} req/s) → "
+        f"{good['throughput_rps'] / bad['throughput_rps']:.1f}x less throughput than good"
+    )
     assert verdict in story and f"**Verdict:** {verdict}" in md
 
 
@@ -89,17 +91,19 @@ def test_a_mixed_runs_story_names_each_routes_anti_pattern(mixed_dir: Path) -> N
         named += 1
         marker = re.search(r"ANTI-PATTERN\(([\w-]+)\)", source)
         assert marker and f"{marker.group(1)}{served[0]}".replace(" ", "") in story.replace(" ", "")  # id, route
-        line = source[:marker.start()].count("\n") + 1
+        line = source[: marker.start()].count("\n") + 1
         assert f"target_apps/bad/{path.name}:{line}" in story
     assert named == 4  # checkout, accept, price, repeat; the plain read is served by the common app
     good, bad = (json.loads((mixed_dir / "summary.json").read_text())["apps"][a] for a in ("good", "bad"))
     top, share = next(iter(bad["pool"]["hold_share_by_route"].items()))
     # The cause is the leaks and the timeouts they bring, not how full the pool's ceiling ran (a leak is out of it).
-    assert (f"bad holds a connection {bad['pool']['hold_ms_per_request']:,.1f} ms per request (good "
-            f"{good['pool']['hold_ms_per_request']:,.1f} ms; {top} holds {100 * share:.0f}% of bad's connection "
-            f"time) → bad leaks connections: {bad['pool']['reclaimed']} connections reclaimed by the GC, "
-            f"{bad['db']['idle_in_tx_after_load']} idle in tx after load → {bad['pool']['timeouts']} checkout "
-            f"timeouts → {good['throughput_rps'] / bad['throughput_rps']:.1f}x less throughput than good") in story
+    assert (
+        f"bad holds a connection {bad['pool']['hold_ms_per_request']:,.1f} ms per request (good "
+        f"{good['pool']['hold_ms_per_request']:,.1f} ms; {top} holds {100 * share:.0f}% of bad's connection "
+        f"time) → bad leaks connections: {bad['pool']['reclaimed']} connections reclaimed by the GC, "
+        f"{bad['db']['idle_in_tx_after_load']} idle in tx after load → {bad['pool']['timeouts']} checkout "
+        f"timeouts → {good['throughput_rps'] / bad['throughput_rps']:.1f}x less throughput than good"
+    ) in story
     assert "Little's-law ceiling" not in story
     assert "31 failures" in story and "3 lost writes" in story  # the counts that should be 0 and are not
     assert "also 31 failures, 3 lost writes" in story  # the chain's counts are not said twice
@@ -137,9 +141,13 @@ def test_checks_use_the_registry_labels_with_the_raw_check_on_hover(run_dir: Pat
     page = _parse(html_path.read_text())
     checks, titles = page.tables["checks"][1:], page.titles["checks"][1:]
     assert [(r[0], r[1]) for r in checks] == [
-        ("✓", "good: failures = 0"), ("✓", "good: checkout timeouts = 0"), ("✓", "good/bad: throughput ≥ 5×"),
-        ("✓", "bad/good: pool wait p95 ≥ 10×"), ("✓", "bad/good: idle in tx past threshold ≥ 10×"),
-        ("✓", "bad: ceiling utilisation (fraction) ≥ 0.9")]
+        ("✓", "good: failures = 0"),
+        ("✓", "good: checkout timeouts = 0"),
+        ("✓", "good/bad: throughput ≥ 5×"),
+        ("✓", "bad/good: pool wait p95 ≥ 10×"),
+        ("✓", "bad/good: idle in tx past threshold ≥ 10×"),
+        ("✓", "bad: ceiling utilisation (fraction) ≥ 0.9"),
+    ]
     assert [t[1] for t in titles] == [c["name"] for c in summary["checks"]]  # the raw check, on hover
     assert _row(checks, "✓", "bad/good: idle in tx past threshold ≥ 10×")[2] == "∞×"
     assert _row(checks, "✓", "good/bad: throughput ≥ 5×")[2] == "7.42×"
@@ -164,11 +172,13 @@ def test_one_write_route_is_not_shown_twice_and_several_are_split(run_dir: Path,
     rows = _parse(html_path.read_text()).tables["integrity"][1:]
     summary = json.loads((mixed_dir / "summary.json").read_text())
     for app in ("good", "bad"):
-        assert _row(rows, app, "all write routes")[2:] == [f"{summary['apps'][app]['integrity'][k]:,}" for k in (
-            "acknowledged_writes", "rows_written", "lost_writes")]
+        assert _row(rows, app, "all write routes")[2:] == [
+            f"{summary['apps'][app]['integrity'][k]:,}" for k in ("acknowledged_writes", "rows_written", "lost_writes")
+        ]
         for route, figures in summary["apps"][app]["integrity"]["by_route"].items():
-            assert _row(rows, app, route)[2:] == [f"{figures[k]:,}" for k in (
-                "acknowledged_writes", "rows_written", "lost_writes")]
+            assert _row(rows, app, route)[2:] == [
+                f"{figures[k]:,}" for k in ("acknowledged_writes", "rows_written", "lost_writes")
+            ]
 
 
 def test_the_terminal_names_checks_as_the_report_does(summary: dict[str, Any], tmp_path: Path) -> None:
@@ -190,8 +200,11 @@ def test_the_header_shows_pool_settings_only_for_the_paired_apps(tmp_path: Path)
     scenario = get_scenario("long-session")
     paired = resolve_config(scenario, {"pool_size": "7", "upstream_latency_ms": "150"})
     lines = []
-    for config in (paired, replace(paired, apps=("target",), target="http://127.0.0.1:8000"),
-                   replace(paired, apps=("target",), serve="uvicorn myapp:app --port {port}")):
+    for config in (
+        paired,
+        replace(paired, apps=("target",), target="http://127.0.0.1:8000"),
+        replace(paired, apps=("target",), serve="uvicorn myapp:app --port {port}"),
+    ):
         err = io.StringIO()
         Console(out=io.StringIO(), err=err).header(config, scenario, tmp_path)
         lines.append(err.getvalue().splitlines()[0])

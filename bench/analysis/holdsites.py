@@ -29,19 +29,21 @@ def hold_sites(pool: dict[str, Any]) -> list[dict[str, Any]] | None:
     out = []
     for row in rows[:TOP_SITES]:
         held = _num(row.get("held_s"))
-        out.append({
-            **{key: str(row.get(key) or "") for key in _TEXT},
-            "returned": bool(row.get("returned")),
-            "stack": [str(s) for s in row.get("stack") or []],
-            "holds": int(_num(row.get("holds"))),
-            "held_s": round(held, 3),
-            "idle_s": round(_num(row.get("idle_s")), 3),
-            "share": round(held / total, 4) if total > 0 else 0.0,
-            "reclaimed": int(_num(row.get("reclaimed"))),
-            "lost": int(_num(row.get("lost"))),
-            "open": int(_num(row.get("open"))),
-            "open_age_s": round(_num(row.get("open_age_s")), 3),
-        })
+        out.append(
+            {
+                **{key: str(row.get(key) or "") for key in _TEXT},
+                "returned": bool(row.get("returned")),
+                "stack": [str(s) for s in row.get("stack") or []],
+                "holds": int(_num(row.get("holds"))),
+                "held_s": round(held, 3),
+                "idle_s": round(_num(row.get("idle_s")), 3),
+                "share": round(held / total, 4) if total > 0 else 0.0,
+                "reclaimed": int(_num(row.get("reclaimed"))),
+                "lost": int(_num(row.get("lost"))),
+                "open": int(_num(row.get("open"))),
+                "open_age_s": round(_num(row.get("open_age_s")), 3),
+            }
+        )
     return out
 
 
@@ -59,12 +61,21 @@ class NewSite:
 
     def describe(self) -> str:
         code = f" — {self.code}" if self.code else ""
-        return (f"{self.app}: {self.site} in {self.function}{code} ({self.route}): {self.idle_s:.1f} s idle of "
-                f"{self.held_s:.1f} s held")
+        return (
+            f"{self.app}: {self.site} in {self.function}{code} ({self.route}): {self.idle_s:.1f} s idle of "
+            f"{self.held_s:.1f} s held"
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return {"app": self.app, "site": self.site, "function": self.function, "code": self.code,
-                "route": self.route, "held_s": self.held_s, "idle_s": self.idle_s}
+        return {
+            "app": self.app,
+            "site": self.site,
+            "function": self.function,
+            "code": self.code,
+            "route": self.route,
+            "held_s": self.held_s,
+            "idle_s": self.idle_s,
+        }
 
 
 def new_sites(app: str, base: dict[str, Any], current: dict[str, Any]) -> list[NewSite]:
@@ -76,10 +87,19 @@ def new_sites(app: str, base: dict[str, Any], current: dict[str, Any]) -> list[N
     if not isinstance(before, list) or not isinstance(after, list):
         return []
     known = {_identity(row) for row in before if isinstance(row, dict)}
-    return [NewSite(app, str(row.get("site")), str(row.get("function")), str(row.get("code")), str(row.get("route")),
-                    _num(row.get("held_s")), _num(row.get("idle_s")))
-            for row in after if isinstance(row, dict) and _identity(row) not in known
-            and _num(row.get("held_s")) >= NEW_SITE_MIN_S]
+    return [
+        NewSite(
+            app,
+            str(row.get("site")),
+            str(row.get("function")),
+            str(row.get("code")),
+            str(row.get("route")),
+            _num(row.get("held_s")),
+            _num(row.get("idle_s")),
+        )
+        for row in after
+        if isinstance(row, dict) and _identity(row) not in known and _num(row.get("held_s")) >= NEW_SITE_MIN_S
+    ]
 
 
 def _identity(row: dict[str, Any]) -> tuple[str, str, str, str]:

@@ -20,8 +20,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 # Packages whose frames are never "the app's code"; ``DATABASE`` ones mean the task is in the database.
-DATABASE: tuple[str, ...] = ("sqlalchemy", "asyncpg", "psycopg", "psycopg2", "psycopg_pool", "aiomysql", "asyncmy",
-                             "aiosqlite", "oracledb")
+DATABASE: tuple[str, ...] = (
+    "sqlalchemy",
+    "asyncpg",
+    "psycopg",
+    "psycopg2",
+    "psycopg_pool",
+    "aiomysql",
+    "asyncmy",
+    "aiosqlite",
+    "oracledb",
+)
 LIBRARIES: tuple[str, ...] = (*DATABASE, "greenlet", "starlette", "fastapi", "anyio", "sniffio", "uvicorn", "uvloop")
 
 APP, LIBRARY, DB = 0, 1, 2  # what a file is
@@ -191,8 +200,10 @@ def task_chain(task: asyncio.Task[object]) -> list[types.FrameType]:
             frame, node = None, node.get_coro()
         elif type(node).__name__ in ("async_generator_asend", "async_generator_athrow"):
             # ``await agen.__anext__()``: the wrapper does not expose its generator, but refers to it.
-            frame, node = None, next((r for r in gc.get_referents(node) if isinstance(r, types.AsyncGeneratorType)),
-                                     None)
+            frame, node = (
+                None,
+                next((r for r in gc.get_referents(node) if isinstance(r, types.AsyncGeneratorType)), None),
+            )
         else:  # a Future or a C awaitable: the bottom of the chain
             break
         if frame is not None:
@@ -228,7 +239,7 @@ class Resolver:
                 folder = os.path.abspath(entry or os.getcwd()) + os.sep
                 if filename.startswith(folder) and len(folder) > len(best):
                     best = folder
-            shown = self._paths[filename] = filename[len(best):] if best else filename
+            shown = self._paths[filename] = filename[len(best) :] if best else filename
         return shown
 
 

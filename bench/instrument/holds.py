@@ -42,8 +42,15 @@ class Hold:
 
     __slots__ = ("at", "first", "lost", "path", "proxy", "route", "tag", "task")
 
-    def __init__(self, at: float, route: str, proxy: weakref.ref[Any], task: weakref.ref[Any] | None,
-                 first: CodePosition | None = None, path: int = 0) -> None:
+    def __init__(
+        self,
+        at: float,
+        route: str,
+        proxy: weakref.ref[Any],
+        task: weakref.ref[Any] | None,
+        first: CodePosition | None = None,
+        path: int = 0,
+    ) -> None:
         self.at = at
         self.route = route
         self.proxy = proxy  # the app's connection proxy: dead at a garbage-collector reclaim
@@ -204,8 +211,12 @@ class HoldSites:
         codes = {id(code) for code, _ in stack[: path.run]}
         if owner >= 0:  # the middleware holds it too, while it runs: its remove() is what gives it back
             codes.add(id(stack[owner][0]))
-        return _Long(checkout=tuple(self.resolver.site(p) for p in stack), codes=frozenset(codes), last=hold.at,
-                     leak=self.resolver.site(stack[owner]) if owner >= 0 else None)
+        return _Long(
+            checkout=tuple(self.resolver.site(p) for p in stack),
+            codes=frozenset(codes),
+            last=hold.at,
+            leak=self.resolver.site(stack[owner]) if owner >= 0 else None,
+        )
 
     def _where(self, task: asyncio.Task[Any] | None, long: _Long) -> tuple[Site | None, bool]:
         """The holding line: the innermost frame of the checkout's code still running in the task (None when that
@@ -220,7 +231,7 @@ class HoldSites:
             if id(frame.f_code) in long.codes:
                 holding = index
         kind = self.classifier.kind
-        idle = not any(kind(f.f_code.co_filename) == DB for f in chain[(holding or 0):])
+        idle = not any(kind(f.f_code.co_filename) == DB for f in chain[(holding or 0) :])
         if holding is None:
             return None, idle
         frame = chain[holding]
@@ -264,17 +275,30 @@ class HoldSites:
             row.open += 1
             row.open_age_s = max(row.open_age_s, age)
         ordered = sorted(rows.items(), key=lambda kv: (-kv[1].held_s, -kv[1].idle_s))[:SHOWN_ROWS]
-        return {"threshold_s": self.threshold_s, "dropped": self.dropped,
-                "sites": [self._row_json(key, row) for key, row in ordered]}
+        return {
+            "threshold_s": self.threshold_s,
+            "dropped": self.dropped,
+            "sites": [self._row_json(key, row) for key, row in ordered],
+        }
 
     def _row_json(self, key: tuple[str, Site, bool, Site], row: _Row) -> dict[str, Any]:
         route, site, returned, checkout = key
         return {
-            "route": route, "site": site.where, "function": site.function, "code": site.code,
-            "returned": returned, "checkout_site": checkout.where, "checkout_function": checkout.function,
-            "checkout_code": checkout.code, "stack": [s.describe() for s in row.stack],
-            "holds": row.holds, "held_s": round(row.held_s, 4), "idle_s": round(row.idle_s, 4),
-            "reclaimed": row.reclaimed, "lost": row.lost, "open": row.open,
+            "route": route,
+            "site": site.where,
+            "function": site.function,
+            "code": site.code,
+            "returned": returned,
+            "checkout_site": checkout.where,
+            "checkout_function": checkout.function,
+            "checkout_code": checkout.code,
+            "stack": [s.describe() for s in row.stack],
+            "holds": row.holds,
+            "held_s": round(row.held_s, 4),
+            "idle_s": round(row.idle_s, 4),
+            "reclaimed": row.reclaimed,
+            "lost": row.lost,
+            "open": row.open,
             "open_age_s": round(row.open_age_s, 4),
         }
 

@@ -24,14 +24,24 @@ def terminal_lines(apps: dict[str, Any]) -> list[str]:
     for name, app in apps.items():
         sites = (app.get("pool") or {}).get("hold_sites")
         if isinstance(sites, list):
-            shown = [row for row in sites if isinstance(row, dict) and (
-                float(row.get("idle_s") or 0) >= MIN_IDLE_S or row.get("open") or row.get("reclaimed")
-                or row.get("lost"))]
+            shown = [
+                row
+                for row in sites
+                if isinstance(row, dict)
+                and (
+                    float(row.get("idle_s") or 0) >= MIN_IDLE_S
+                    or row.get("open")
+                    or row.get("reclaimed")
+                    or row.get("lost")
+                )
+            ]
             lines += [f"  {name}: {culprit(row)}" for row in shown[:TERMINAL_SITES]]
             continue
         by_site = (app.get("db") or {}).get("idle_in_tx_long_by_site") or {}
-        lines += [f"  {name}: {site} checked out connections the database saw idle in transaction {seconds:.1f} s"
-                  for site, seconds in list(by_site.items())[:TERMINAL_SITES]]
+        lines += [
+            f"  {name}: {site} checked out connections the database saw idle in transaction {seconds:.1f} s"
+            for site, seconds in list(by_site.items())[:TERMINAL_SITES]
+        ]
     return lines
 
 
@@ -44,12 +54,18 @@ def culprit(row: dict[str, Any]) -> str:
     text = f"{row.get('site')} in {row.get('function')}{code}: "
     if row.get("returned"):
         checkout = row.get("checkout_site")
-        text += ("returned with the connection checked out, " if checkout in (None, row.get("site")) else
-                 f"its request scope ended with the connection checked out at {checkout}, ")
+        text += (
+            "returned with the connection checked out, "
+            if checkout in (None, row.get("site"))
+            else f"its request scope ended with the connection checked out at {checkout}, "
+        )
     text += f"{float(row.get('idle_s') or 0):.1f} s idle in transaction of {float(row.get('held_s') or 0):.1f} s held"
     text += f" ({100 * float(row.get('share') or 0):.0f}%, {row.get('holds', 0)} holds, {row.get('route')})"
-    left = [f"{row[k]} {what}" for k, what in (("open", "still held"), ("reclaimed", "reclaimed by the GC"),
-                                               ("lost", "lost (invalidated)")) if row.get(k)]
+    left = [
+        f"{row[k]} {what}"
+        for k, what in (("open", "still held"), ("reclaimed", "reclaimed by the GC"), ("lost", "lost (invalidated)"))
+        if row.get(k)
+    ]
     return text + (f"; {', '.join(left)}" if left else "")
 
 
@@ -68,46 +84,78 @@ def report_table(folder: RunFolder) -> Table:
             where = str(row.get("site"))
             checkout = str(row.get("checkout_site"))
             via = f"checked out at {checkout}" + (", returned without checking it in" if row.get("returned") else "")
-            rows.append((Cell(app), Cell(f"{where} in {row.get('function')}", title=via),
-                         Cell(str(row.get("code") or "")), Cell(str(row.get("route"))),
-                         Cell(f"{checkout}" + (" (returned)" if row.get("returned") else "")),
-                         Cell(f"{int(row.get('holds') or 0):,}", "num"),
-                         Cell(f"{float(row.get('held_s') or 0):,.2f}", "num"),
-                         Cell(f"{float(row.get('idle_s') or 0):,.2f}", "num"),
-                         Cell(f"{100 * float(row.get('share') or 0):.0f}%", "num"),
-                         Cell(f"{int(row.get('open') or 0)} / {int(row.get('reclaimed') or 0)} / "
-                              f"{int(row.get('lost') or 0)}", "num")))
+            rows.append(
+                (
+                    Cell(app),
+                    Cell(f"{where} in {row.get('function')}", title=via),
+                    Cell(str(row.get("code") or "")),
+                    Cell(str(row.get("route"))),
+                    Cell(f"{checkout}" + (" (returned)" if row.get("returned") else "")),
+                    Cell(f"{int(row.get('holds') or 0):,}", "num"),
+                    Cell(f"{float(row.get('held_s') or 0):,.2f}", "num"),
+                    Cell(f"{float(row.get('idle_s') or 0):,.2f}", "num"),
+                    Cell(f"{100 * float(row.get('share') or 0):.0f}%", "num"),
+                    Cell(
+                        f"{int(row.get('open') or 0)} / {int(row.get('reclaimed') or 0)} / {int(row.get('lost') or 0)}",
+                        "num",
+                    ),
+                )
+            )
     threshold = folder.config.get("idle_threshold_ms")
     if rows:
-        note = (f"Holds longer than {threshold} ms (the idle-in-transaction threshold), by the line of the app the "
-                "holding task sat at (the source line quoted) and the line that checked the connection out; "
-                "\"returned\": that code returned with the connection still checked out (a leak, or a session kept "
-                "by something else; one taken through a scoped session is placed at the middleware whose scope "
-                "keeps it). Holds of any length whose connection the task lost (invalidated) are placed at the "
-                "line that lost it. Most held first. Idle: the time the task was not in the database, sampled. "
-                "Share: of all time held past the threshold or lost. Open / reclaimed / lost: holds still checked "
-                "out at the end / ended by the garbage collector / invalidated. See docs/metrics.md, "
-                "pool.hold_sites.")
+        note = (
+            f"Holds longer than {threshold} ms (the idle-in-transaction threshold), by the line of the app the "
+            "holding task sat at (the source line quoted) and the line that checked the connection out; "
+            '"returned": that code returned with the connection still checked out (a leak, or a session kept '
+            "by something else; one taken through a scoped session is placed at the middleware whose scope "
+            "keeps it). Holds of any length whose connection the task lost (invalidated) are placed at the "
+            "line that lost it. Most held first. Idle: the time the task was not in the database, sampled. "
+            "Share: of all time held past the threshold or lost. Open / reclaimed / lost: holds still checked "
+            "out at the end / ended by the garbage collector / invalidated. See docs/metrics.md, "
+            "pool.hold_sites."
+        )
     elif looked:
         note = "no hold passed the threshold"
     else:
-        note = ("the apps' instrumentation served no hold sites (target mode without the pool endpoint, or an "
-                "older bench.instrument)")
-    return Table("hold-sites", "Where long holds come from",
-                 ("app", "holding line", "source line", "route", "checked out at", "holds", "held (s)", "idle (s)",
-                  "share", "open / reclaimed / lost"), tuple(rows), (note,))
+        note = (
+            "the apps' instrumentation served no hold sites (target mode without the pool endpoint, or an "
+            "older bench.instrument)"
+        )
+    return Table(
+        "hold-sites",
+        "Where long holds come from",
+        (
+            "app",
+            "holding line",
+            "source line",
+            "route",
+            "checked out at",
+            "holds",
+            "held (s)",
+            "idle (s)",
+            "share",
+            "open / reclaimed / lost",
+        ),
+        tuple(rows),
+        (note,),
+    )
 
 
 def new_site_lines(result: Comparison) -> list[str]:
     if not result.new_sites:
         return []
-    return ["new in the current run, lines holding connections past the threshold:",
-            *(f"  {site.describe()}" for site in result.new_sites)]
+    return [
+        "new in the current run, lines holding connections past the threshold:",
+        *(f"  {site.describe()}" for site in result.new_sites),
+    ]
 
 
 def new_site_markdown(result: Comparison) -> list[str]:
-    return ["**New in the current run**, lines holding connections past the threshold:", "",
-            *(f"- {site.describe()}" for site in result.new_sites)]
+    return [
+        "**New in the current run**, lines holding connections past the threshold:",
+        "",
+        *(f"- {site.describe()}" for site in result.new_sites),
+    ]
 
 
 def _short(code: str, width: int = 70) -> str:

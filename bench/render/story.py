@@ -26,8 +26,12 @@ MARKED_APP = {"ANTI-PATTERN": "bad", "CORRECT": "good"}
 def build_story(scenario: str, apps: dict[str, dict[str, Any]]) -> Story:
     entry = _catalog().get(scenario)
     routes = list(dict.fromkeys(r for figures in apps.values() for r in _obj(figures.get("endpoints"))))
-    return Story(description=entry[0] if entry else "", symptom=entry[1] if entry else "",
-                 verdict=verdict(apps), patterns=patterns(scenario, routes))
+    return Story(
+        description=entry[0] if entry else "",
+        symptom=entry[1] if entry else "",
+        verdict=verdict(apps),
+        patterns=patterns(scenario, routes),
+    )
 
 
 @cache
@@ -40,6 +44,7 @@ def _catalog() -> dict[str, tuple[str, str]]:
 
 # --- where in the code --------------------------------------------------------------------------
 
+
 def patterns(scenario: str, routes: list[str]) -> tuple[Pattern, ...]:
     """The scenario's own markers (its id), else those of the modules serving the run's routes (``mixed``)."""
     markers = _markers()
@@ -50,8 +55,9 @@ def patterns(scenario: str, routes: list[str]) -> tuple[Pattern, ...]:
     for route in routes:
         for name in served.get(route, ()):
             found.setdefault(name, []).append(route)
-    return tuple(Pattern(name=name, routes=tuple(rs), code=markers[name]) for name, rs in found.items()
-                 if name in markers)
+    return tuple(
+        Pattern(name=name, routes=tuple(rs), code=markers[name]) for name, rs in found.items() if name in markers
+    )
 
 
 @cache
@@ -155,8 +161,11 @@ def _metric(path: str) -> Metric | None:
 def _hold(subject: str, me: dict[str, Any], other: str | None, them: dict[str, Any] | None) -> str:
     # A summary from before the per-request figure existed has the mean hold per checkout, nearly the same for
     # routes that check out once.
-    path, per = ("pool.hold_ms_per_request", "request") if _at(me, "pool.hold_ms_per_request") is not None else \
-        ("pool.hold_ms.mean", "checkout")
+    path, per = (
+        ("pool.hold_ms_per_request", "request")
+        if _at(me, "pool.hold_ms_per_request") is not None
+        else ("pool.hold_ms.mean", "checkout")
+    )
     held = _at(me, path)
     if held is None:
         return ""

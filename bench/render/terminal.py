@@ -35,11 +35,13 @@ class LiveFigures(Protocol):
     @property
     def figures(self) -> DbFigures: ...
 
+
 # (label, metric path, format, lower is better), from the metric registry (bench.results.metrics): the report's
 # headline table shows every row; the terminal the HEADLINE ones always, the SHOWN_WHEN_NONZERO ones only where
 # some app has a non-zero value.
 ROWS: tuple[tuple[str, str, str, bool], ...] = tuple(
-    (m.heading, m.path, m.number_format, m.direction is Direction.LOWER) for m in SHOWN)
+    (m.heading, m.path, m.number_format, m.direction is Direction.LOWER) for m in SHOWN
+)
 HEADLINE = tuple(m.path for m in SHOWN if m.shown is Shown.ALWAYS)
 SHOWN_WHEN_NONZERO = tuple(m.path for m in SHOWN if m.shown is Shown.NONZERO)
 LABEL_WIDTH = max(30, *(len(label) for label, *_ in ROWS))
@@ -64,20 +66,25 @@ class Console:
 
     def header(self, config: RunConfig, scenario: Scenario, folder: Path) -> None:
         apps = " then ".join(config.apps)
-        line = (f"scopebench · {scenario.name} · {apps} · {config.users} users · {config.duration_s:g}s load"
-                f" + {config.cooldown_s:g}s cool-down")
+        line = (
+            f"scopebench · {scenario.name} · {apps} · {config.users} users · {config.duration_s:g}s load"
+            f" + {config.cooldown_s:g}s cool-down"
+        )
         if config.target is None and config.serve is None:
             # The paired apps' pool and upstream are what the harness set; a service of the user's (--target,
             # --serve) has its own, which the harness does not know.
-            line += (f" · pool {config.pool_size}+{config.max_overflow} (timeout {config.pool_timeout_s:g}s)"
-                     f" · upstream {config.upstream_latency_ms:g} ms")
+            line += (
+                f" · pool {config.pool_size}+{config.max_overflow} (timeout {config.pool_timeout_s:g}s)"
+                f" · upstream {config.upstream_latency_ms:g} ms"
+            )
         else:
             line += " · your service (--serve)" if config.serve is not None else " · your service (--target)"
         self.info(line)
         self.info(f"run folder: {folder}")
 
-    def progress(self, app: str, phase: str, elapsed: float, total: float, tail: RequestTail,
-                 collector: LiveFigures) -> None:
+    def progress(
+        self, app: str, phase: str, elapsed: float, total: float, tail: RequestTail, collector: LiveFigures
+    ) -> None:
         now = time.monotonic()
         if self.quiet or (not self.live and now - self._last_line < 5.0):
             return
@@ -118,7 +125,11 @@ def render_summary(summary: dict[str, Any], folder: Path, report: Path | None = 
     lines = [""]
     if names:
         ratio = len(names) == 2
-        head = f"  {'':<{LABEL_WIDTH}}" + "".join(f"{n:>12}" for n in names) + (f"{names[1] + '/' + names[0]:>12}" if ratio else "")
+        head = (
+            f"  {'':<{LABEL_WIDTH}}"
+            + "".join(f"{n:>12}" for n in names)
+            + (f"{names[1] + '/' + names[0]:>12}" if ratio else "")
+        )
         lines.append(head)
         for label, path, fmt, _lower in ROWS:
             values = [lookup(apps[n], path) for n in names]
@@ -170,8 +181,11 @@ def _culprits(apps: dict[str, Any]) -> list[str]:
 
 def _stalls(events: list[dict[str, Any]]) -> list[str]:
     """The time line's stalls, by name: a frozen app must not read as a quiet, healthy run."""
-    return [f"  ✗ {e.get('app', '?')}: {e.get('detail', 'stalled')}" for e in events
-            if isinstance(e, dict) and e.get("event") == STALL_EVENT]
+    return [
+        f"  ✗ {e.get('app', '?')}: {e.get('detail', 'stalled')}"
+        for e in events
+        if isinstance(e, dict) and e.get("event") == STALL_EVENT
+    ]
 
 
 def _ratio_text(base: float | None, other: float | None) -> str:
