@@ -42,18 +42,14 @@ async def _leak(engine: AsyncEngine, kept: list[AsyncSession]) -> None:
     kept.append(session)
 
 
-async def _server_view(server: postgres.Server, database: str) -> list[float]:
+async def _server_view(conn: asyncpg.Connection, database: str) -> list[float]:
     """Seconds each backend of the database has been idle in its open transaction, by the server's clock."""
-    conn = await asyncpg.connect(server.dsn("postgres"))
-    try:
-        rows = await conn.fetch(
-            "SELECT extract(epoch FROM clock_timestamp() - xact_start) AS age FROM pg_stat_activity "
-            "WHERE datname = $1 AND state = 'idle in transaction'",
-            database,
-        )
-        return [float(r["age"]) for r in rows]
-    finally:
-        await conn.close()
+    rows = await conn.fetch(
+        "SELECT extract(epoch FROM clock_timestamp() - xact_start) AS age FROM pg_stat_activity "
+        "WHERE datname = $1 AND state = 'idle in transaction'",
+        database,
+    )
+    return [float(r["age"]) for r in rows]
 
 
 def test_the_snapshot_reports_open_holds_as_the_server_sees_them(pg_server: postgres.Server, database: str) -> None:
@@ -67,10 +63,14 @@ def test_the_snapshot_reports_open_holds_as_the_server_sees_them(pg_server: post
             async with AsyncSession(engine) as session:  # an ordinary request: its hold ends
                 await session.execute(text("SELECT 1"))
             await asyncio.sleep(0.5)
-            # The server's clock read while the snapshot is taken: both see the same holds at the same moment.
-            before = await _server_view(pg_server, database)
-            snapshot = metrics.snapshot()
-            after = await _server_view(pg_server, database)
+            # The server's clock read just before and just after the snapshot, on a connection already open.
+            observer = await asyncpg.connect(pg_server.dsn("postgres"))
+            try:
+                before = await _server_view(observer, database)
+                snapshot = metrics.snapshot()
+                after = await _server_view(observer, database)
+            finally:
+                await observer.close()
             lent = engine.sync_engine.pool.checkedout()  # type: ignore[attr-defined]
         finally:
             for session in kept:
@@ -81,9 +81,10 @@ def test_the_snapshot_reports_open_holds_as_the_server_sees_them(pg_server: post
     snapshot, server_ages, lent = asyncio.run(scenario())
     gauges = snapshot["gauges"]
     assert gauges["holds_open"] == LEAKS == len(server_ages) == lent
-    # A hold begins at the checkout, its transaction at the first statement just after: a few ms apart.
-    assert gauges["hold_open_s"] == pytest.approx(sum(server_ages), abs=0.05 * LEAKS)
-    assert gauges["hold_open_max_s"] == pytest.approx(max(server_ages), abs=0.05)
+    # A hold begins at the checkout, its transaction at the first statement just after: a few ms apart (over 20
+    # runs beside a load test, the sum -4 to +10 ms off the server's, the oldest within 3.3 ms).
+    assert gauges["hold_open_s"] == pytest.approx(sum(server_ages), abs=0.025 * LEAKS)
+    assert gauges["hold_open_max_s"] == pytest.approx(max(server_ages), abs=0.02)
     # The ended hold is where it always was; the open ones are in no histogram.
     assert snapshot["use_time"]["count"] == 1
 
@@ -153,9 +154,10 @@ def test_littles_law_counts_a_connection_never_returned(
     first, last = samples.iloc[0], samples.iloc[-1]
     assert law.window_s == pytest.approx(last["t"] - first["t"])
     ended = float(last["pool_hold_s"] - first["pool_hold_s"])
-    # Each leak was held through the whole window: LEAKS connection-seconds a second, on top of the ended holds.
+    # Each leak was held through the whole window: LEAKS connection-seconds a second, on top of the ended holds
+    # (over 10 runs beside a load test, within 0.1%; without the open holds, 0).
     assert law.hold_s - ended == pytest.approx(LEAKS * law.window_s, rel=0.01)
-    # So the pool is nearly all in use (the leaks own two of its three slots), never over it.
+    # So the pool is nearly all in use (the leaks own two of its three slots; 0.97-0.99 over 10 runs), never over it.
     figures = summarize_app(
         requests=_request_log(answered),
         pool=load.last,
