@@ -26,7 +26,7 @@ from bench.run.processes import Child, wait_for_http
 
 QUOTED = 'say "hi", twice'
 
-CUSTOM_CLIENT = f'''
+CUSTOM_CLIENT = f"""
 from locust import User, constant, task
 
 
@@ -41,10 +41,10 @@ class Custom(User):
         self.environment.events.request.fire(request_type='CUSTOM "x"', name="two\\nlines", response_time=1.0,
                                              response_length=0, exception=ValueError('bad "value",\\nnext'),
                                              context={{}})
-'''
+"""
 
 # An app that answers /ok and never answers anything else: every user's request is in flight at the stop.
-HANGING_APP = '''
+HANGING_APP = """
 import asyncio
 
 
@@ -53,9 +53,9 @@ async def app(scope, receive, send):
         await asyncio.sleep(3600)
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
     await send({"type": "http.response.body", "body": b"ok"})
-'''
+"""
 
-HANGING_USERS = '''
+HANGING_USERS = """
 from locust import FastHttpUser, HttpUser, constant, task
 
 
@@ -74,11 +74,13 @@ class Unnamed(FastHttpUser):
     @task
     def hang(self):
         self.client.get("/hang?x=1")
-'''
+"""
 
 
-def _run_locust(folder: Path, locustfile: Path, host: str, users: int, duration_s: float) -> None:
-    plan = LoadPlan(locustfile=locustfile, host=host, users=users, spawn_rate=100, duration_s=duration_s)
+def _run_locust(folder: Path, locustfile: Path, host: str, users: int, duration_s: float, workers: int = 0) -> None:
+    plan = LoadPlan(
+        locustfile=locustfile, host=host, users=users, spawn_rate=100, duration_s=duration_s, workers=workers
+    )
     locust = locust_child(plan, folder).start()
     go_file(folder).touch()
     deadline = time.monotonic() + 30 + duration_s
@@ -113,9 +115,26 @@ def hanging_app(tmp_path: Path) -> Iterator[str]:
 
     (tmp_path / "hangapp.py").write_text(HANGING_APP)
     port = free_port()
-    child = Child(name="hanging app", log_path=tmp_path / "hangapp.log",
-                  argv=[sys.executable, "-m", "uvicorn", "hangapp:app", "--app-dir", str(tmp_path), "--lifespan",
-                        "off", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]).start()
+    child = Child(
+        name="hanging app",
+        log_path=tmp_path / "hangapp.log",
+        argv=[
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "hangapp:app",
+            "--app-dir",
+            str(tmp_path),
+            "--lifespan",
+            "off",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+    ).start()
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for_http(base + "/ok", child)
@@ -124,22 +143,41 @@ def hanging_app(tmp_path: Path) -> Iterator[str]:
         child.stop()
 
 
-def test_requests_in_flight_at_the_stop_are_unfinished_with_their_age(tmp_path: Path, hanging_app: str) -> None:
+@pytest.mark.parametrize("workers", [0, 2])
+def test_requests_in_flight_at_the_stop_are_unfinished_with_their_age(
+    tmp_path: Path, hanging_app: str, workers: int
+) -> None:
+    """One process, and a master with two workers: there the rows of the users the stop kills reach the master."""
     locustfile = tmp_path / "hanging.py"
     locustfile.write_text(HANGING_USERS)
     folder = tmp_path / "app"
-    _run_locust(folder, locustfile, hanging_app, users=4, duration_s=2)
-    frame = read_requests(folder).frame
+    _run_locust(folder, locustfile, hanging_app, users=4, duration_s=2, workers=workers)
+    exited = time.time()
+    log = read_requests(folder)
+    frame = log.frame
+    assert len(log.files) == max(1, workers)
     waiting = frame[frame["request_type"] == UNFINISHED]
     # Every user was waiting when Locust stopped it: one row each, named as Locust would name the request.
     assert sorted(waiting["name"]) == ["/hang?x=1", "/hang?x=1", "GET /hang/{id}", "GET /hang/{id}"]
-    assert (waiting["response_time_ms"] > 1000).all() and (waiting["response_time_ms"] < 10_000).all()
+    # Each age runs from its request's start to the stop: all end together (one pass kills the users, far
+    # quicker than any of them waited), after every answered request started and before Locust exited.
+    ends = waiting["start_epoch_s"] + waiting["response_time_ms"] / 1000
+    assert (waiting["response_time_ms"] > 0).all() and ends.max() <= exited
+    assert ends.max() - ends.min() < waiting["response_time_ms"].min() / 1000
+    assert ends.min() >= frame.loc[frame["request_type"] != UNFINISHED, "start_epoch_s"].max()
     assert waiting["error"].str.startswith("Unfinished: GET still waiting").all()
     stats = list(read_locust_json(folder).entries)
     assert sum(e["num_failures"] for e in stats) == 0  # Locust never saw them: not failures
     started = float(frame["start_epoch_s"].min())
-    figures = summarize_app(requests=frame, pool=None, db=DbFigures(), integrity=None, pool_capacity=5,
-                            locust_stats=stats, period=LoadPeriod(started, started + 2))
+    figures = summarize_app(
+        requests=frame,
+        pool=None,
+        db=DbFigures(),
+        integrity=None,
+        pool_capacity=5,
+        locust_stats=stats,
+        period=LoadPeriod(started, started + 2),
+    )
     assert figures["requests_unfinished"] == 4 and figures["failures"] == 0
     assert figures["requests_recorded"] == len(frame) - 4 == figures["endpoints"]["/ok"]["requests"]
     assert set(figures["endpoints"]) == {"/ok"}
@@ -158,8 +196,15 @@ def test_unreadable_rows_are_counted_in_the_summary_and_shown(tmp_path: Path) ->
     )
     log = read_requests(files.root)
     assert log.unreadable == 2
-    figures = summarize_app(requests=log.frame, pool=None, db=DbFigures(), integrity=None, pool_capacity=5,
-                            period=LoadPeriod(100.0, 101.0), unreadable=log.unreadable)
+    figures = summarize_app(
+        requests=log.frame,
+        pool=None,
+        db=DbFigures(),
+        integrity=None,
+        pool_capacity=5,
+        period=LoadPeriod(100.0, 101.0),
+        unreadable=log.unreadable,
+    )
     assert figures["requests_unreadable"] == 2 and figures["requests_recorded"] == 2
     text = render_summary({"apps": {"bad": figures}, "events": [], "checks": []}, tmp_path)
     assert any(line.split() == ["request", "log", "rows", "unreadable", "2"] for line in text.splitlines()), text

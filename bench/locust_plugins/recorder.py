@@ -119,6 +119,7 @@ class _Gatherer:
         self.runner = runner
         self.logs = {}  # node id -> _WorkerLog
         self.asked = []  # node ids of the workers asked for their last rows
+        self.closed = False
 
     def on_rows(self, environment, msg, **_kwargs):
         log = self.logs.get(msg.node_id)
@@ -133,7 +134,10 @@ class _Gatherer:
 
     def last_call(self, environment, **_kwargs):
         """At the master's test_stop: Locust tells its workers to quit next and gives them half a second for
-        their final stats; the rows of a busy worker, or of one far away, can take longer. They are waited for."""
+        their final stats; the rows of a busy worker, or of one far away, can take longer. They are waited for.
+        Not after a SIGTERM: Locust then fires quitting (the logs are closed) before it stops the test."""
+        if self.closed:
+            return
         self.asked = [c.id for c in self.runner.clients.all if c.state != STATE_MISSING]
         if not self.asked:
             return
@@ -154,6 +158,7 @@ class _Gatherer:
                     log.file.flush()
 
     def close(self):
+        self.closed = True
         for log in self.logs.values():
             if not log.file.closed:
                 log.file.close()
