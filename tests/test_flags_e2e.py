@@ -1,5 +1,5 @@
 """Options of bench run and bench compare, each through the installed `bench` executable as a user runs it:
---idle-tx-timeout, --keep, --workers with --master-bind (and bench report on that run), --pool-url,
+--idle-tx-timeout, --keep, --processes with --master-bind (and bench report on that run), --pool-url,
 compare --format md|json and --junit."""
 
 from __future__ import annotations
@@ -94,10 +94,10 @@ def _listening(pid: int) -> set[str]:
 
 
 @pytest.mark.e2e
-def test_workers_listen_where_master_bind_says_and_bench_report_plots_their_requests(
+def test_processes_listen_where_master_bind_says_and_bench_report_plots_their_requests(
         tmp_path: Path, pg_home: Path) -> None:
     out = tmp_path / "run"
-    proc = subprocess.Popen([BENCH, "run", "long-session", "--app", "good", "--workers", "2", "--master-bind",
+    proc = subprocess.Popen([BENCH, "run", "long-session", "--app", "good", "--processes", "2", "--master-bind",
                              "0.0.0.0", *SHORT, "--quiet", "--out", str(out)], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env={**os.environ, "BENCH_HOME": str(pg_home)})
     seen: set[str] = set()
