@@ -223,6 +223,35 @@ def test_returned_idle_in_transaction():
 @pytest.mark.scopebench(off=True)
 def test_marked_off(engine):
     test_session_across_a_sleep(engine)
+
+
+KEPT = []
+
+
+def test_kept_in_a_global():
+    async def main():
+        engine = create_async_engine(DSN)
+        session = AsyncSession(engine)
+        await session.execute(text("select 1"))
+        KEPT.append(session)
+
+    asyncio.run(main())
+
+
+@pytest.fixture
+def loop_and_session():
+    loop = asyncio.new_event_loop()
+    engine = create_async_engine(DSN)
+    session = AsyncSession(engine)
+    yield loop, session
+    loop.run_until_complete(session.close())
+    loop.run_until_complete(engine.dispose())
+    loop.close()
+
+
+def test_session_closed_by_its_fixture(loop_and_session):
+    loop, session = loop_and_session
+    assert loop.run_until_complete(session.scalar(text("select 1"))) == 1
 """
 
 
@@ -235,3 +264,10 @@ def test_the_tests_own_code_and_its_options(pytester: pytest.Pytester, dsn: str)
     assert outcomes["test_short_session"] == "passed"
     assert "idle in transaction at test_inner.py:" in outcomes["test_returned_idle_in_transaction"]
     assert outcomes["test_marked_off"] == "passed"
+    kept_line = written.index(
+        '        await session.execute(text("select 1"))', written.index("def test_kept_in_a_global():")
+    )
+    assert re.search(
+        rf"not returned at test_inner.py:{kept_line + 1} in .*idle in transaction", outcomes["test_kept_in_a_global"]
+    ), outcomes["test_kept_in_a_global"]
+    assert outcomes["test_session_closed_by_its_fixture"] == "passed"
