@@ -158,7 +158,7 @@ def _bench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=120,
-        env=None,
+        check=False,
     )
 
 
