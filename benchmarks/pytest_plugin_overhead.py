@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -106,6 +107,7 @@ def main() -> int:
         asyncio.run(drop_database(server, name))
     finally:
         embedded.close()
+        shutil.rmtree(home, ignore_errors=True)
     return 0
 
 
