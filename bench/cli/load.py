@@ -10,6 +10,7 @@ import asyncio
 import signal
 import sys
 from collections.abc import Coroutine
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -64,17 +65,46 @@ def run(
     pool_url: Annotated[str | None, option("pool_url")] = None,
     pool_token: Annotated[str | None, option("pool_token")] = None,
     allow_remote: Annotated[bool, option("allow_remote")] = False,
+    slo: Annotated[
+        str | None,
+        typer.Option(
+            metavar="SLO",
+            help="Thresholds the run is held to, as checks (exit 1 when one fails): p50|p95|p99|max, errors, "
+            "pool_wait_p50|p95|p99|mean, e.g. 'p95<250ms,errors<1%'; per route after ';': "
+            "'p95<250ms; GET /items/{id}: p95<100ms'.",
+        ),
+    ] = None,
+    junit: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="Also write the run's checks as JUnit XML test cases here.")
+    ] = None,
     quiet: Annotated[bool, option("quiet")] = False,
 ) -> None:
     """Run SCENARIO against the paired apps (or your service: --serve, --target) under Locust load; write a run folder.
 
     Every option: flag > its BENCH_* variable > the scenario's catalog entry > the default shown.
     """
-    chosen, config = resolve_run(scenario, given_from(ctx))
+    from bench.config.slo import Slo
+
+    given = {name: value for name, value in given_from(ctx).items() if name not in ("slo", "junit")}
+    chosen, config = resolve_run(scenario, given)
+    if slo is not None:  # checked before anything runs: a typo is a usage error, not a failed run
+        config = replace(config, slo=Slo.parse(slo).for_run().text)
     from bench.render.terminal import Console  # heavy imports only once the input is known good
     from bench.run.runner import run_scenario
 
-    raise typer.Exit(_run_until_signal(run_scenario(config, chosen, Console(quiet=quiet), _command())))
+    run = run_scenario(config, chosen, Console(quiet=quiet), _command())
+    raise typer.Exit(_run_until_signal(_with_junit(run, junit)))
+
+
+async def _with_junit(run: Coroutine[Any, Any, RunResult], junit: Path | None) -> RunResult:
+    """The run, then its checks as JUnit XML when asked (a run that never completed says so there too)."""
+    result = await run
+    if junit is not None and result.summary is not None:
+        from bench.render.junit import checks_junit
+        from bench.results.folder import write_text
+
+        write_text(junit, checks_junit(result.summary))
+    return result
 
 
 @app.command()
@@ -188,7 +218,7 @@ def capacity(
     request = CapacityRequest(
         scenario=chosen,
         plan=plan,
-        slo=Slo.parse(setting("slo", chosen, given)),
+        slo=Slo.parse(setting("slo", chosen, given)).for_sweep(),
         configs=configs,
         out=out,
         command=_command(),

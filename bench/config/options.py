@@ -134,6 +134,7 @@ class RunConfig:
     migrate: str | None = None
     ready_path: str = "/healthz"
     ready_timeout_s: float = 60.0
+    slo: str | None = None  # bench run --slo: thresholds the run's figures are held to (bench.config.slo)
 
     def to_json(self) -> dict[str, Any]:
         """The config as written to run.json and summary.json: never the DSN itself."""
@@ -141,6 +142,8 @@ class RunConfig:
         data.pop("dsn")
         data.pop("pool_token")
         data.pop("force")
+        if self.slo is None:  # a run without --slo keeps the keys it always had
+            data.pop("slo")
         if self.serve is None:  # the keys of a paired-app or --target run stay as they were
             for name in _SERVE_FIELDS:
                 data.pop(name)

@@ -8,10 +8,10 @@ from __future__ import annotations
 import json
 import math
 from typing import Any
-from xml.sax.saxutils import escape, quoteattr
 
 from bench.analysis.compare import ALPHA, MIN_EFFECT, MIN_REPEATS, Comparison, Row
 from bench.render.hold_sites import new_site_lines, new_site_markdown
+from bench.render.junit import case, suite
 
 LEGEND = (
     "marks: + worse  - better  * changed (no better direction)  ~ not significant  ! newly failing (was 0)"
@@ -177,36 +177,29 @@ def render_junit(result: Comparison) -> str:
     """Each gate is a test case, so CI systems list them; failed gates are failures, speed gates without the runs
     to test them skipped."""
     gated = [r for r in result.rows if r.gate]
-    failures = sum(r.gate_failed for r in gated)
+    classname = f"scopebench.{result.scenario}"
     cases = []
     for r in gated:
-        name = quoteattr(f"{r.app}: {r.gate}")
+        name = f"{r.app}: {r.gate}"
         if r.gate_skipped:
-            message = quoteattr(
-                f"speed gate not applied: {r.metric} needs --repeat {MIN_REPEATS} or more on both "
-                "sides for the significance test"
-            )
             cases.append(
-                f'    <testcase classname="scopebench.{escape(result.scenario)}" name={name}>'
-                f"<skipped message={message}/></testcase>"
+                case(
+                    classname,
+                    name,
+                    skipped=f"speed gate not applied: {r.metric} needs --repeat "
+                    f"{MIN_REPEATS} or more on both sides for the significance test",
+                )
             )
         elif r.gate_failed:
             why = f"; undecided, too few to tell from chance: {_undecided(r)}" if r.needs_repeat is not None else ""
-            message = quoteattr(f"{r.metric}: {_num(r.base)} -> {_num(r.current)} (ratio {_ratio(r)}){why}")
             cases.append(
-                f'    <testcase classname="scopebench.{escape(result.scenario)}" name={name}>'
-                f"<failure message={message}/></testcase>"
+                case(classname, name, f"{r.metric}: {_num(r.base)} -> {_num(r.current)} (ratio {_ratio(r)}){why}")
             )
         else:
-            cases.append(f'    <testcase classname="scopebench.{escape(result.scenario)}" name={name}/>')
-    return "\n".join(
-        [
-            '<?xml version="1.0" encoding="UTF-8"?>',
-            (
-                f'<testsuites><testsuite name="scopebench compare {escape(result.scenario)}" '
-                f'tests="{len(gated)}" failures="{failures}" skipped="{sum(r.gate_skipped for r in gated)}">'
-            ),
-            *cases,
-            "</testsuite></testsuites>",
-        ]
+            cases.append(case(classname, name))
+    return suite(
+        f"scopebench compare {result.scenario}",
+        cases,
+        sum(r.gate_failed for r in gated),
+        sum(r.gate_skipped for r in gated),
     )

@@ -65,6 +65,8 @@ def checks_table(folder: RunFolder) -> Table:
 def check_label(check: dict[str, Any]) -> str:
     """A check as the registry labels its figure: "good/bad: throughput ≥ 5×", "good: checkout timeouts = 0"."""
     metric, app = find(str(check.get("metric", ""))), str(check.get("app", "?"))
+    if check.get("slo"):  # --slo: the objective as the user wrote it
+        return f"{app}: {check['slo']}"
     op, threshold = OPS.get(str(check.get("op")), str(check.get("op"))), _number(check.get("threshold"))
     if metric is None or threshold is None:
         return str(check.get("name", "?"))
@@ -76,6 +78,8 @@ def check_label(check: dict[str, Any]) -> str:
 def check_value(check: dict[str, Any]) -> str:
     value, metric = check.get("value"), find(str(check.get("metric", "")))
     number = _number(value)
+    if check.get("slo") and number is not None:  # in the objective's own unit
+        return f"{number * 100:.2f}%" if check.get("unit") == "ratio" else f"{number:,.1f} ms"
     if number is None:
         return "missing" if value is None else ("∞×" if str(value) == "inf" else str(value))
     if "/" in str(check.get("app", "")):

@@ -13,6 +13,7 @@ import pandas as pd
 from bench.analysis import applog
 from bench.analysis.loadperiod import NO_STALL_CHECK, stall_events
 from bench.analysis.summary import Check, Integrity, evaluate, evaluate_each, summarize_app
+from bench.config.slo import Slo
 from bench.errors import BenchError
 from bench.results.folder import write_json
 from bench.results.layout import RunFiles
@@ -94,8 +95,10 @@ def build_summary(run: RunState, outcome: Outcome) -> dict[str, Any]:
     # judges each repeat, not the median: a stall in any repeat fails it.
     stalls = [Check.parse(NO_STALL_CHECK.format(app=app)) for app in run.apps]
     each = run.repeats or {app: [figures] for app, figures in run.apps.items()}
+    # --slo: the user's thresholds, on the same figures (the median of repeats) as the scenario's checks.
+    slo = Slo.parse(run.config.slo).for_run().judge_run(run.apps) if run.config.slo else []
     checks = [*evaluate([Check.parse(c) for c in run.scenario.checks], run.apps),
-              *evaluate_each(stalls, each)] if completed else []
+              *evaluate_each(stalls, each), *slo] if completed else []
     summary = {
         "schema_version": SCHEMA_VERSION,
         "scenario": run.config.scenario,
