@@ -17,9 +17,9 @@ PACKAGE = ROOT / "bench"
 # config's gates and SLOs name results' figures (bench.results.metrics), so results sit below config.
 LAYERS = {"cli": 8, "run": 7, "render": 6, "analysis": 5, "config": 4, "results": 3, "db": 2, "errors": 1}
 ISOLATED = ("instrument", "locust_plugins")  # import nothing else from bench
-# Side packages: the only parts of bench each may import, and the only zones that may import it. The pytest plugin
-# is loaded by pytest, never imported.
-SIDE = {"lint": (("errors",), ("cli",)), "pytest_plugin": (("instrument",), ())}
+# Side packages: the only parts of bench each may import, and the only zones that may import it (analysis matches
+# lint findings to a run's hold sites). The pytest plugin is loaded by pytest, never imported.
+SIDE = {"lint": (("errors",), ("cli", "analysis")), "pytest_plugin": (("instrument",), ())}
 
 
 def _zone(module: str) -> str | None:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from bench.analysis.holdsites import hold_sites
+from bench.analysis.lintmatch import lint_section
 from bench.analysis.littleslaw import LittleWindow, little_window, whole_run
 from bench.analysis.loadperiod import LoadPeriod, period_figures
 from bench.analysis.rates import add_rates
@@ -120,6 +121,8 @@ def summarize_app(
         "app_log": app_log,
     }
     add_rates(summary, requests)  # per-request figures the default gates judge (bench.analysis.rates)
+    # Which lint findings the hold sites confirm, and which long holds no rule found (bench.analysis.lintmatch).
+    summary["lint"] = lint_section((summary["pool"] or {}).get("hold_sites"))
     return summary
 
 

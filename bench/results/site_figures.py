@@ -71,3 +71,25 @@ IDLE_BY_SITE = Metric(
                 "app's line that checked the connection out (`bench.instrument` tags statements "
                 "`/*route='…',site='path:line'*/`), so a leaked connection is placed from the database's side too; "
                 "the 10 largest. Empty when the statements carry no site.")
+
+_CONFIRMED = "lint.confirmed[]"
+_LINT = ("`bench lint` run at summary time over the app's files the hold sites name (`site`, `checkout_site`; looked "
+         "for under the folder bench ran in, then the repository's), its findings matched to the rows of "
+         "`pool.hold_sites` that cost the pool (`idle_s` at least 0.5 s, or a hold still open, reclaimed or lost). "
+         "`lint` is null when the app served no hold sites or none of their files is found; `lint.linted` names the "
+         "files, `lint.not_exercised` the findings no such row falls in, `lint.load_only` the rows no finding "
+         "covers (found only under load). One `confirmed` entry per finding whose span (`line` to `end_line`) holds "
+         "a row's `site` or `checkout_site`: its rule, place, message and README link, the rows' `sites`")
+
+LINT_CONFIRMED: tuple[Metric, ...] = (
+    Metric(path=f"{_CONFIRMED}.holds", label="long holds at a confirmed finding", unit="checkouts",
+           direction=Direction.LOWER, window=Window.BOTH, coverage=Coverage.CHECKOUTS,
+           description=f"{_LINT}. `holds`: the sum of the matching rows' `holds`."),
+    Metric(path=f"{_CONFIRMED}.held_s", label="held at a confirmed finding", unit="conn-s",
+           direction=Direction.LOWER, window=Window.BOTH, coverage=Coverage.CHECKOUTS,
+           description="The sum of the matching rows' `held_s` (`pool.hold_sites[].held_s`)."),
+    Metric(path=f"{_CONFIRMED}.idle_s", label="idle at a confirmed finding", unit="conn-s",
+           direction=Direction.LOWER, window=Window.BOTH, coverage=Coverage.CHECKOUTS,
+           description="The sum of the matching rows' `idle_s` (`pool.hold_sites[].idle_s`): the connection time the "
+                       "finding cost idle in transaction under load."),
+)

@@ -5,7 +5,7 @@ bench.analysis.applog). bench.results.metrics joins these into the registry; not
 from __future__ import annotations
 
 from bench.results.metric import Coverage, Direction, Metric, Scope, Shown, Window, family
-from bench.results.site_figures import HOLD_SITES, IDLE_BY_SITE
+from bench.results.site_figures import HOLD_SITES, IDLE_BY_SITE, LINT_CONFIRMED
 
 LOWER, HIGHER, NEITHER = Direction.LOWER, Direction.HIGHER, Direction.NEITHER
 LOAD, BOTH, SHUTDOWN = Window.LOAD, Window.BOTH, Window.TO_SHUTDOWN
@@ -34,6 +34,9 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
      "the pool reported nothing for it).")),
     ("app_log.", "App log (`app_log`)", ("Lines of the app's log (app.log, from the app's start to its stop); a "
      "line may count for several kinds. The block is null in target mode.")),
+    ("lint.", "Lint findings under load (`lint`)", ("`bench lint` over the app's files its hold sites name, at "
+     "summary time: the findings the run's long holds confirm. The block is null when the app served no hold "
+     "sites or their files are not found where bench runs.")),
 )
 HIST = ("p50", "p95", "p99", "max", "mean")
 LATENCY = ("p50", "p95", "p99", "max")
@@ -422,4 +425,4 @@ RUN: tuple[Metric, ...] = (
 )
 
 # The figures under apps.<app>, in the order the report and bench compare list them.
-APP: tuple[Metric, ...] = (*REQUESTS, *POOL, *DB, *INTEGRITY, *ROUTES, *APP_LOG)
+APP: tuple[Metric, ...] = (*REQUESTS, *POOL, *DB, *INTEGRITY, *ROUTES, *APP_LOG, *LINT_CONFIRMED)
