@@ -15,6 +15,7 @@ from typing import Any
 from bench.analysis.timeline import Timeline, read_timeline
 from bench.db.server import redact
 from bench.render.hold_sites import report_table as hold_sites_table
+from bench.render.lint_lines import report_table as lint_table
 from bench.render.page import Block, Cell, Heading, Plots, Story, Table, to_html, to_markdown
 from bench.render.report_charts import distribution_charts, route_charts, time_charts
 from bench.render.report_tables import (
@@ -66,7 +67,8 @@ def build_blocks(folder: RunFolder, timelines: dict[str, Timeline]) -> list[Bloc
         blocks.append(Plots("route-plots", "Per route over time", ROUTE_NOTE, tuple(render(c) for c in by_route)))
     blocks.append(Plots("distributions", "Distributions", DISTRIBUTION_NOTE,
                         tuple(render(c) for c in distribution_charts(timelines))))
-    blocks += [percentile_table(timelines), routes_table(folder), hold_sites_table(folder), failures_table(timelines),
+    blocks += [percentile_table(timelines), routes_table(folder), hold_sites_table(folder), lint_table(folder),
+               failures_table(timelines),
                integrity_table(folder)]
     blocks += app_log_tables(folder)
     blocks.append(parameters_table(folder))

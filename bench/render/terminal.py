@@ -16,6 +16,7 @@ from bench.analysis.loadperiod import STALL_EVENT
 from bench.config.catalog import Scenario
 from bench.config.options import RunConfig
 from bench.render.hold_sites import terminal_lines as hold_site_lines
+from bench.render.lint_lines import terminal_lines as lint_lines
 from bench.render.report_tables import check_label, check_value
 from bench.results.layout import RunFiles
 from bench.results.metric import Direction, Shown
@@ -142,6 +143,7 @@ def render_summary(summary: dict[str, Any], folder: Path, report: Path | None = 
         lines.extend(f"  {note}" for name in names if (note := littles_law.note(name, apps[name])))
         lines.extend(_culprits(apps))
         lines.extend(hold_site_lines(apps))
+        lines.extend(lint_lines(apps))
     lines.extend(_stalls(summary.get("events", [])))
     checks = summary.get("checks", [])
     if checks:
