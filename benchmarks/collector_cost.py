@@ -17,49 +17,63 @@ from perf_options import Options
 from perf_table import Section, medians, ratio, spread
 
 from bench.run.collector import _ACTIVITY, Collector, _get_json
+from bench.run.poolclient import PoolClient
 
 Figures = dict[str, float | None]
 INTERVAL_S = 0.1  # the harness's default: 10 Hz
+FULL_EVERY_S = 1.0  # bench.run.collector reads the per-route figures this often
 
 
 def measure(opts: Options, target: Target, app: AppServer) -> Section:
-    s = Section(f"collector cost: {1 / INTERVAL_S:g} Hz Collector in this process on the good app under wrk "
-                f"load, with vs without, {opts.reps} x {opts.window_s:g} s interleaved, medians")
+    s = Section(
+        f"collector cost: {1 / INTERVAL_S:g} Hz Collector in this process on the good app under wrk "
+        f"load, with vs without, {opts.reps} x {opts.window_s:g} s interleaved, medians"
+    )
     if wrk_path() is None:
         s.say("skipped: needs wrk to load the app while this process samples it (apt-get install -y wrk)")
         return s
     lua = opts.workdir / "items.lua"
     lua.write_text(ITEMS_LUA, encoding="utf-8")
-    runs: dict[str, list[Figures]] = {"with": [], "without": []}
+    intervals = {"with": INTERVAL_S, "with20": INTERVAL_S / 2, "without": None}
+    runs: dict[str, list[Figures]] = {mode: [] for mode in intervals}
     for rep in range(opts.reps):
-        for mode in ("with", "without") if rep % 2 == 0 else ("without", "with"):
-            runs[mode].append(asyncio.run(_window(opts, target, app, lua, mode == "with")))
-    _fill(s, runs, _payload_kib(app))
+        for mode in list(intervals) if rep % 2 == 0 else reversed(intervals):
+            runs[mode].append(asyncio.run(_window(opts, target, app, lua, intervals[mode])))
+    _fill(s, runs, _payload_kib(app, "routes=0"), _payload_kib(app))
     _fill_parts(s, asyncio.run(_parts(target, app)))
     return s
 
 
 async def _parts(target: Target, app: AppServer, n: int = 200) -> Figures:
     """CPU ms per call of each part of one sample, on the idle app (under load each costs more)."""
-    collector = Collector(admin_dsn=target.server.dsn("postgres"), database=target.database,
-                          application_name="scopebench-good", pool_url=app.pool_url,
-                          samples_path=target.workdir / "collector-parts.jsonl", pool_token=app.token)
+    collector = Collector(
+        admin_dsn=target.server.dsn("postgres"),
+        database=target.database,
+        application_name="scopebench-good",
+        pool_url=app.pool_url,
+        samples_path=target.workdir / "collector-parts.jsonl",
+        pool_token=app.token,
+    )
     await collector.open()
     conn = await asyncpg.connect(target.server.dsn("postgres"))
+    client = PoolClient(app.pool_url, app.token)
     try:
         for _ in range(10):
             await collector.sample()
         snapshot = _get_json(app.pool_url, app.token)
-        app_cpu0 = tree_cpu_seconds(app.child.pid)
         # The collector's private pieces, timed one by one: this benchmark looks inside on purpose.
-        return {
+        figures: Figures = {
             "sample": await _cpu_ms(collector.sample, n),
             "activity": await _cpu_ms(lambda: conn.fetch(_ACTIVITY, target.database, "scopebench-good"), n),
-            "pool_fetch": await _cpu_ms(lambda: asyncio.to_thread(_get_json, app.pool_url, app.token), n),
-            "app_endpoint": (tree_cpu_seconds(app.child.pid) - app_cpu0) / (2 * n + 10) * 1000,
             "pool_fields": _sync_cpu_ms(lambda: collector._pool_fields(snapshot), n),
         }
+        for key, query in (("pool_fetch", "routes=0"), ("pool_fetch_full", "")):
+            app_cpu0 = tree_cpu_seconds(app.child.pid)
+            figures[key] = await _cpu_ms(lambda: client.get(query), n)  # noqa: B023 - awaited in this iteration
+            figures[f"app_{key}"] = (tree_cpu_seconds(app.child.pid) - app_cpu0) / n * 1000
+        return figures
     finally:
+        client.close()
         await conn.close()
         await collector.close()
 
@@ -81,21 +95,47 @@ def _sync_cpu_ms(call: Callable[[], object], n: int) -> float:
 def _fill_parts(s: Section, parts: Figures) -> None:
     s.add("per sample on an idle app, CPU", parts["sample"], "ms", "{:.2f}", note="of this process")
     s.add("  pg_stat_activity query (asyncpg)", parts["activity"], "ms", "{:.2f}")
-    s.add("  GET /_bench/pool (urllib in a thread, JSON)", parts["pool_fetch"], "ms", "{:.2f}",
-          note="a new TCP connection and opener per sample")
+    s.add(
+        "  GET /_bench/pool?routes=0 (kept-alive connection)", parts["pool_fetch"], "ms", "{:.2f}", note="every sample"
+    )
+    s.add(
+        "  GET /_bench/pool, in full",
+        parts["pool_fetch_full"],
+        "ms",
+        "{:.2f}",
+        note="once a second and at the end: per-route histograms and hold sites too",
+    )
     s.add("  histograms -> sample fields", parts["pool_fields"], "ms", "{:.2f}", note="from_json + minus, twice")
-    s.add("app CPU per GET /_bench/pool", parts["app_endpoint"], "ms", "{:.2f}",
-          note=f"x {1 / INTERVAL_S:g} Hz = {(parts['app_endpoint'] or 0) / INTERVAL_S / 10:.2f}% of a CPU-bound app's "
-          "throughput")
+    light, full = parts["app_pool_fetch"] or 0.0, parts["app_pool_fetch_full"] or 0.0
+    s.add("app CPU per GET /_bench/pool?routes=0", light, "ms", "{:.2f}")
+    s.add("app CPU per GET /_bench/pool in full", full, "ms", "{:.2f}")
+    per_s = light * (1 / INTERVAL_S - 1 / FULL_EVERY_S) + full / FULL_EVERY_S
+    s.add(
+        "app CPU for the collector's reads",
+        per_s / 10,
+        "% core",
+        "{:.2f}",
+        note=f"{1 / INTERVAL_S - 1 / FULL_EVERY_S:g} light + {1 / FULL_EVERY_S:g} full per second",
+    )
 
 
-async def _window(opts: Options, target: Target, app: AppServer, lua: Path, collect: bool) -> Figures:
+async def _window(opts: Options, target: Target, app: AppServer, lua: Path, interval_s: float | None) -> Figures:
+    collect = interval_s is not None
     url = app.base + "/"
     await asyncio.to_thread(run_wrk, url, seconds=max(1.0, opts.warmup_s), connections=opts.users, lua=lua)
-    collector = Collector(admin_dsn=target.server.dsn("postgres"), database=target.database,
-                          application_name="scopebench-good", pool_url=app.pool_url,
-                          samples_path=opts.workdir / "collector-samples.jsonl", interval_s=INTERVAL_S,
-                          pool_token=app.token) if collect else None
+    collector = (
+        Collector(
+            admin_dsn=target.server.dsn("postgres"),
+            database=target.database,
+            application_name="scopebench-good",
+            pool_url=app.pool_url,
+            samples_path=opts.workdir / "collector-samples.jsonl",
+            interval_s=interval_s or INTERVAL_S,
+            pool_token=app.token,
+        )
+        if collect
+        else None
+    )
     stop = asyncio.Event()
     task = None
     if collector is not None:
@@ -112,32 +152,83 @@ async def _window(opts: Options, target: Target, app: AppServer, lua: Path, coll
         await task
         samples = collector.figures.samples
         await collector.close()
-    return {**window.figures(), "cpu_self": self_cores, "samples_per_s": samples / window.seconds if collect else None,
-            "pool_errors": float(collector.pool_errors) if collector else None}
+    return {
+        **window.figures(),
+        "cpu_self": self_cores,
+        "samples_per_s": samples / window.seconds if collect else None,
+        "pool_errors": float(collector.pool_errors) if collector else None,
+    }
 
 
-def _payload_kib(app: AppServer) -> float:
-    request = urllib.request.Request(app.pool_url, headers={"Authorization": f"Bearer {app.token}"})
+def _payload_kib(app: AppServer, query: str = "") -> float:
+    url = app.pool_url + (f"?{query}" if query else "")
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {app.token}"})
     with urllib.request.urlopen(request, timeout=5) as response:
         return len(response.read()) / 1024
 
 
-def _fill(s: Section, runs: dict[str, list[Figures]], payload_kib: float) -> None:
+def _fill(s: Section, runs: dict[str, list[Figures]], light_kib: float, full_kib: float) -> None:
     on, off = medians(runs["with"]), medians(runs["without"])
     s.add("app throughput without collector", off["rps"], "req/s", note=spread(w["rps"] for w in runs["without"]))
     s.add("app throughput with collector", on["rps"], "req/s", note=spread(w["rps"] for w in runs["with"]))
-    s.ratio("with / without", on["rps"], off["rps"],
-            note="moves with the machine's other load; the app-side CPU per sample below is the steady figure")
+    s.ratio(
+        "with / without",
+        on["rps"],
+        off["rps"],
+        note="moves with the machine's other load; the app-side CPU per sample below is the steady figure",
+    )
     added = None if on["cpu_self"] is None or off["cpu_self"] is None else max(0.0, on["cpu_self"] - off["cpu_self"])
-    s.add("collector CPU share (this process)", None if added is None else added * 100, "% core", "{:.2f}",
-          note=f"with {on['cpu_self'] or 0:.3f} cores, without {off['cpu_self'] or 0:.3f}")
+    s.add(
+        "collector CPU share (this process)",
+        None if added is None else added * 100,
+        "% core",
+        "{:.2f}",
+        note=f"with {on['cpu_self'] or 0:.3f} cores, without {off['cpu_self'] or 0:.3f}",
+    )
     rate = on["samples_per_s"]
-    s.add("collector CPU per sample", None if added is None or not rate else added / rate * 1000, "ms", "{:.2f}",
-          note="pg_stat_activity query + GET /_bench/pool + JSON line")
-    s.add("samples taken per second", rate, "/s", "{:.1f}", note=f"asked for {1 / INTERVAL_S:g}; "
-          f"pool endpoint errors {on['pool_errors'] or 0:.0f}")
-    s.add("app CPU with / without", ratio(on.get("cpu_app"), off.get("cpu_app")), "x", "{:.2f}",
-          note=f"{on.get('cpu_app') or 0:.2f} vs {off.get('cpu_app') or 0:.2f} cores")
-    s.add("PostgreSQL CPU with - without", (on.get("cpu_postgres") or 0) - (off.get("cpu_postgres") or 0), "cores",
-          "{:+.3f}")
-    s.add("pool endpoint payload per sample", payload_kib, "KiB", "{:.1f}", note="histograms, parsed every sample")
+    s.add(
+        "collector CPU per sample",
+        None if added is None or not rate else added / rate * 1000,
+        "ms",
+        "{:.2f}",
+        note="pg_stat_activity query + GET /_bench/pool + JSON line",
+    )
+    s.add(
+        "samples taken per second",
+        rate,
+        "/s",
+        "{:.1f}",
+        note=f"asked for {1 / INTERVAL_S:g}; pool endpoint errors {on['pool_errors'] or 0:.0f}",
+    )
+    s.add(
+        "app CPU with / without",
+        ratio(on.get("cpu_app"), off.get("cpu_app")),
+        "x",
+        "{:.2f}",
+        note=f"{on.get('cpu_app') or 0:.2f} vs {off.get('cpu_app') or 0:.2f} cores",
+    )
+    s.add(
+        "PostgreSQL CPU with - without",
+        (on.get("cpu_postgres") or 0) - (off.get("cpu_postgres") or 0),
+        "cores",
+        "{:+.3f}",
+    )
+    s.add(
+        "pool endpoint payload per sample",
+        light_kib,
+        "KiB",
+        "{:.1f}",
+        note=f"?routes=0; in full (once a second) {full_kib:.1f} KiB",
+    )
+    fast = medians(runs["with20"])
+    added20 = (
+        None if fast["cpu_self"] is None or off["cpu_self"] is None else max(0.0, fast["cpu_self"] - off["cpu_self"])
+    )
+    s.add(
+        f"collector CPU share at {2 / INTERVAL_S:g} Hz",
+        None if added20 is None else added20 * 100,
+        "% core",
+        "{:.2f}",
+        note=f"{fast['samples_per_s'] or 0:.1f} samples/s; app throughput "
+        f"{ratio(fast['rps'], off['rps']) or 0:.2f}x without",
+    )

@@ -15,12 +15,13 @@ from bench.instrument.prometheus import prometheus_text
 from bench.instrument.shared import served
 
 ENDPOINT_PATH = "/_bench/pool"
+_ROUTE_FIELDS = ("use_time_by_route", "wait_time_by_route", "hold_sites")
 
 
 class PoolEndpoint:
-    """ASGI endpoint serving the pool metrics: JSON by default (``?hist=0`` leaves out histograms),
-    Prometheus text with ``?format=prometheus``. With a ``token``, requests must carry it as
-    ``Authorization: Bearer <token>`` (401 otherwise): real services mount this.
+    """ASGI endpoint serving the pool metrics: JSON by default (``?hist=0`` leaves out histograms, ``?routes=0``
+    only the per-route ones and the hold sites), Prometheus text with ``?format=prometheus``. With a ``token``,
+    requests must carry it as ``Authorization: Bearer <token>`` (401 otherwise): real services mount this.
     """
 
     def __init__(
@@ -51,7 +52,15 @@ class PoolEndpoint:
             return 503, json_type, b'{"error": "pool not ready"}'
         query = scope.get("query_string", b"")
         prometheus = b"format=prometheus" in query
-        snapshot = served(metrics, self.shared_dir, prometheus or b"hist=0" not in query)
+        histograms = prometheus or b"hist=0" not in query
+        routes = prometheus or b"routes=0" not in query
+        if self.shared_dir:
+            snapshot = served(metrics, self.shared_dir, histograms)
+            if snapshot is not None and not routes:
+                for key in _ROUTE_FIELDS:
+                    snapshot.pop(key, None)
+        else:  # built without the per-route figures, not built and dropped: the app's CPU is what is saved
+            snapshot = metrics.snapshot(histograms, routes)
         if snapshot is None:
             return 503, json_type, b'{"error": "no snapshots yet"}'
         if prometheus:

@@ -61,7 +61,9 @@ class PoolMetrics:
     # held all along, and the snapshot's connection time must say so, not wait for a checkin that never comes.
     open_holds: dict[Any, Hold] = field(default_factory=dict, repr=False)
 
-    def snapshot(self, histograms: bool = True) -> dict[str, Any]:
+    def snapshot(self, histograms: bool = True, routes: bool = True) -> dict[str, Any]:
+        """Every figure; ``histograms=False`` leaves out distributions, ``routes=False`` only the per-route ones
+        and the hold sites (a 10 Hz collector needs those once a second, not every sample)."""
         data: dict[str, Any] = {
             "schema": SCHEMA,
             "time": time.time(),
@@ -84,11 +86,12 @@ class PoolMetrics:
             data["wait_time"] = self.wait.to_json()
             data["create_time"] = self.create.to_json()
             data["use_time"] = self.use.to_json()
+        if histograms and routes:
             data["use_time_by_route"] = {k: h.to_json() for k, h in sorted(self.use_by_route.items())}
             data["wait_time_by_route"] = {k: h.to_json() for k, h in sorted(self.wait_by_route.items())}
         if self.loop is not None:
             data["loop"] = self.loop.to_json(histograms)
-        if histograms and self.sites is not None:
+        if histograms and routes and self.sites is not None:
             data["hold_sites"] = self.sites.to_json(time.perf_counter())
         return data
 

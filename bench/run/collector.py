@@ -10,7 +10,6 @@ import asyncio
 import json
 import re
 import time
-import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -21,6 +20,7 @@ import asyncpg
 
 from bench.instrument import Histogram
 from bench.results.records import DbFigures
+from bench.run.poolclient import PoolClient
 from bench.run.spells import IDLE_IN_TX, Backend, SpellBook
 
 # One row per backend of the app, or one row with a null pid when it has none: every sample carries the server's
@@ -47,6 +47,9 @@ FROM pg_stat_database WHERE datname = $1
 _TAG = re.compile(r"^\s*/\*((?:\w+='(?:[^'\\]|\\.)*',?)+)\*/\s*")
 _PAIR = re.compile(r"(\w+)='((?:[^'\\]|\\.)*)'")
 _ROUTE_TAG = re.compile(r"/\* route: (.*?) \*/")
+# Per-route histograms and hold sites are most of the pool endpoint's payload and its cost to the app, and only the
+# last snapshot's are used (the summary, the report): every sample reads the rest, these once a second and at the end.
+_FULL_EVERY_S = 1.0
 
 
 def statement_tags(query: str) -> tuple[dict[str, str], str]:
@@ -55,7 +58,7 @@ def statement_tags(query: str) -> tuple[dict[str, str], str]:
     if tag is None:
         return {}, query
     pairs = {k: re.sub(r"\\(.)", r"\1", v) for k, v in _PAIR.findall(tag.group(1))}
-    return pairs, query[tag.end():]
+    return pairs, query[tag.end() :]
 
 
 def statement_key(query: str | None) -> str:
@@ -157,6 +160,9 @@ class Collector:
         self._span_s = 0.0
         self._prev_wait: Histogram | None = None
         self._prev_use: Histogram | None = None
+        self._pool = PoolClient(pool_url, pool_token) if pool_url else None
+        self._full: dict[str, Any] | None = None  # the last full pool snapshot
+        self._full_mono = 0.0
 
     @property
     def phase(self) -> Phase:
@@ -180,8 +186,9 @@ class Collector:
         self._server_start = await self._database_stats()
 
     async def _connect(self) -> asyncpg.Connection:
-        return await asyncpg.connect(self.admin_dsn, timeout=10, server_settings={
-            "application_name": "scopebench-collector"})
+        return await asyncpg.connect(
+            self.admin_dsn, timeout=10, server_settings={"application_name": "scopebench-collector"}
+        )
 
     async def _reconnect(self, error: BaseException) -> bool:
         """The collector's connection dropped (server restart, terminated backend): note it, try again."""
@@ -218,15 +225,21 @@ class Collector:
                     await asyncio.wait_for(stop.wait(), timeout=delay)
                 except TimeoutError:
                     pass
+            try:  # a last sample, with the pool read in full: the per-route figures the run keeps are its
+                out.write(json.dumps(await self.sample(full=True)) + "\n")
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+                pass  # already noted by the loop, or the next phase's reconnect notes it
             out.flush()
 
-    async def sample(self) -> dict[str, Any]:
+    async def sample(self, full: bool = False) -> dict[str, Any]:
+        """One sample; ``full`` reads the pool's per-route figures too (else only once every ``_FULL_EVERY_S``)."""
         if self._conn is None:
             raise ConnectionError("collector has no database connection")
         wall, mono = time.time(), time.monotonic()
+        full = full or self._full is None or mono - self._full_mono >= _FULL_EVERY_S
         fetched, pool = await asyncio.gather(
             self._conn.fetch(_ACTIVITY, self.database, self.application_name),
-            self._fetch_pool(),
+            self._fetch_pool(full, mono),
         )
         sample = self._activity(fetched, wall, mono)
         if pool is not None:
@@ -264,8 +277,13 @@ class Collector:
                     if site:  # the app's line that checked the connection out, from the database's side
                         by_site = self.figures.idle_in_tx_long_by_site
                         by_site[site] = by_site.get(site, 0.0) + dt
-        self.spells.observe((Backend(r["pid"], r["backend_start"], r["state"], r["state_change"]) for r in rows),
-                            now, dt, elapsed, fetched[0]["abnormal_ends"])
+        self.spells.observe(
+            (Backend(r["pid"], r["backend_start"], r["state"], r["state_change"]) for r in rows),
+            now,
+            dt,
+            elapsed,
+            fetched[0]["abnormal_ends"],
+        )
         idle, long = len(idle_ages), sum(1 for age in idle_ages if age > self.idle_threshold_s)
         self._add_up(len(rows), idle, long, idle_ages, xact_ages, dt)
         return {
@@ -280,8 +298,9 @@ class Collector:
             "xact_oldest_s": round(max(xact_ages, default=0.0), 4),
         }
 
-    def _add_up(self, connections: int, idle: int, long: int, idle_ages: list[float], xact_ages: list[float],
-                dt: float) -> None:
+    def _add_up(
+        self, connections: int, idle: int, long: int, idle_ages: list[float], xact_ages: list[float], dt: float
+    ) -> None:
         f = self.figures
         f.samples += 1
         # Each sample stands for the interval before it: an unbiased estimate of connection-seconds
@@ -302,8 +321,11 @@ class Collector:
     def _pool_fields(self, pool: dict[str, Any]) -> dict[str, Any]:
         self.last_pool = pool
         gauges, counters = pool.get("gauges", {}), pool.get("counters", {})
-        fields: dict[str, Any] = {f"pool_{k}": v for k, v in gauges.items() if k in (
-            "checked_out", "pending", "size", "overflow", "checked_in", "hold_open_s")}
+        fields: dict[str, Any] = {
+            f"pool_{k}": v
+            for k, v in gauges.items()
+            if k in ("checked_out", "pending", "size", "overflow", "checked_in", "hold_open_s")
+        }
         fields.update({f"pool_{k}": v for k, v in counters.items()})
         wait, use = Histogram.from_json(pool["wait_time"]), Histogram.from_json(pool["use_time"])
         # Connection time so far, and the checkins it is of; with the holds still open (pool_hold_open_s), the
@@ -317,14 +339,19 @@ class Collector:
         self._prev_wait, self._prev_use = wait, use
         return fields
 
-    async def _fetch_pool(self) -> dict[str, Any] | None:
-        if self.pool_url is None:
+    async def _fetch_pool(self, full: bool, mono: float) -> dict[str, Any] | None:
+        if self._pool is None:
             return None
         try:
-            return await asyncio.to_thread(_get_json, self.pool_url, self.pool_token)
-        except (urllib.error.URLError, OSError, ValueError):
+            pool = await self._pool.get("" if full else "routes=0")
+        except (OSError, ValueError, TimeoutError):
             self.pool_errors += 1
             return None
+        if full:
+            self._full, self._full_mono = pool, mono
+            return pool
+        # Between full reads the per-route figures are the last full read's; everything else is this one's.
+        return {**(self._full or {}), **pool}
 
     async def _database_stats(self) -> dict[str, float]:
         assert self._conn is not None
@@ -344,8 +371,9 @@ class Collector:
             self.events.append(CollectorEvent(EventKind.FINAL_STATISTICS_UNAVAILABLE, str(err)[:200]))
             return self.figures
         # pg_stat_database times are in milliseconds; sessions etc. are counts.
-        deltas = {k: (end.get(k, 0.0) - v) / (1000.0 if k.endswith("_time") else 1.0)
-                  for k, v in self._server_start.items()}
+        deltas = {
+            k: (end.get(k, 0.0) - v) / (1000.0 if k.endswith("_time") else 1.0) for k, v in self._server_start.items()
+        }
         if any(v < 0 for v in deltas.values()):  # a crash or restart reset the server's counters
             self.events.append(CollectorEvent(EventKind.STATISTICS_RESET))
             return self.figures
@@ -353,6 +381,8 @@ class Collector:
         return self.figures
 
     async def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
         if self._conn is not None:
             await self._conn.close(timeout=5)
             self._conn = None

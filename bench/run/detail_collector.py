@@ -22,8 +22,8 @@ class DetailCollector(Collector):
         self._seen: dict[str, Any] | None = None
         psutil.cpu_percent(None)  # the first call only sets the reference point
 
-    async def sample(self) -> dict[str, Any]:
-        sample = await super().sample()
+    async def sample(self, full: bool = False) -> dict[str, Any]:
+        sample = await super().sample(full)
         pool = self.last_pool
         if pool is not None and pool is not self._seen:  # a failed fetch leaves the last one: count it once
             self._seen = pool
