@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.config.gates import DEFAULT_GATES, K_IQR, Gate, derived_limit
+from bench.config.gates import DEFAULT_GATES, Gate, derived_limit, needed_floor_cap
 from bench.results.metric import NOISE_SHARE
 from bench.results.metrics import COMPARED, value_at
 
@@ -90,13 +90,13 @@ class Spread:
     """One default gate's figure over identical runs, in one condition, the widest over scenarios and apps.
 
     A figure whose median is small enough that the registry's noise floor (a quarter of the figure, at most its
-    cap) is what decides a change has its IQR set against that floor (``floor_iqr``: the floor should be K_IQR
-    times it); above, its IQR / median sets the gate's limit (``share``).
+    cap) is what decides a change has its IQR set against that floor (``floor_cap``: the cap that keeps K_IQR IQRs
+    from counting); above, its IQR / median sets the gate's limit (``share``).
     """
 
     runs: int = 0
     share: tuple[float, str] | None = None
-    floor_iqr: tuple[float, str] | None = None
+    floor_cap: tuple[float, str] | None = None  # the noise-floor cap the small figures' spread needs
     peaks: dict[str, float] = field(default_factory=dict)
     dispersion: float | None = None
 
@@ -105,8 +105,9 @@ class Spread:
         self.peaks[app] = max(self.peaks.get(app, 0.0), max(values))
         q1, med, q3 = _quartiles(values)
         if med * NOISE_SHARE < floor_cap:  # the noise floor decides here, not the relative limit
-            if self.floor_iqr is None or q3 - q1 > self.floor_iqr[0]:
-                self.floor_iqr = (q3 - q1, where)
+            needed = needed_floor_cap(q3 - q1, med)
+            if self.floor_cap is None or needed > self.floor_cap[0]:
+                self.floor_cap = (needed, where)
         elif med > 0 and (self.share is None or (q3 - q1) / med > self.share[0]):
             self.share = ((q3 - q1) / med, where)
 
@@ -174,17 +175,22 @@ def spread_table(records: Records) -> list[str]:
         metric = BY_PATH[gate.metric]
         cells = [_spread_cell(gate, spreads.get((text, c))) for c in ("quiet", "busy")]
         shares = [sp.share[0] for c in ("quiet", "busy") if (sp := spreads.get((text, c))) and sp.share]
-        iqrs = [sp.floor_iqr[0] for c in ("quiet", "busy") if (sp := spreads.get((text, c))) and sp.floor_iqr]
+        caps = [sp.floor_cap[0] for c in ("quiet", "busy") if (sp := spreads.get((text, c))) and sp.floor_cap]
         if not gate.relative:
             derived = "absolute"
         elif not any(spreads.get((text, c)) for c in ("quiet", "busy")):
             derived = "pending"
         else:
-            derived = f"{gate.sign}{derived_limit(shares):.0%}"
-            if iqrs and K_IQR * max(iqrs) > metric.noise_floor:
-                derived += f"; floor needs ≥ {K_IQR * max(iqrs):.3g} {metric.unit}"
-        floor = (f"{metric.noise_floor:g} {metric.unit}" if metric.noise_floor else
-                 "count test" if metric.rate_of else "none")
+            derived = f"{gate.sign}{derived_limit(shares, gate.sign or '+'):.0%}"
+            if caps and max(caps) > metric.noise_floor:
+                derived += f"; noise floor cap ≥ {max(caps):.3g} {metric.unit}"
+        floor = (
+            f"{metric.noise_floor:g} {metric.unit}"
+            if metric.noise_floor
+            else "count test"
+            if metric.rate_of
+            else "none"
+        )
         lines.append(f"| `{text}` | {cells[0]} | {cells[1]} | {derived} | {floor} |")
     return lines
 
@@ -197,8 +203,8 @@ def _spread_cell(gate: Gate, spread: Spread | None) -> str:
     parts = []
     if spread.share:
         parts.append(f"IQR/median {spread.share[0]:.3f} ({spread.share[1]})")
-    if spread.floor_iqr:
-        parts.append(f"small: IQR {spread.floor_iqr[0]:.3g} ({spread.floor_iqr[1]})")
+    if spread.floor_cap:
+        parts.append(f"near 0: needs a floor cap of {spread.floor_cap[0]:.3g} ({spread.floor_cap[1]})")
     if spread.dispersion is not None:
         parts.append(f"counts var/mean ≤ {spread.dispersion:.1f}")
     return "; ".join(parts or ["0 everywhere"]) + f"; {spread.runs} runs"

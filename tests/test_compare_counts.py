@@ -72,11 +72,12 @@ def _row(result: Any, metric: str) -> Any:
 
 def test_a_rate_is_tested_as_its_count_weighed_by_requests() -> None:
     # The bad twin serves a fifth of the requests: its failures fell 20 -> 15, its rate rose 2 -> 7.5 per 1,000.
-    result = compare(_side(_app(10_000, {"HTTP 500": 20})), _side(_app(2000, {"HTTP 500": 15})))
+    gates = merge_gates(["failures_per_1k_requests.<cause>:+100%"])
+    result = compare(_side(_app(10_000, {"HTTP 500": 20})), _side(_app(2000, {"HTTP 500": 15})), gates)
     rate, count = _row(result, "failures_per_1k_requests.HTTP 500"), _row(result, "failures_by_cause.HTTP 500")
     expected = float(_binomial_upper(35, 15, Fraction(1, 6)) * 2)  # two-sided, the rise is the smaller tail
     assert rate.p_value == pytest.approx(expected, rel=1e-9) and rate.p_value < ALPHA
-    assert rate.mark == "+" and rate.gate_failed and rate.gate == "failures_per_1k_requests.<cause>:+10%"
+    assert rate.mark == "+" and rate.gate_failed and rate.gate == "failures_per_1k_requests.HTTP 500:+100%"
     assert count.p_value == rate.p_value and count.gate is None  # the same test; the count has no default gate
 
 
@@ -102,14 +103,17 @@ def test_a_summary_without_rates_raises_no_alarm() -> None:
 
 
 def test_speed_gates_wait_for_repeats_and_apply_with_them() -> None:
-    one = compare(_side({"throughput_rps": 100.0}), _side({"throughput_rps": 60.0}))
+    gates = merge_gates(["throughput_rps:-15%", "pool.hold_ms_per_request:+25%"])
+    one = compare(_side({"throughput_rps": 100.0}), _side({"throughput_rps": 60.0}), gates)
     assert _row(one, "throughput_rps").gate_skipped and not one.failed_gates and one.exit_code == 0
     base = _side(*({"throughput_rps": v} for v in (100, 101, 99, 102)))
     worse = _side(*({"throughput_rps": v} for v in (60, 61, 59, 62)))
-    four = compare(base, worse)
+    four = compare(base, worse, gates)
     assert not four.skipped_gates and [r.metric for r in four.failed_gates] == ["throughput_rps"]
     # A code figure is judged on one run per side.
-    code = compare(_side({"pool": {"hold_ms_per_request": 20.0}}), _side({"pool": {"hold_ms_per_request": 90.0}}))
+    code = compare(
+        _side({"pool": {"hold_ms_per_request": 20.0}}), _side({"pool": {"hold_ms_per_request": 90.0}}), gates
+    )
     assert [r.metric for r in code.failed_gates] == ["pool.hold_ms_per_request"] and not code.skipped_gates
 
 

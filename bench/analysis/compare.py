@@ -246,7 +246,14 @@ def _row(
                 if min(len(b_samples), len(c_samples)) > 1
                 else MIN_REPEATS
             )
-    return Row(label, ".".join(parts), b, c, change, mark, p, gate.text if gate else None, failed, needs, skipped)
+    return Row(label, ".".join(parts), b, c, change, mark, p, _gate_text(gate, parts), failed, needs, skipped)
+
+
+def _gate_text(gate: Gate | None, parts: tuple[str, ...]) -> str | None:
+    """The gate as the row's figure: a family's gate names the member (``failures_per_1k_requests.HTTP 500:+450%``)."""
+    if gate is None:
+        return None
+    return f"{'.'.join(parts)}:{gate.text.rpartition(':')[2]}" if "<" in gate.metric else gate.text
 
 
 # Rates and the counts they are made of, per cause: a cause one side never had is 0 there, not missing.

@@ -1,5 +1,6 @@
 """Figures per request that follow from the code, not from the runner's speed: checkouts per request, failures by
-cause, checkout timeouts and GC reclaims per 1,000 requests, and the pool's busiest moment against its capacity.
+cause, checkout timeouts, GC reclaims and invalidated connections per 1,000 requests, and the pool's busiest moment
+against its capacity.
 
 bench.analysis.summary adds them to each app's figures (``add_rates``); bench compare's default gates judge them.
 """
@@ -67,3 +68,4 @@ def add_rates(app: dict[str, Any], answered: pd.DataFrame) -> None:
     pool["checked_out_share"] = round(pool.get("checked_out_max", 0) / capacity, 4) if capacity else None
     pool["timeouts_per_1k_requests"] = per_thousand(pool.get("timeouts"), requests)
     pool["reclaimed_per_1k_requests"] = per_thousand(pool.get("reclaimed"), requests)
+    pool["invalidated_per_1k_requests"] = per_thousand(pool.get("invalidated"), requests)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from bench.errors import UsageError
 from bench.results import metrics
-from bench.results.metric import Metric
+from bench.results.metric import NOISE_LOW, NOISE_SHARE, Metric
 
 # The threshold after the LAST colon: it never holds one, so a metric (a route name above all) may hold colons,
 # spaces and dots: ``endpoints.GET /ws:stream.latency_ms.p95:+20%`` is the route "GET /ws:stream".
@@ -25,27 +25,36 @@ _BOUNDS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le,
 }
 # The default gates, derived from the A/A spread table of the README's "CI verdicts" section (benchmarks/
-# ci_verdicts.py, part 1: every gated figure over N runs of each app of each scenario, quiet and with one core kept
-# busy). Rule (``derived_limit``), as Bencher's IQR thresholds: a relative gate's limit is K_IQR times the largest
-# relative spread seen, IQR / median, rounded up to 5%, and never under FLOOR. A gate must hold across every
-# scenario, so the largest spread sets it. Figures near 0 (the correct twins' idle in transaction) have no
-# relative spread: there the noise floor of the registry decides what counts.
+# ci_verdicts.py, part "spread": every gated figure over N runs of each app of each scenario, quiet and with one
+# core kept busy). Rule (``derived_limit``), as Bencher's IQR thresholds: a relative gate's limit is K_IQR times the
+# largest relative spread seen, IQR / median, rounded up to 5%, and never under FLOOR. A gate must hold across every
+# scenario and both apps, so the largest spread sets it. A figure near 0 (the correct twins' idle in transaction
+# past the threshold) has no relative spread: the registry's noise floor decides what counts there, and its cap is
+# set so that K_IQR IQRs do not count (``needed_floor_cap``; db.idle_in_tx_long_per_request_ms's 55 ms/request).
+# The limits below come from a first measurement: --runs 3 --duration 5s of all nine scenarios on this 2-core
+# machine while others' tests ran (load average 1.5 to 7 between runs), where the IQR of 3 runs is their range;
+# pool.invalidated_per_1k_requests had no runs yet and keeps FLOOR.
 K_IQR = 3.0
 FLOOR = 0.10
-# Figures the code sets, whatever the runner's speed: judged on every comparison, one run per side included.
+# Figures the code sets: judged on every comparison, one run per side included. On a shared machine the correct
+# twins' connection time and idle time per request still swing with the CPU they get (background-task's good app:
+# 20 to 62 ms of connection time per request in three runs), hence the wide limits; the idle time past the
+# threshold separates the twins by 20x to 10,000x.
 CODE_GATES = (
-    "pool.hold_ms_per_request:+25%",
-    "pool.checkouts_per_request:+10%",
-    "pool.checked_out_share:+25%",
-    "db.idle_in_tx_per_request_ms:+25%",
-    "db.idle_in_tx_long_per_request_ms:+25%",
+    "pool.hold_ms_per_request:+380%",
+    "pool.checkouts_per_request:+65%",
+    "pool.checked_out_share:+10%",
+    "db.idle_in_tx_per_request_ms:+415%",
+    "db.idle_in_tx_long_per_request_ms:+185%",
 )
 # Rates of events per 1,000 requests, tested as counts (the exact conditional binomial test on the two sides'
-# totals, weighed by the requests each made): only a rise beyond chance counts, then the limit applies.
+# totals, weighed by the requests each made): only a rise beyond chance counts, then the limit applies. From 0
+# (the correct twins) any rise beyond chance fails, whatever the limit.
 COUNT_GATES = (
-    "pool.timeouts_per_1k_requests:+10%",
-    "pool.reclaimed_per_1k_requests:+10%",
-    "failures_per_1k_requests.<cause>:+10%",
+    "pool.timeouts_per_1k_requests:+155%",
+    "pool.reclaimed_per_1k_requests:+55%",
+    "pool.invalidated_per_1k_requests:+10%",
+    "failures_per_1k_requests.<cause>:+450%",
 )
 # Invariants: correct code has none, so the first one fails, whatever the base had.
 INVARIANT_GATES = (
@@ -54,12 +63,13 @@ INVARIANT_GATES = (
 )
 # Speed figures (bench.results.metric.SPEED_UNITS): a relative gate on one applies only where both sides have
 # MIN_REPEATS runs or more and the rank test calls the change significant; on fewer runs it is reported, not applied.
+# The rank test guards them, so their noise floors stay the registry's (5 ms) though the table asks for more.
 SPEED_GATES = (
-    "throughput_rps:-15%",
-    "latency_ms.p95:+25%",
-    "latency_ms.p99:+30%",
-    "pool.wait_ms.p95:+25%",
-    "pool.hold_ms.p95:+25%",
+    "throughput_rps:-80%",
+    "latency_ms.p95:+345%",
+    "latency_ms.p99:+490%",
+    "pool.wait_ms.p95:+785%",
+    "pool.hold_ms.p95:+395%",
 )
 DEFAULT_GATES: tuple[str, ...] = (*CODE_GATES, *COUNT_GATES, *INVARIANT_GATES, *SPEED_GATES)
 
@@ -126,11 +136,21 @@ def default_gates() -> list[Gate]:
     return [Gate.parse(text) for text in DEFAULT_GATES]
 
 
-def derived_limit(relative_spreads: list[float]) -> float:
-    """A relative gate's limit from the A/A spreads (IQR / median) of its figure: K_IQR times the largest, rounded
-    up to 5%, at least FLOOR. The benchmark that measures the spreads (benchmarks/ci_verdicts.py) applies it."""
-    widest = max((s for s in relative_spreads if math.isfinite(s)), default=0.0)
-    return max(FLOOR, math.ceil(round(K_IQR * widest * 20, 9)) / 20)
+def derived_limit(relative_spreads: list[float], sign: str = "+") -> float:
+    """A relative gate's limit from the A/A spreads (IQR / median) of its figure: a rise of K_IQR times the largest,
+    and for a ``-`` gate the same ratio downwards (1 - 1 / (1 + K_IQR x spread): a figure that may read 1.6x as high
+    may read 1/1.6 as low), rounded up to 5%, at least FLOOR. benchmarks/ci_verdicts.py applies it to what it
+    measures."""
+    widest = K_IQR * max((s for s in relative_spreads if math.isfinite(s)), default=0.0)
+    limit = widest if sign == "+" else 1 - 1 / (1 + widest)
+    return max(FLOOR, math.ceil(round(limit * 20, 9)) / 20)
+
+
+def needed_floor_cap(iqr: float, median: float) -> float:
+    """The smallest noise-floor cap (bench.results.metric) that keeps an A/A move of K_IQR x ``iqr`` at ``median``
+    from counting: the floor there is min(cap, max(NOISE_LOW x cap, NOISE_SHARE x median))."""
+    target = K_IQR * iqr
+    return target if NOISE_SHARE * median >= target else target / NOISE_LOW
 
 
 def merge_gates(overrides: list[str]) -> list[Gate]:

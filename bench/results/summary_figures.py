@@ -179,6 +179,12 @@ POOL: tuple[Metric, ...] = (
            window=BOTH, coverage=NONE, alarm=True,
            description="Connections the pool invalidated (closed as unusable: a cancelled close, a broken "
                        "connection)."),
+    Metric(path="pool.invalidated_per_1k_requests", label="connections invalidated per 1,000 requests",
+           unit="per 1k requests", direction=LOWER, window=BOTH, coverage=ALL, alarm=True,
+           rate_of="pool.invalidated",
+           description="`invalidated` × 1000 / `requests`: connection churn (a cancelled close, broken "
+                       "connections). bench compare tests it as a count: the invalidations' totals weighed by the "
+                       "requests made."),
     Metric(path="pool.reclaimed", label="connections reclaimed by the GC", unit="connections", direction=LOWER,
            window=BOTH, coverage=NONE, alarm=True, shown=Shown.NONZERO,
            description="Checked-out connections the garbage collector took back because the app dropped them "
@@ -276,8 +282,10 @@ DB: tuple[Metric, ...] = (
                        "whole interval since the previous sample, the part before it crossed the threshold "
                        "included. Short idle moments between statements are normal; long ones are the "
                        "anti-patterns."),
+    # Its noise floor is the one bench.config.gates' rule derives: a correct twin's 0 to 3.6 ms per request in three
+    # identical runs on a busy machine must not count, while a culprit's 67 to 8,400 ms does.
     Metric(path="db.idle_in_tx_long_per_request_ms", label="idle in tx past threshold per request",
-           unit="ms/request", direction=LOWER, window=BOTH, coverage=OK,
+           unit="ms/request", direction=LOWER, window=BOTH, coverage=OK, noise=55.0,
            description="`idle_in_tx_long_seconds` (load + cool-down) × 1000 / successful requests (load). Null "
                        "when none succeeded."),
     Metric(path="db.idle_in_tx_per_request_ms", label="idle in tx per request", unit="ms/request",
