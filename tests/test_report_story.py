@@ -67,10 +67,9 @@ def test_the_story_names_the_code_and_a_verdict_from_the_figures(run_dir: Path, 
         line = (ROOT / "target_apps" / app / "long_session.py").read_text().splitlines()[int(where.group(1)) - 1]
         assert marker in line and f"`{where.group(0)}`" in md
     good, bad = summary["apps"]["good"], summary["apps"]["bad"]
-    # This summary predates hold_ms_per_request: the verdict falls back to the mean hold per checkout.
     verdict = (
-        f"bad holds a connection {bad['pool']['hold_ms']['mean']:,.1f} ms per checkout (good "
-        f"{good['pool']['hold_ms']['mean']:,.1f} ms) → pool at "
+        f"bad holds a connection {bad['pool']['hold_ms_per_request']:,.1f} ms per request (good "
+        f"{good['pool']['hold_ms_per_request']:,.1f} ms) → pool at "
         f"{100 * bad['pool']['ceiling_utilisation']:.0f}% of its Little's-law ceiling "
         f"({bad['pool']['littles_law_ceiling_rps']:,.1f} req/s) → "
         f"{good['throughput_rps'] / bad['throughput_rps']:.1f}x less throughput than good"
@@ -105,8 +104,9 @@ def test_a_mixed_runs_story_names_each_routes_anti_pattern(mixed_dir: Path) -> N
         f"timeouts → {good['throughput_rps'] / bad['throughput_rps']:.1f}x less throughput than good"
     ) in story
     assert "Little's-law ceiling" not in story
-    assert "31 failures" in story and "3 lost writes" in story  # the counts that should be 0 and are not
-    assert "also 31 failures, 3 lost writes" in story  # the chain's counts are not said twice
+    counts = f"{bad['failures']} failures, {bad['integrity']['lost_writes']} lost writes"
+    assert bad["failures"] and bad["integrity"]["lost_writes"]  # the counts that should be 0 and are not
+    assert f"also {counts}" in story and story.count(counts) == 1  # the chain's counts are not said twice
 
 
 def _apps(folder: str, **bad_pool: float) -> dict[str, Any]:
@@ -119,40 +119,71 @@ def test_the_verdict_names_the_cause_the_figures_show() -> None:
     from bench.render.story import verdict
 
     # mixed, its pool at 35% of a ceiling that leaves the leaked connections out: the leaks and timeouts are named.
+    mixed = _apps("mixed-run")
+    bad = mixed["bad"]
+    reclaimed, timeouts = bad["pool"]["reclaimed"], bad["pool"]["timeouts"]
+    less = f"{mixed['good']['throughput_rps'] / bad['throughput_rps']:.1f}x less"
+    assert reclaimed and timeouts and bad["db"]["idle_in_tx_after_load"]  # the fixture leaks, and times out
     text = verdict(_apps("mixed-run", ceiling_utilisation=0.35))
-    assert "leaks connections: 5 connections reclaimed by the GC" in text and "→ 37 checkout timeouts →" in text
+    assert f"leaks connections: {reclaimed} connections reclaimed by the GC" in text
+    assert f"→ {timeouts} checkout timeouts →" in text
     assert "35%" not in text and "ceiling" not in text
     # Without leaks, timeouts with the pool below its ceiling are the cause; at its ceiling, the pool is.
     no_leak = {"reclaimed": 0}
     apps = _apps("mixed-run", ceiling_utilisation=0.35, **no_leak)
     apps["bad"]["db"]["idle_in_tx_after_load"] = 0
     text = verdict(apps)
-    assert "leaks" not in text and "ceiling" not in text and "→ 37 checkout timeouts → 16.6x less" in text
+    assert "leaks" not in text and "ceiling" not in text and f"→ {timeouts} checkout timeouts → {less}" in text
     apps["bad"]["pool"]["ceiling_utilisation"] = 0.97
     text = verdict(apps)
-    assert "→ pool at 97% of its Little's-law ceiling (14.9 req/s) → 37 checkout timeouts → 16.6x less" in text
+    ceiling = f"({bad['pool']['littles_law_ceiling_rps']:,.1f} req/s)"
+    assert f"→ pool at 97% of its Little's-law ceiling {ceiling} → {timeouts} checkout timeouts → {less}" in text
     # Neither: how full the pool ran, as before (long-session).
-    text = verdict(_apps("long-session-run"))
-    assert "→ pool at 98% of its Little's-law ceiling (46.6 req/s) → 7.4x less" in text and "timeouts" not in text
+    long = _apps("long-session-run")
+    text = verdict(long)
+    assert (
+        f"→ pool at {100 * long['bad']['pool']['ceiling_utilisation']:.0f}% of its Little's-law ceiling "
+        f"({long['bad']['pool']['littles_law_ceiling_rps']:,.1f} req/s) → "
+        f"{long['good']['throughput_rps'] / long['bad']['throughput_rps']:.1f}x less"
+    ) in text
+    assert "timeouts" not in text
+
+
+def _with_infinite_ratio(summary: dict[str, Any]) -> dict[str, Any]:
+    """The summary with its idle ratio check as evaluate writes one whose denominator was 0 (good idled none)."""
+    checks = [{**c, "value": "inf"} if c["name"] == "bad/good: db.idle_in_tx_long_seconds >= 10" else c
+              for c in summary["checks"]]
+    return {**summary, "checks": checks}
+
+
+def _value(summary: dict[str, Any], name: str) -> float:
+    return float(next(c["value"] for c in summary["checks"] if c["name"] == name))
 
 
 def test_checks_use_the_registry_labels_with_the_raw_check_on_hover(run_dir: Path, summary: dict[str, Any]) -> None:
+    (run_dir / "summary.json").write_text(json.dumps(_with_infinite_ratio(summary)))
     md_path, html_path = render_report(run_dir)
     page = _parse(html_path.read_text())
     checks, titles = page.tables["checks"][1:], page.titles["checks"][1:]
     assert [(r[0], r[1]) for r in checks] == [
         ("✓", "good: failures = 0"),
         ("✓", "good: checkout timeouts = 0"),
-        ("✓", "good/bad: throughput ≥ 5×"),
-        ("✓", "bad/good: pool wait p95 ≥ 10×"),
+        ("✓", "good/bad: throughput ≥ 3×"),
+        ("✓", "bad/good: pool wait p95 ≥ 5×"),
         ("✓", "bad/good: idle in tx past threshold ≥ 10×"),
+        ("✓", "bad: idle in tx past threshold per request (ms) ≥ 40"),
         ("✓", "bad: ceiling utilisation (fraction) ≥ 0.9"),
+        ("✓", "good: stalls = 0"),
+        ("✓", "bad: stalls = 0"),
     ]
     assert [t[1] for t in titles] == [c["name"] for c in summary["checks"]]  # the raw check, on hover
     assert _row(checks, "✓", "bad/good: idle in tx past threshold ≥ 10×")[2] == "∞×"
-    assert _row(checks, "✓", "good/bad: throughput ≥ 5×")[2] == "7.42×"
+    throughput = _value(summary, "good/bad: throughput_rps >= 3")
+    assert _row(checks, "✓", "good/bad: throughput ≥ 3×")[2] == f"{throughput:.2f}×"
     md = md_path.read_text()
-    assert "## Checks: 6 of 6 passed" in md and "| ✓ | bad: ceiling utilisation (fraction) ≥ 0.9 | 0.982 |" in md
+    used = _value(summary, "bad: pool.ceiling_utilisation >= 0.9")
+    assert f"## Checks: {len(checks)} of {len(checks)} passed" in md
+    assert f"| ✓ | bad: ceiling utilisation (fraction) ≥ 0.9 | {used:.3f} |" in md
     assert "throughput_rps" not in page.text["checks"] and "pool.wait_ms.p95" not in md.split("## Checks")[1]
 
 
@@ -184,8 +215,9 @@ def test_one_write_route_is_not_shown_twice_and_several_are_split(run_dir: Path,
 def test_the_terminal_names_checks_as_the_report_does(summary: dict[str, Any], tmp_path: Path) -> None:
     from bench.render.terminal import render_summary
 
-    text = render_summary(summary, tmp_path).split("\nchecks\n")[1]
-    assert "✓ good/bad: throughput ≥ 5×" in text and "7.42×" in text and "∞×" in text
+    text = render_summary(_with_infinite_ratio(summary), tmp_path).split("\nchecks\n")[1]
+    throughput = _value(summary, "good/bad: throughput_rps >= 3")
+    assert "✓ good/bad: throughput ≥ 3×" in text and f"{throughput:.2f}×" in text and "∞×" in text
     assert "throughput_rps" not in text and "pool.wait_ms.p95" not in text
 
 
