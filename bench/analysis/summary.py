@@ -114,7 +114,7 @@ def summarize_app(
         "latency_ms": latency_ms(requests["response_time_ms"] if not requests.empty else pd.Series(dtype=float)),
         "success_latency_ms": latency_ms(ok["response_time_ms"] if not ok.empty else pd.Series(dtype=float)),
         "pool": _pool_block(pool, pool_capacity, little_window(samples, requests)
-                            or whole_run(pool, requests, window)),
+                            or whole_run(pool, requests, window), len(ok)),
         "db": _db_block(db, len(ok), shared_database),
         "integrity": integrity.to_json() if integrity else None,
         "endpoints": _endpoints(requests, pool),
@@ -126,7 +126,9 @@ def summarize_app(
     return summary
 
 
-def _pool_block(pool: dict[str, Any] | None, capacity: int, law: LittleWindow | None) -> dict[str, Any] | None:
+def _pool_block(
+    pool: dict[str, Any] | None, capacity: int, law: LittleWindow | None, completed: int = 0
+) -> dict[str, Any] | None:
     if pool is None:
         return None
     wait = Histogram.from_json(pool["wait_time"])
@@ -161,6 +163,7 @@ def _pool_block(pool: dict[str, Any] | None, capacity: int, law: LittleWindow | 
         "hold_open_s": round(float(gauges.get("hold_open_s", 0.0)), 4),
         "hold_open_max_ms": round(float(gauges.get("hold_open_max_s", 0.0)) * 1000, 3),
         "hold_ms_per_request": round(per_request, 3) if per_request else 0.0,
+        **_idle_app(counters, gauges, completed),
         "hold_share_by_route": _hold_shares(pool.get("use_time_by_route", {})),
         # Where the holds past the threshold come from: the app's lines, from the instrumentation's watchdog.
         "hold_sites": hold_sites(pool),
@@ -169,6 +172,19 @@ def _pool_block(pool: dict[str, Any] | None, capacity: int, law: LittleWindow | 
         "littles_law_ceiling_rps": round(ceiling, 3) if ceiling else None,
         # Requests answered per second over the same window: the share of the pool's capacity in use.
         "ceiling_utilisation": round(law.rps / ceiling, 4) if law and ceiling else None,
+    }
+
+
+def _idle_app(counters: dict[str, Any], gauges: dict[str, Any], completed: int) -> dict[str, Any]:
+    """Idle in transaction as the instrumented app timed it, exactly: ended transactions and open ones so far
+    (None from an app whose instrumentation does not time it)."""
+    if "idle_in_tx_s" not in counters:
+        return {"idle_in_tx_app_s": None, "idle_in_tx_app_per_request_ms": None, "transactions": None}
+    total = float(counters["idle_in_tx_s"]) + float(gauges.get("idle_in_tx_open_s", 0.0))
+    return {
+        "idle_in_tx_app_s": round(total, 4),
+        "idle_in_tx_app_per_request_ms": round(total * 1000 / completed, 3) if completed else None,
+        "transactions": int(counters.get("transactions", 0)) + int(gauges.get("transactions_open", 0)),
     }
 
 

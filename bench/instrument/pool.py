@@ -23,6 +23,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, Pool, Qu
 from bench.instrument.asgi import current_route
 from bench.instrument.histogram import Histogram
 from bench.instrument.holds import HOLD_KEY, Hold, HoldSites
+from bench.instrument.idletime import IdleTime, track_idle
 from bench.instrument.loop import LoopLag
 from bench.instrument.tags import tag_statements
 
@@ -60,6 +61,7 @@ class PoolMetrics:
     # Holds not ended yet, by connection record: a connection the app never returns (a session kept forever) is
     # held all along, and the snapshot's connection time must say so, not wait for a checkin that never comes.
     open_holds: dict[Any, Hold] = field(default_factory=dict, repr=False)
+    idle: IdleTime | None = None  # idle in transaction, exact, from the dialect's calls (``idletime``)
 
     def snapshot(self, histograms: bool = True, routes: bool = True) -> dict[str, Any]:
         """Every figure; ``histograms=False`` leaves out distributions, ``routes=False`` only the per-route ones
@@ -89,6 +91,8 @@ class PoolMetrics:
         if histograms and routes:
             data["use_time_by_route"] = {k: h.to_json() for k, h in sorted(self.use_by_route.items())}
             data["wait_time_by_route"] = {k: h.to_json() for k, h in sorted(self.wait_by_route.items())}
+        if self.idle is not None:
+            _add_idle(data, self.idle, histograms)
         if self.loop is not None:
             data["loop"] = self.loop.to_json(histograms)
         if histograms and routes and self.sites is not None:
@@ -125,6 +129,16 @@ class PoolMetrics:
             age = max(0.0, now - hold.at)
             count, total, oldest = count + 1, total + age, max(oldest, age)
         return count, total, oldest
+
+
+def _add_idle(data: dict[str, Any], idle: IdleTime, histograms: bool) -> None:
+    """Ended transactions' idle time and count as counters, open ones' as gauges (summed over workers)."""
+    count, open_s = idle.open_idle(time.perf_counter())
+    data["counters"].update(idle_in_tx_s=round(idle.idle_s, 6), transactions=idle.transactions)
+    data["gauges"].update(transactions_open=count, idle_in_tx_open_s=round(open_s, 6))
+    if histograms:
+        data["idle_in_tx_by_route"] = idle.by_route_json()
+        data["idle_in_tx_by_site"] = idle.by_site_json()
 
 
 # Per-checkout bookkeeping lives in context variables: the pool is shared by every task, and
@@ -238,6 +252,7 @@ def instrument(engine: AsyncEngine, *, statement_tags: bool = True, long_hold_ms
     _track_holds(pool, metrics)
     if statement_tags:
         tag_statements(engine)
+    metrics.idle = track_idle(engine)
 
     @event.listens_for(pool, "invalidate")
     def _on_invalidate(dbapi_conn: Any, record: ConnectionPoolEntry, exception: BaseException | None) -> None:

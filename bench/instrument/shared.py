@@ -76,7 +76,36 @@ def merge(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
     sites = [s["hold_sites"] for s in snapshots if isinstance(s.get("hold_sites"), dict)]
     if sites:
         out["hold_sites"] = _merged_sites(sites)
+    if any("idle_in_tx_by_route" in s for s in snapshots):
+        out["idle_in_tx_by_route"] = _merged_idle_routes([s.get("idle_in_tx_by_route", {}) for s in snapshots])
+        out["idle_in_tx_by_site"] = _merged_idle_sites([s.get("idle_in_tx_by_site", []) for s in snapshots])
     return out
+
+
+def _merged_idle_routes(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every worker's exact idle in transaction of the same route added up."""
+    out: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        for route, row in part.items():
+            into = out.setdefault(route, {"idle_s": 0.0, "transactions": 0})
+            into["idle_s"] = _sum((into["idle_s"], row.get("idle_s")))
+            into["transactions"] = _sum((into["transactions"], row.get("transactions")))
+    return dict(sorted(out.items()))
+
+
+def _merged_idle_sites(parts: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Rows of the same route and checkout line added up, most idle first."""
+    rows: dict[tuple[Any, Any], dict[str, Any]] = {}
+    for part in parts:
+        for row in part:
+            key = (row.get("route"), row.get("checkout_site"))
+            into = rows.get(key)
+            if into is None:
+                rows[key] = dict(row)
+                continue
+            for name in ("idle_s", "transactions"):
+                into[name] = _sum((into.get(name), row.get(name)))
+    return sorted(rows.values(), key=lambda r: -float(r.get("idle_s", 0.0)))
 
 
 _SITE_KEY = ("route", "site", "returned", "checkout_site")

@@ -245,6 +245,23 @@ POOL: tuple[Metric, ...] = (
            direction=NEITHER, window=BOTH, coverage=CHECKOUTS,
            description="The route's share of all connection-holding time (the sum of its holds over the sum of "
                        "all), by the route that checked out; largest first. Holds that never ended are missing."),
+    Metric(path="pool.idle_in_tx_app_s", label="idle in tx total, app-side", unit="conn-s", direction=LOWER,
+           window=BOTH, coverage=CHECKOUTS, shown=Shown.REPORT,
+           description="Idle in transaction as the instrumented app timed it, with no sampling: per transaction "
+                       "(its first statement to its commit or rollback, the pool's rollback on return included), "
+                       "the time with no statement running, summed, open transactions' time so far included. It "
+                       "counts from the app's reading of a statement's answer to its sending the next one, so it "
+                       "misses the moments the server's answer waits for the app's busy event loop, which the "
+                       "server's `db.idle_in_tx_seconds` counts. Null when the app's instrumentation does not "
+                       "time transactions."),
+    Metric(path="pool.idle_in_tx_app_per_request_ms", label="idle in tx per request, app-side",
+           unit="ms/request", direction=LOWER, window=BOTH, coverage=OK, shown=Shown.REPORT,
+           description="`idle_in_tx_app_s` × 1000 / successful requests (load). Null when none succeeded or the "
+                       "app does not time transactions."),
+    Metric(path="pool.transactions", label="transactions", unit="transactions", direction=NEITHER,
+           window=BOTH, coverage=CHECKOUTS,
+           description="Transactions the app ran (a first statement after a commit or rollback begins one), open "
+                       "ones included: what `idle_in_tx_app_s` is summed over. Null when the app does not time transactions."),
     *HOLD_SITES,
     Metric(path="pool.littles_law_ceiling_rps", label="Little's-law ceiling", unit="req/s", direction=HIGHER,
            window=LOAD, coverage=ALL, shown=Shown.REPORT,
