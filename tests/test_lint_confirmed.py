@@ -94,3 +94,24 @@ def test_its_figures_are_in_the_registry() -> None:
     parts = [p for _, p in metrics.figures(doc, Scope.RUN)]
     assert parts and all(metrics.match(p, Scope.APP) is not None for p in parts)
 
+
+
+def _line_of(path: str, text: str) -> int:
+    lines = (ROOT / path).read_text(encoding="utf-8").splitlines()
+    return next(n for n, line in enumerate(lines, 1) if text in line)
+
+
+def test_a_scoped_sessions_hold_at_the_middleware_confirms_the_missing_remove() -> None:
+    """The runtime places a scoped session's hold at the middleware's await, lines above the finding (the
+    `finally` without `remove()`): the try block around the finding holds it. The same middleware's pass-through
+    await, outside that try, is no evidence for it."""
+    inside = _line_of(SCOPED, "await call_logged(self.app, scope, receive, send)")
+    passing = _line_of(SCOPED, "await self.app(scope, receive, send)")
+    lint = lint_section([_row(f"{SCOPED}:{inside}", 37.0, 37.0, 4, open=4),
+                         _row(f"{SCOPED}:{passing}", 8.7, 8.7, 2)], [ROOT])
+    assert lint is not None
+    [confirmed] = lint["confirmed"]
+    assert (confirmed["rule"], confirmed["matched_by"], confirmed["sites"]) == ("SB007", "block", [f"{SCOPED}:{inside}"])
+    assert confirmed["where"].startswith(SCOPED) and int(confirmed["where"].rsplit(":", 1)[1]) > inside
+    assert [row["site"] for row in lint["load_only"]] == [f"{SCOPED}:{passing}"]
+    assert [f["rule"] for f in lint["not_exercised"]] == ["SB007"]  # the constant scope: no hold in its block

@@ -35,7 +35,7 @@ def test_the_long_session_finding_is_confirmed_with_its_sites_idle_seconds(
     lint = bad["lint"]
     assert LONG in lint["linted"]
     [confirmed] = [f for f in lint["confirmed"] if f["rule"] == "SB001"]
-    assert confirmed["where"] == sb001.where
+    assert confirmed["where"] == sb001.where and confirmed["matched_by"] == "line"
     # The hold sites at the finding's line, read straight from pool.hold_sites: the same seconds and holds.
     rows = [r for r in bad["pool"]["hold_sites"] if r["site"] in confirmed["sites"]]
     assert rows and all(sb001.covers(r["site"].rsplit(":", 1)[0], int(r["site"].rsplit(":", 1)[1])) for r in rows)

@@ -8,6 +8,7 @@ rule found (found only under load).
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,36 +36,53 @@ def lint_section(sites: list[dict[str, Any]] | None, roots: Sequence[Path] | Non
     root, paths = files
     settings = _settings(root)
     findings = lint_paths([root / p for p in paths], settings, root).findings
-    return match(findings, [row for row in rows if culprit(row)], paths)
+    return match(findings, [row for row in rows if culprit(row)], paths, blocks(root, findings))
 
 
-def match(findings: Iterable[Finding], culprits: list[dict[str, Any]], linted: Sequence[str]) -> dict[str, Any]:
-    """Each finding with the culprit rows whose holding or checkout line it covers; rows no finding covers."""
-    confirmed: list[dict[str, Any]] = []
-    not_exercised: list[dict[str, Any]] = []
-    used: set[int] = set()
-    for finding in findings:
-        hits = [i for i, row in enumerate(culprits) if _covers(finding, row)]
-        used.update(hits)
-        if not hits:
-            not_exercised.append(_finding(finding))
-            continue
-        rows = [culprits[i] for i in hits]
-        confirmed.append(
-            {
-                **_finding(finding),
-                "sites": [str(row.get("site")) for row in rows],
-                "holds": sum(int(row.get("holds") or 0) for row in rows),
-                "held_s": round(sum(float(row.get("held_s") or 0) for row in rows), 3),
-                "idle_s": round(sum(float(row.get("idle_s") or 0) for row in rows), 3),
-            }
-        )
+def match(
+    findings: Iterable[Finding],
+    culprits: list[dict[str, Any]],
+    linted: Sequence[str],
+    blocks: dict[tuple[str, int], tuple[int, int]] | None = None,
+) -> dict[str, Any]:
+    """Each finding with the culprit rows whose holding or checkout line its span covers; then each row still
+    unmatched with a finding whose enclosing block holds its line (``blocks``: a finding's ``(path, line)`` to the
+    lines of the innermost block around it). The runtime places some holds away from the finding's own line: a
+    scoped session's at the middleware's await, inside the ``try`` whose ``finally`` lacks the ``remove()``."""
+    found = list(findings)
+    hits: list[list[int]] = [[i for i, row in enumerate(culprits) if _covers(f, row)] for f in found]
+    how = ["line" if h else "" for h in hits]
+    used = {i for h in hits for i in h}
+    for n, finding in enumerate(found):
+        block = (blocks or {}).get((finding.path, finding.line))
+        more = [i for i, row in enumerate(culprits) if i not in used and block and _in_block(finding, row, block)]
+        if more and not hits[n]:
+            how[n] = "block"
+        hits[n] += more
+    used = {i for h in hits for i in h}
+    confirmed = [_confirmed(f, [culprits[i] for i in h], m) for f, h, m in zip(found, hits, how, strict=True) if h]
     load_only = [
         {key: str(row.get(key) or "") for key in ("site", "function", "code", "route")}
         for i, row in enumerate(culprits)
         if i not in used
     ]
-    return {"linted": list(linted), "confirmed": confirmed, "not_exercised": not_exercised, "load_only": load_only}
+    return {
+        "linted": list(linted),
+        "confirmed": confirmed,
+        "not_exercised": [_finding(f) for f, h in zip(found, hits, strict=True) if not h],
+        "load_only": load_only,
+    }
+
+
+def _confirmed(finding: Finding, rows: list[dict[str, Any]], how: str) -> dict[str, Any]:
+    return {
+        **_finding(finding),
+        "matched_by": how,  # "line": a row's line is in the finding's span; "block": in its enclosing block
+        "sites": [str(row.get("site")) for row in rows],
+        "holds": sum(int(row.get("holds") or 0) for row in rows),
+        "held_s": round(sum(float(row.get("held_s") or 0) for row in rows), 3),
+        "idle_s": round(sum(float(row.get("idle_s") or 0) for row in rows), 3),
+    }
 
 
 def culprit(row: dict[str, Any]) -> bool:
@@ -73,11 +91,61 @@ def culprit(row: dict[str, Any]) -> bool:
 
 
 def _covers(finding: Finding, row: dict[str, Any]) -> bool:
+    return any(finding.covers(path, line) for path, line in _lines(row))
+
+
+def _in_block(finding: Finding, row: dict[str, Any], block: tuple[int, int]) -> bool:
+    """Whether the row's holding or checkout line is in the block: ``covers`` of the block's first line (same
+    file) with the block's lines as the span."""
+    first, last = block
+    return any(finding.covers(path, finding.line) and first <= line <= last for path, line in _lines(row))
+
+
+def _lines(row: dict[str, Any]) -> list[tuple[str, int]]:
+    out = []
     for key in ("site", "checkout_site"):
         path, _, line = str(row.get(key) or "").rpartition(":")
-        if path and line.isdigit() and finding.covers(path, int(line)):
-            return True
-    return False
+        if path and line.isdigit():
+            out.append((path, int(line)))
+    return out
+
+
+_BLOCKS = (
+    ast.FunctionDef,
+    ast.AsyncFunctionDef,
+    ast.Try,
+    ast.TryStar,
+    ast.With,
+    ast.AsyncWith,
+    ast.For,
+    ast.AsyncFor,
+    ast.While,
+    ast.If,
+)
+
+
+def blocks(root: Path, findings: Iterable[Finding]) -> dict[tuple[str, int], tuple[int, int]]:
+    """For each finding, the first and last line of the innermost block statement around its line (one parse per
+    file; a file that no longer parses gives none)."""
+    out: dict[tuple[str, int], tuple[int, int]] = {}
+    trees: dict[str, list[ast.stmt]] = {}
+    for finding in findings:
+        if finding.path not in trees:
+            try:
+                tree = ast.parse((root / finding.path).read_text(encoding="utf-8"))
+            except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+                tree = ast.Module(body=[], type_ignores=[])
+            trees[finding.path] = [n for n in ast.walk(tree) if isinstance(n, _BLOCKS)]
+        around = [
+            (n.lineno, n.end_lineno or n.lineno)
+            for n in trees[finding.path]
+            if n.lineno <= finding.line <= (n.end_lineno or n.lineno)
+        ]
+        if around:
+            out[(finding.path, finding.line)] = max(
+                around, key=lambda span: (span[0], -span[1])
+            )  # innermost: latest start, earliest end
+    return out
 
 
 def _finding(finding: Finding) -> dict[str, Any]:

@@ -79,7 +79,10 @@ _LINT = ("`bench lint` run at summary time over the app's files the hold sites n
          "`lint` is null when the app served no hold sites or none of their files is found; `lint.linted` names the "
          "files, `lint.not_exercised` the findings no such row falls in, `lint.load_only` the rows no finding "
          "covers (found only under load). One `confirmed` entry per finding whose span (`line` to `end_line`) holds "
-         "a row's `site` or `checkout_site`: its rule, place, message and README link, the rows' `sites`")
+         "a row's `site` or `checkout_site` (`matched_by`: `line`), or else, for rows no span holds, whose innermost "
+         "enclosing block (a function, `try`, `with`, loop or `if`) does (`block`: a scoped session's hold is placed "
+         "at the middleware's await, inside the `try` whose `finally` lacks the `remove()`): its rule, place, "
+         "message and README link, the rows' `sites`")
 
 LINT_CONFIRMED: tuple[Metric, ...] = (
     Metric(path=f"{_CONFIRMED}.holds", label="long holds at a confirmed finding", unit="checkouts",
