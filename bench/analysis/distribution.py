@@ -8,12 +8,15 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from numpy.typing import NDArray
 
 from bench.analysis.histbuckets import BucketCounts
+
+if TYPE_CHECKING:  # the terminal imports this before a run's load: pandas loads with the data it reads
+    import pandas as pd
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]

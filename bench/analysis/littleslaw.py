@@ -6,11 +6,12 @@ bench.analysis.summary computes the ceiling from it; the terminal and the report
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from bench.instrument import Histogram
+
+if TYPE_CHECKING:  # the terminal imports this before a run's load: pandas loads with the data it reads
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ def little_window(samples: pd.DataFrame | None, answered: pd.DataFrame) -> Littl
 def _held(sample: pd.Series) -> float:
     """A sample's connection time so far: ended holds and open ones (0 open from an app that does not say)."""
     open_s = sample.get("pool_hold_open_s")
+    import pandas as pd
+
     return float(sample["pool_hold_s"]) + (float(open_s) if open_s is not None and pd.notna(open_s) else 0.0)
 
 

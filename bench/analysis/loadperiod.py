@@ -6,13 +6,15 @@ bench.run.drive measures the period; bench.analysis.summary turns it into figure
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from numpy.typing import NDArray
 
 from bench.results.requestlog import UNFINISHED
+
+if TYPE_CHECKING:  # the run's driver imports this before its load, where pandas' 0.3 s would delay the first request
+    import pandas as pd
 
 # A stall: no response for at least this long while requests wait, and for at least STALL_MEDIANS median
 # response times (so a scenario whose requests take 10 s each is not stalled between two of them). Pools in the

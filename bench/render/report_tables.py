@@ -7,16 +7,18 @@ the distributions, from each app's raw files through bench.analysis.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.analysis import littleslaw as littles_law
 from bench.analysis.distribution import LADDER, Ladder, bucket_ladder, failure_groups, ladder
 from bench.analysis.loadperiod import STALL_EVENT
-from bench.analysis.timeline import Timeline
 from bench.render.page import Cell, Table
 from bench.results.metric import Metric, Shown
 from bench.results.metrics import SHOWN, find, ratio, value_at
 from bench.results.summaryfile import RunFolder
+
+if TYPE_CHECKING:  # the terminal imports this before a run's load: the timeline's pandas loads with the report
+    from bench.analysis.timeline import Timeline
 
 # A model's bound, not an outcome: its ratio between two apps is shown without a better/worse verdict.
 BOUNDS = frozenset({"pool.littles_law_ceiling_rps"})

@@ -10,11 +10,13 @@ import csv
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from bench.errors import UsageError
 from bench.results.layout import AppFiles
+
+if TYPE_CHECKING:  # RequestTail runs during the load: pandas (0.3 s to import) loads when a log is read in full
+    import pandas as pd
 
 COLUMNS = ("start_epoch_s", "request_type", "name", "response_time_ms", "response_length", "failed", "error")
 NUMERIC = ("start_epoch_s", "response_time_ms", "response_length", "failed")
@@ -41,6 +43,8 @@ def split_unfinished(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def read_requests(app_dir: Path) -> RequestLog:
     """requests.csv, or every worker's requests-<pid>.csv, as one frame; an empty frame when there is none."""
+    import pandas as pd
+
     files = tuple(AppFiles(app_dir).request_logs())
     frames, unreadable = [], 0
     for path in files:
@@ -55,6 +59,8 @@ def read_requests(app_dir: Path) -> RequestLog:
 
 
 def _read_one(path: Path) -> tuple[pd.DataFrame, int]:
+    import pandas as pd
+
     try:
         data = path.read_bytes()
     except OSError as err:
@@ -83,6 +89,8 @@ def _read_one(path: Path) -> tuple[pd.DataFrame, int]:
 
 
 def _empty() -> pd.DataFrame:
+    import pandas as pd
+
     return pd.DataFrame({c: pd.Series(dtype=_TYPES.get(c, "object")) for c in COLUMNS})
 
 

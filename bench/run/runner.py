@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.analysis.summary import median_summary
 from bench.config.catalog import Scenario
 from bench.config.options import RunConfig
 from bench.db import server as postgres
@@ -22,7 +21,6 @@ from bench.errors import EXIT_GATE, InfraError
 from bench.render.terminal import Console
 from bench.results.folder import new_run_dir, write_json
 from bench.results.layout import RunFiles
-from bench.run.digest import conclude, summarize
 from bench.run.drive import drive
 from bench.run.processes import stop_all
 from bench.run.state import COMPLETED, RunHooks, RunState, ended_by
@@ -53,6 +51,8 @@ async def run_scenario(config: RunConfig, scenario: Scenario, console: Console, 
             await _drive_and_digest(run)
     except (asyncio.CancelledError, Exception) as err:  # noqa: BLE001 - whatever stopped it, keep the results
         outcome = ended_by(err, folder)
+    from bench.run.digest import conclude
+
     summary, outcome, report = conclude(run, outcome)  # a full disk: what is written stays, the cause is named
     exit_code = outcome.exit_code
     if outcome.status == "completed" and any(not c["passed"] for c in summary["checks"]):
@@ -65,7 +65,12 @@ async def _drive_and_digest(run: RunState) -> None:
     # Repeats interleave the apps (good bad good bad ...) so drift hits both alike.
     for index in range(run.config.repeat):
         for app in run.config.apps:
-            figures = summarize(run, await drive(run, app, index))
+            driven = await drive(run, app, index)
+            # Imported after the first load, not before its first request: the analysis needs pandas (0.3 s).
+            from bench.analysis.summary import median_summary
+            from bench.run.digest import summarize
+
+            figures = summarize(run, driven)
             run.repeats.setdefault(app, []).append(figures)
             run.apps[app] = median_summary(run.repeats[app])
             write_json(RunFiles(run.folder).run_json, run.run_json("running"))
