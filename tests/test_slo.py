@@ -20,22 +20,31 @@ DATA = Path(__file__).parent / "data" / "mixed-run"
 def test_whole_run_and_per_route_objectives_parse_on_one_grammar() -> None:
     slo = Slo.parse("p95<250ms,errors<1%; GET /items/{id}: p95<100ms,errors<=0.5% ; POST /x:max<2s")
     assert [(o.route, o.metric, o.op, o.threshold) for o in slo.objectives] == [
-        (None, "p95", "<", 250.0), (None, "errors", "<", 0.01), ("GET /items/{id}", "p95", "<", 100.0),
-        ("GET /items/{id}", "errors", "<=", 0.005), ("POST /x", "max", "<", 2000.0)]
-    assert slo.text == "p95<250ms, errors<1%, GET /items/{id}: p95<100ms, GET /items/{id}: errors<=0.5%, POST /x: max<2s"
+        (None, "p95", "<", 250.0),
+        (None, "errors", "<", 0.01),
+        ("GET /items/{id}", "p95", "<", 100.0),
+        ("GET /items/{id}", "errors", "<=", 0.005),
+        ("POST /x", "max", "<", 2000.0),
+    ]
+    assert (
+        slo.text == "p95<250ms, errors<1%, GET /items/{id}: p95<100ms, GET /items/{id}: errors<=0.5%, POST /x: max<2s"
+    )
     # A route's objectives run to the next ';', so one route may carry the same metric as the whole run.
     assert Slo.parse("GET /a: p95<1ms").objectives[0].route == "GET /a"
 
 
-@pytest.mark.parametrize(("text", "error"), [
-    ("p95<250ms,p95<100ms", "names p95 twice"),
-    ("GET /a: p95<1ms,p95<2ms", "names GET /a: p95 twice"),
-    ("p95<250", "with a unit"),
-    ("p90<250ms", "bench run has no p90 figure"),
-    ("loop_lag_p95<5ms", "bench run has no loop_lag_p95 figure"),
-    ("GET /a: p95>1ms", "cannot read"),
-    ("pool_wiat_p95<5ms", "did you mean 'pool_wait_p95'"),
-])
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("p95<250ms,p95<100ms", "names p95 twice"),
+        ("GET /a: p95<1ms,p95<2ms", "names GET /a: p95 twice"),
+        ("p95<250", "with a unit"),
+        ("p90<250ms", "bench run has no p90 figure"),
+        ("loop_lag_p95<5ms", "bench run has no loop_lag_p95 figure"),
+        ("GET /a: p95>1ms", "cannot read"),
+        ("pool_wiat_p95<5ms", "did you mean 'pool_wait_p95'"),
+    ],
+)
 def test_run_usage_errors_name_the_fix(text: str, error: str) -> None:
     with pytest.raises(UsageError, match=error):
         Slo.parse(text).for_run()
@@ -71,9 +80,13 @@ def test_checks_agree_with_the_raw_request_log() -> None:
 
 
 def test_checks_render_as_written_and_in_junit() -> None:
-    summary = {"scenario": "mine", "status": "completed",
-               "checks": Slo.parse("p95<250ms,errors<1%").judge_run(
-                   {"target": {"requests": 200, "failures": 3, "latency_ms": {"p95": 120.04}}})}
+    summary = {
+        "scenario": "mine",
+        "status": "completed",
+        "checks": Slo.parse("p95<250ms,errors<1%").judge_run(
+            {"target": {"requests": 200, "failures": 3, "latency_ms": {"p95": 120.04}}}
+        ),
+    }
     labels = [(check_label(c), check_value(c), c["passed"]) for c in summary["checks"]]
     assert labels == [("target: p95<250ms", "120.0 ms", True), ("target: errors<1%", "1.50%", False)]
     xml = checks_junit(summary)

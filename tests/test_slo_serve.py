@@ -22,9 +22,30 @@ ROUTE = "GET /items/{item_id}"
 def _run(tmp_path: Path, pg_home: Path, name: str, slo: str) -> tuple[int, str, Path, ET.Element]:
     service = write_service(tmp_path / "service")
     out, junit = tmp_path / name, tmp_path / f"{name}.xml"
-    argv = [*BENCH, "run", "--locustfile", str(service.locustfile), "--serve", service.serve("short"),
-            "--migrate", service.migrate, "--duration", "3s", "--cooldown", "1s", "--users", "4",
-            "--ready-timeout", "30s", "--out", str(out), "--slo", slo, "--junit", str(junit)]
+    argv = [
+        *BENCH,
+        "run",
+        "--locustfile",
+        str(service.locustfile),
+        "--serve",
+        service.serve("short"),
+        "--migrate",
+        service.migrate,
+        "--duration",
+        "3s",
+        "--cooldown",
+        "1s",
+        "--users",
+        "4",
+        "--ready-timeout",
+        "30s",
+        "--out",
+        str(out),
+        "--slo",
+        slo,
+        "--junit",
+        str(junit),
+    ]
     watched = run_watched(argv, {**os.environ, "BENCH_HOME": str(pg_home)}, timeout=120)
     assert not watched.survivors, watched.survivors
     return watched.returncode, watched.output, out, ET.parse(junit).getroot()
@@ -44,8 +65,12 @@ def test_a_threshold_that_holds_exits_0_and_one_that_fails_exits_1(tmp_path: Pat
     code, output, out, root = _run(tmp_path, pg_home, "pass", f"p95<5s,errors<1%; {ROUTE}: p95<5000ms")
     assert code == 0, output
     # Every check is a case: the run's own no-stall check beside the thresholds.
-    assert _cases(root) == {"target: p95<5s": None, "target: errors<1%": None, f"target: {ROUTE}: p95<5000ms": None,
-                            "target: stalls = 0": None}
+    assert _cases(root) == {
+        "target: p95<5s": None,
+        "target: errors<1%": None,
+        f"target: {ROUTE}: p95<5000ms": None,
+        "target: stalls = 0": None,
+    }
     assert "✓ target: p95<5s" in output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["config"]["slo"] == f"p95<5s, errors<1%, {ROUTE}: p95<5000ms"
@@ -58,7 +83,9 @@ def test_a_threshold_that_holds_exits_0_and_one_that_fails_exits_1(tmp_path: Pat
     assert failed is not None and failed.startswith("measured ")
     assert f"✗ target: {ROUTE}: p95<20ms" in output
     # The value judged is the route's p95 of its answered requests, as the raw log has it.
-    check = next(c for c in json.loads((out / "summary.json").read_text())["checks"] if c.get("slo", "").endswith("20ms"))
+    check = next(
+        c for c in json.loads((out / "summary.json").read_text())["checks"] if c.get("slo", "").endswith("20ms")
+    )
     log = pd.read_csv(out / "target" / "requests.csv")
     answered = log[(log["name"] == ROUTE) & ~log["error"].fillna("").str.startswith("Unfinished:")]
     times = answered["response_time_ms"].sort_values().to_numpy()

@@ -18,7 +18,6 @@ import typer
 
 from bench.cli.flags import given_from, option, scenario_argument
 from bench.cli.root import app
-from bench.config.catalog import get_scenario
 from bench.config.options import redact_argv, resolve_run, setting
 from bench.config.optiontable import OPTIONS
 
@@ -180,9 +179,19 @@ def ab(
 @app.command()
 def capacity(
     ctx: typer.Context,
-    scenario: Annotated[str, scenario_argument("Scenario name; see: bench scenarios.")],
+    scenario: Annotated[str | None, scenario_argument(_SCENARIO_OR_LOCUSTFILE)] = None,
     app_: Annotated[str | None, option("app")] = None,
     pool_size: Annotated[str | None, option("pool_size")] = None,
+    locustfile: Annotated[Path | None, option("locustfile")] = None,
+    serve: Annotated[str | None, option("serve")] = None,
+    migrate: Annotated[str | None, option("migrate")] = None,
+    ready_path: Annotated[str | None, option("ready_path")] = None,
+    ready_timeout_s: Annotated[str | None, option("ready_timeout_s")] = None,
+    target: Annotated[str | None, option("target")] = None,
+    app_name: Annotated[str | None, option("app_name")] = None,
+    pool_url: Annotated[str | None, option("pool_url")] = None,
+    pool_token: Annotated[str | None, option("pool_token")] = None,
+    allow_remote: Annotated[bool, option("allow_remote")] = False,
     rates: Annotated[str | None, option("rates")] = None,
     step_users: Annotated[str | None, option("step_users")] = None,
     step: Annotated[str | None, option("step")] = None,
@@ -207,14 +216,20 @@ def capacity(
 ) -> None:
     """Sweep stepped load per pool size: the rate each pool sustains within an SLO, the knee, the bottleneck.
 
+    Your service: --locustfile with --serve CMD (started once per pool size when CMD holds {pool_size}) or
+    --target URL (its pool is its own: one run).
+
     Every option: flag > its BENCH_* variable > the scenario's catalog entry > the default shown.
     """
+    from bench.config.options import resolve_scenario
     from bench.config.slo import Slo
     from bench.config.sweep import resolve_sweep
-    from bench.run.capacity import CapacityRequest
+    from bench.run.capacity import CapacityRequest, check_own_service
 
-    chosen, given = get_scenario(scenario), given_from(ctx)
+    given = given_from(ctx)
+    chosen = resolve_scenario(scenario, given, "add --serve CMD, or --target URL and --dsn DSN")
     configs, plan = resolve_sweep(chosen, given)
+    check_own_service(configs, given)
     request = CapacityRequest(
         scenario=chosen,
         plan=plan,

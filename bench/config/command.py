@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from bench.errors import UsageError
 
 # What the harness fills in for every app run: the port it picked and the fresh database's URL, as libpq and
-# psycopg take it (postgresql://) and as SQLAlchemy's async engine takes it (postgresql+asyncpg://).
-PLACEHOLDERS = ("port", "dsn", "sqlalchemy_url")
+# psycopg take it (postgresql://) and as SQLAlchemy's async engine takes it (postgresql+asyncpg://); the run's
+# --pool-size, so bench capacity can start the service once per pool size.
+PLACEHOLDERS = ("port", "dsn", "sqlalchemy_url", "pool_size")
 
 
 @dataclass(frozen=True)

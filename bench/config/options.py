@@ -186,6 +186,11 @@ def resolve_ab(name: str | None, given: Mapping[str, Any]) -> tuple[Scenario, Ru
     return scenario, resolve_config(scenario, shared), resolve_config(scenario, b_given)
 
 
+def resolve_scenario(name: str | None, given: Mapping[str, Any], own_app_hint: str) -> Scenario:
+    """bench capacity's scenario, as bench run's: a catalog name, or --locustfile for the user's own app."""
+    return _scenario(name, given, own_app_hint)
+
+
 def _scenario(name: str | None, given: Mapping[str, Any], own_app_hint: str) -> Scenario:
     """A catalog scenario by name, or the user's --locustfile (which loads the user's app: ``own_app_hint``)."""
     locustfile = given_value(given, "locustfile")

@@ -144,7 +144,7 @@ OPTIONS: dict[str, Option] = {
     # A service the harness starts and stops itself, on a fresh database per app run (bench.run.serve).
     "serve": Option(flag="--serve", env="BENCH_SERVE", metavar="CMD",
                     help="Start your service with this command for every app run, on a fresh database: {port} "
-                         "(required), {dsn} and {sqlalchemy_url} are filled in. Not run through a shell. bench ab: "
+                         "(required), {dsn}, {sqlalchemy_url} and {pool_size} are filled in. Not run through a shell. bench ab: "
                          "version A."),
     "migrate": Option(flag="--migrate", env="BENCH_MIGRATE", metavar="CMD",
                       help="With --serve: run this on each fresh database before the service starts ({dsn}, "

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,10 +17,11 @@ from bench.analysis.assessment import Assessment, assess, pool_scaling, recommen
 from bench.analysis.bottleneck import HOST_FULL, other_cores
 from bench.analysis.steps import cut_steps
 from bench.config.catalog import Scenario
-from bench.config.options import RunConfig
+from bench.config.command import CommandTemplate
+from bench.config.options import RunConfig, given_value
 from bench.config.slo import Slo
 from bench.config.sweep import SweepPlan
-from bench.errors import InfraError
+from bench.errors import InfraError, UsageError
 from bench.render.capacity_report import render_report
 from bench.render.terminal import Console
 from bench.results.capacity_figures import CAPACITY
@@ -94,13 +96,39 @@ class CapacityConsole(Console):
     """One line per pool-size run instead of bench run's header and summary; the live progress line stays."""
 
     def header(self, config: RunConfig, scenario: Scenario, folder: Path) -> None:
-        self.info(f"pool {config.pool_size}+{config.max_overflow}: {' then '.join(config.apps)}, "
-                  f"{config.duration_s:g}s of steps each · {folder}")
+        pool = (
+            f"pool {config.pool_size}+{config.max_overflow}"
+            if pool_is_set(config)
+            else "pool: your service's own (read from its pool endpoint, if it has one)"
+        )
+        self.info(f"{pool}: {' then '.join(config.apps)}, {config.duration_s:g}s of steps each · {folder}")
 
     def final(self, summary: dict[str, Any], folder: Path, error: str | None, report: Path | None = None) -> None:
         self.end_progress()
         if error:
             print(f"error: {error}", file=self.err, flush=True)
+
+
+def pool_is_set(config: RunConfig) -> bool:
+    """Whether the harness set the pool: the paired apps, or a --serve command that takes {pool_size}."""
+    if config.target:
+        return False
+    return config.serve is None or "pool_size" in CommandTemplate.parse(config.serve, "--serve").uses
+
+
+def check_own_service(configs: tuple[RunConfig, ...], given: Mapping[str, Any]) -> None:
+    """Refuse, before anything runs, pool sizes the harness cannot give the user's service."""
+    sized = given_value(given, "pool_size")
+    if configs[0].target and sized is not None:
+        raise UsageError(
+            f"{sized.source}: the harness cannot set the pool of a service already running "
+            "(--target); drop it, or use --serve CMD with {pool_size} in CMD to sweep pool sizes"
+        )
+    if len(configs) > 1 and not pool_is_set(configs[0]):
+        raise UsageError(
+            f"{sized.source if sized else '--pool-size'} names {len(configs)} pool sizes but --serve "
+            "has no {pool_size}: put it where your service reads its pool size"
+        )
 
 
 def pool_configs(request: CapacityRequest) -> list[RunConfig]:
@@ -123,10 +151,10 @@ class _Sweep:
 
 async def run_capacity(request: CapacityRequest, console: Console) -> CapacityResult:
     configs = pool_configs(request)  # a usage error leaves no folder behind
-    files = CapacityFiles(new_run_dir(CapacityFiles.default_name(request.scenario.name), request.out,
-                                      configs[0].force, console.info))
-    sweep = _Sweep(request=request, configs=[replace(c, out=files.pool_run(c.pool_size)) for c in configs],
-                   files=files)
+    files = CapacityFiles(
+        new_run_dir(CapacityFiles.default_name(request.scenario.name), request.out, configs[0].force, console.info)
+    )
+    sweep = _Sweep(request=request, configs=[replace(c, out=files.pool_run(c.pool_size)) for c in configs], files=files)
     runs = [_pool_state(sweep, config, console) for config in sweep.configs]
     outcome = COMPLETED
     try:
@@ -150,8 +178,9 @@ def _pool_state(sweep: _Sweep, config: RunConfig, console: Console) -> RunState:
     # No scenario checks: they judge one steady load, not a sweep.
     scenario = replace(sweep.request.scenario, checks=())
     hooks = RunHooks(locust_files=(PACER,), locust_env=sweep.request.plan.pacer_env(), collector=DetailCollector)
-    return RunState(config=config, scenario=scenario, console=console, command=sweep.request.command,
-                    folder=config.out, hooks=hooks)
+    return RunState(
+        config=config, scenario=scenario, console=console, command=sweep.request.command, folder=config.out, hooks=hooks
+    )
 
 
 async def _sweep_pool(sweep: _Sweep, run: RunState) -> Outcome:
@@ -165,7 +194,7 @@ async def _sweep_pool(sweep: _Sweep, run: RunState) -> Outcome:
             run.apps[app] = summarize(run, driven)
             if run.faults:  # its figures are kept, but a sweep with a fault is not a measurement to trust
                 raise InfraError("; ".join(run.faults))
-            sweep.assessments.append(_assess(sweep, run.config, driven))
+            sweep.assessments.append(_assess(sweep, run, driven))
     except (asyncio.CancelledError, Exception) as err:  # noqa: BLE001 - whatever stopped it, keep the results
         outcome = ended_by(err, run.folder)
     # Each pool size's folder stays a run folder: bench report and bench compare read its summary.json.
@@ -175,17 +204,33 @@ async def _sweep_pool(sweep: _Sweep, run: RunState) -> Outcome:
     return outcome
 
 
-def _assess(sweep: _Sweep, config: RunConfig, driven: Driven) -> Assessment:
-    plan = sweep.request.plan
-    return assess(app=driven.app, pool_size=config.pool_size, capacity=config.pool_size + config.max_overflow,
-                  steps=cut_steps(driven.files.root, plan), plan=plan, slo=sweep.request.slo)
+def _assess(sweep: _Sweep, run: RunState, driven: Driven) -> Assessment:
+    plan, config = sweep.request.plan, run.config
+    size, capacity = config.pool_size, config.pool_size + config.max_overflow
+    if not pool_is_set(config):
+        # The service's own pool: as its pool endpoint reports it, else unknown (0, which no figure divides by:
+        # without the endpoint there is no hold time, so no ceiling and no model).
+        measured = ((run.apps.get(driven.app) or {}).get("pool") or {}).get("capacity")
+        size = capacity = int(measured) if isinstance(measured, (int, float)) and measured > 0 else 0
+    return assess(
+        app=driven.app,
+        pool_size=size,
+        capacity=capacity,
+        steps=cut_steps(driven.files.root, plan),
+        plan=plan,
+        slo=sweep.request.slo,
+    )
 
 
 def _run_entry(sweep: _Sweep, run: RunState, outcome: Outcome) -> dict[str, Any]:
     folder = run.folder
-    return {"folder": str(folder.relative_to(sweep.files.root)) if folder.is_relative_to(sweep.files.root)
-            else str(folder), "status": outcome.status, "error": outcome.error, "timings": run.timings,
-            "postgres": run.server.version if run.server else None}
+    return {
+        "folder": str(folder.relative_to(sweep.files.root)) if folder.is_relative_to(sweep.files.root) else str(folder),
+        "status": outcome.status,
+        "error": outcome.error,
+        "timings": run.timings,
+        "postgres": run.server.version if run.server else None,
+    }
 
 
 def _write(sweep: _Sweep, first: RunState, status: str, error: str | None = None) -> dict[str, Any]:
@@ -196,22 +241,59 @@ def _write(sweep: _Sweep, first: RunState, status: str, error: str | None = None
 
 def _document(sweep: _Sweep, environment: dict[str, Any], status: str, error: str | None) -> dict[str, Any]:
     request, assessments = sweep.request, sweep.assessments
-    config = {k: v for k, v in sweep.configs[0].to_json().items()
-              if k not in ("pool_size", "users", "spawn_rate", "duration_s", "out", "repeat", "scenario")}
+    config = {
+        k: v
+        for k, v in sweep.configs[0].to_json().items()
+        if k not in ("pool_size", "users", "spawn_rate", "duration_s", "out", "repeat", "scenario")
+    }
     return {
-        "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "scenario": request.scenario.name,
-        "status": status, "error": error, "started_at": sweep.started_at,
-        "finished_at": datetime.now(UTC).isoformat(), "wall_time_s": round(time.monotonic() - sweep.wall0, 1),
-        "command": request.command, "environment": environment,
-        "config": {**config, "pool_sizes": list(request.plan.pool_sizes), "sweep": request.plan.to_json(),
-                   "slo": request.slo.to_json(), "duration_s_per_app": request.plan.duration_s},
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "scenario": request.scenario.name,
+        "status": status,
+        "error": error,
+        "started_at": sweep.started_at,
+        "finished_at": datetime.now(UTC).isoformat(),
+        "wall_time_s": round(time.monotonic() - sweep.wall0, 1),
+        "command": request.command,
+        "environment": environment,
+        "config": {
+            **config,
+            "pool_sizes": list(request.plan.pool_sizes),
+            "sweep": request.plan.to_json(),
+            "slo": request.slo.to_json(),
+            "duration_s_per_app": request.plan.duration_s,
+        },
         "runs": sweep.runs,
-        "results": [a.to_json() for a in assessments],
+        "results": [_result(a) for a in assessments],
         "pool_scaling": pool_scaling(assessments),
-        "recommendation": recommend(assessments, request.slo, request.scenario.name) if assessments else None,
-        "warnings": busy_machine_warnings(assessments),
+        "recommendation": _recommendation(sweep) if assessments else None,
+        "warnings": [*unknown_pool_warnings(assessments), *busy_machine_warnings(assessments)],
         "glossary": GLOSSARY,
     }
+
+
+def _recommendation(sweep: _Sweep) -> str:
+    text = recommend(sweep.assessments, sweep.request.slo, sweep.request.scenario.name)
+    # An unknown pool is held as 0 (see _assess); the paragraph says what it is.
+    return text.replace("pool 0 ", "pool unknown ").replace("pool 0:", "pool unknown:")
+
+
+def _result(assessment: Assessment) -> dict[str, Any]:
+    data = assessment.to_json()
+    if assessment.capacity == 0:  # the service's pool, which the harness could not read
+        data["pool_size"] = data["capacity"] = "unknown"
+    return data
+
+
+def unknown_pool_warnings(assessments: list[Assessment]) -> list[str]:
+    """Say what a sweep of a service whose pool the harness cannot know leaves out, and what still stands."""
+    return [
+        f"{a.app}: its pool is unknown (no pool endpoint answered; see --pool-url): no pool wait, hold time, "
+        "Little's-law ceiling or pool-wait model; the knee, the SLO rate and the database-side figures stand"
+        for a in assessments
+        if a.capacity == 0
+    ]
 
 
 def busy_machine_warnings(assessments: list[Assessment]) -> list[str]:
@@ -221,7 +303,9 @@ def busy_machine_warnings(assessments: list[Assessment]) -> list[str]:
         busy = [s for s in a.steps if (s.host_cpu or 0) >= HOST_FULL and (other_cores(s) or 0) >= OTHER_CORES]
         if busy:
             cores = sorted(other_cores(s) or 0 for s in busy)[len(busy) // 2]
-            out.append(f"{a.app} pool {a.pool_size}: the machine's CPU was {HOST_FULL:.0%}+ busy in {len(busy)} of "
-                       f"{len(a.steps)} steps, {cores:.1f} cores of it outside the app and Locust (PostgreSQL and "
-                       "anything else running): a CPU-bound app measures lower than on a quiet machine")
+            out.append(
+                f"{a.app} pool {a.pool_size}: the machine's CPU was {HOST_FULL:.0%}+ busy in {len(busy)} of "
+                f"{len(a.steps)} steps, {cores:.1f} cores of it outside the app and Locust (PostgreSQL and "
+                "anything else running): a CPU-bound app measures lower than on a quiet machine"
+            )
     return out

@@ -29,9 +29,11 @@ class Fill:
 
     port: int
     dsn: str = field(repr=False)  # holds the database's password, if it has one
+    pool_size: int = 5  # the run's --pool-size
 
     def values(self) -> dict[str, str]:
-        return {"port": str(self.port), "dsn": self.dsn, "sqlalchemy_url": postgres.sqlalchemy_url(self.dsn)}
+        return {"port": str(self.port), "dsn": self.dsn, "sqlalchemy_url": postgres.sqlalchemy_url(self.dsn),
+                "pool_size": str(self.pool_size)}
 
 
 def service_child(command: str, fill: Fill, log_path: Path) -> Child:

@@ -171,7 +171,7 @@ class ServedApp:
         cfg, server = self.run.config, self.run.server
         assert server is not None and cfg.serve is not None
         await postgres.create_database(server, self.database)
-        fill = Fill(port=self.port, dsn=server.dsn(self.database))
+        fill = Fill(port=self.port, dsn=server.dsn(self.database), pool_size=cfg.pool_size)
         if cfg.migrate:
             await migrate(cfg.migrate, fill, self.files.root / MIGRATE_LOG, cfg.ready_timeout_s)
         self._child = service_child(cfg.serve, fill, self.files.app_log).start()
