@@ -14,12 +14,16 @@ import re
 import shlex
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from bench.config.catalog import scenario_from_locustfile
 from bench.config.options import resolve_config
+from bench.db.ports import free_port
+from bench.db.server import Server, sqlalchemy_url
 from bench.errors import UsageError
 from bench.results.layout import CapacityFiles
 from bench.run.capacity import check_own_service, pool_is_set
@@ -176,3 +180,54 @@ def test_capacity_serve_finds_the_knee_at_the_pools_littles_law_ceiling(tmp_path
         level = result["steps"][knee["index"]]["level"]
         assert 0.8 * ceiling <= level <= 1.2 * ceiling, (level, ceiling, knee)
     assert "pool 2" in watched.output and "pool 4" in watched.output
+
+
+@pytest.mark.e2e
+def test_capacity_target_without_a_pool_endpoint_says_the_pool_is_unknown(
+    tmp_path: Path, pg_server: Server, database: str
+) -> None:
+    """A service the user runs, with no pool endpoint: the harness cannot know its pool, says so, and still finds
+    the knee (by construction near 2 / 0.1 s = 20 req/s), the rate within the SLO and the database-side figures."""
+    locustfile, _serve = _service(tmp_path / "svc")
+    service = tmp_path / "svc" / "service.py"
+    service.write_text(service.read_text().replace("app.add_route(ENDPOINT_PATH", "# no endpoint: (ENDPOINT_PATH"))
+    port = free_port()
+    dsn = pg_server.dsn(database)
+    env = {**os.environ, "APP_DSN": sqlalchemy_url(dsn), "POOL_SIZE": "2"}
+    argv = [sys.executable, "-m", "uvicorn", "--app-dir", str(tmp_path / "svc"), "service:app", "--host",
+            "127.0.0.1", "--port", str(port), "--no-access-log"]  # fmt: skip
+    app = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_until_up(f"http://127.0.0.1:{port}/work")
+        out = tmp_path / "sweep"
+        bench = [*BENCH, "capacity", "--locustfile", str(locustfile), "--target", f"http://127.0.0.1:{port}",
+                 "--dsn", dsn, "--rates", "8:32:4", "--step", "3s", "--slo", "p95<1s,errors<1%", "--out", str(out)]  # fmt: skip
+        result = subprocess.run(bench, capture_output=True, text=True, timeout=300, check=False)
+    finally:
+        app.terminate()
+        app.wait(10)
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads((out / "capacity.json").read_text())
+    (only,) = data["results"]
+    assert only["pool_size"] == only["capacity"] == "unknown"
+    assert any("its pool is unknown" in w for w in data["warnings"]), data["warnings"]
+    assert "pool is unknown" in result.stdout and "pool unknown" in data["recommendation"]
+    assert only["littles_law"]["ceiling_rps"] is None
+    knee = only["knee"]
+    assert knee is not None and 2 / 0.11 * 0.8 <= only["steps"][knee["index"]]["level"] <= 2 / HOLD_S * 1.2, knee
+    assert only["max_slo"] is not None
+    # database-side: the service's connections seen in pg_stat_activity (2 at most, busy or idle in transaction)
+    seen = [(s["db_active"] or 0) + (s["idle_in_tx"] or 0) for s in only["steps"]]
+    assert max(seen) > 0 and all(v <= 2.01 for v in seen), seen
+
+
+def _wait_until_up(url: str) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
