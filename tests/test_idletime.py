@@ -77,7 +77,7 @@ def test_idle_time_is_the_time_between_statements(pg_server: postgres.Server, da
 
     async def scenario() -> tuple[PoolMetrics, float, float]:
         engine = _engine(pg_server, database)
-        metrics = instrument(engine)
+        metrics = instrument(engine, long_hold_ms=PAUSE_S * 1000 / 2)  # by checkout line: idle past the threshold
         try:
             async with engine.connect() as conn:  # the dialect's first connect: its own statements
                 await conn.execute(text("SELECT 1"))
@@ -100,7 +100,9 @@ def test_idle_time_is_the_time_between_statements(pg_server: postgres.Server, da
     by_route = snapshot["idle_in_tx_by_route"]
     assert sum(r["idle_s"] for r in by_route.values()) == pytest.approx(metrics.idle.idle_s, abs=1e-5)
     sites = snapshot["idle_in_tx_by_site"]
-    assert sites[0]["checkout_site"].startswith("tests/test_idletime.py:"), sites
+    assert sites and all(s["checkout_site"].startswith("tests/test_idletime.py:") for s in sites), sites
+    assert all(s["longest_idle_s"] >= PAUSE_S for s in sites)
+    assert sum(s["transactions"] for s in sites) == 3 * rounds  # the warm-up's short one is not a site
     server = asyncio.run(_server_idle_s(pg_server, database))
     # The server counts from its answer to the next message it reads; the app from its reading of that answer to
     # its sending the next one. The server's spell holds the app's, plus the answer's wait for the event loop and

@@ -55,7 +55,8 @@ class IdleTime:
     def __init__(self) -> None:
         self.idle_s = 0.0
         self.transactions = 0
-        self.by_site: dict[tuple[str, CodePosition | None], list[float]] = {}  # [idle_s, transactions]
+        # [idle_s, transactions, the longest one transaction was idle]
+        self.by_site: dict[tuple[str, CodePosition | None], list[float]] = {}
         self.open: dict[_Tx, None] = {}  # an ordered set: the snapshot may read it from another thread
         self.dropped = 0
 
@@ -91,9 +92,10 @@ class IdleTime:
             if len(self.by_site) >= _MAX_ROWS:
                 self.dropped += 1
                 return
-            row = self.by_site[key] = [0.0, 0]
+            row = self.by_site[key] = [0.0, 0, 0.0]
         row[0] += idle
         row[1] += 1
+        row[2] = max(row[2], idle)
 
     # --- the snapshot ----------------------------------------------------------------------------------------
 
@@ -104,7 +106,7 @@ class IdleTime:
 
     def by_route_json(self) -> dict[str, dict[str, float | int]]:
         routes: dict[str, dict[str, float | int]] = {}
-        for (route, _first), (idle, count) in list(self.by_site.items()):
+        for (route, _first), (idle, count, _longest) in list(self.by_site.items()):
             into = routes.setdefault(route, {"idle_s": 0.0, "transactions": 0})
             into["idle_s"] += idle
             into["transactions"] += int(count)
@@ -113,10 +115,14 @@ class IdleTime:
             for r, v in sorted(routes.items())
         }
 
-    def by_site_json(self) -> list[dict[str, Any]]:
-        """Rows by route and checkout line, most idle first: the hold sites' ``route`` and ``checkout_site``."""
+    def by_site_json(self, threshold_s: float) -> list[dict[str, Any]]:
+        """Rows by route and checkout line, most idle first: the hold sites' ``route`` and ``checkout_site``. Only the
+        lines where some transaction was idle for ``threshold_s`` at once (the hold sites' threshold): a line is
+        resolved once per process, and the lines of short transactions alone are not worth it."""
         rows = []
-        for (route, first), (idle, count) in list(self.by_site.items()):
+        for (route, first), (idle, count, longest) in list(self.by_site.items()):
+            if longest < threshold_s:
+                continue
             site = RESOLVER.site(first) if first is not None else None
             rows.append(
                 {
@@ -125,6 +131,7 @@ class IdleTime:
                     "checkout_function": site.function if site else "?",
                     "transactions": int(count),
                     "idle_s": round(idle, 6),
+                    "longest_idle_s": round(longest, 6),
                 }
             )
         return sorted(rows, key=lambda r: -float(r["idle_s"]))

@@ -92,7 +92,7 @@ class PoolMetrics:
             data["use_time_by_route"] = {k: h.to_json() for k, h in sorted(self.use_by_route.items())}
             data["wait_time_by_route"] = {k: h.to_json() for k, h in sorted(self.wait_by_route.items())}
         if self.idle is not None:
-            _add_idle(data, self.idle, histograms)
+            _add_idle(data, self.idle, histograms, self.sites)
         if self.loop is not None:
             data["loop"] = self.loop.to_json(histograms)
         if histograms and routes and self.sites is not None:
@@ -131,14 +131,16 @@ class PoolMetrics:
         return count, total, oldest
 
 
-def _add_idle(data: dict[str, Any], idle: IdleTime, histograms: bool) -> None:
-    """Ended transactions' idle time and count as counters, open ones' as gauges (summed over workers)."""
+def _add_idle(data: dict[str, Any], idle: IdleTime, histograms: bool, sites: HoldSites | None) -> None:
+    """Ended transactions' idle time and count as counters, open ones' as gauges (summed over workers); by checkout
+    line only where hold sites are looked for, past their threshold."""
     count, open_s = idle.open_idle(time.perf_counter())
     data["counters"].update(idle_in_tx_s=round(idle.idle_s, 6), transactions=idle.transactions)
     data["gauges"].update(transactions_open=count, idle_in_tx_open_s=round(open_s, 6))
     if histograms:
         data["idle_in_tx_by_route"] = idle.by_route_json()
-        data["idle_in_tx_by_site"] = idle.by_site_json()
+        if sites is not None:
+            data["idle_in_tx_by_site"] = idle.by_site_json(sites.threshold_s)
 
 
 # Per-checkout bookkeeping lives in context variables: the pool is shared by every task, and

@@ -105,6 +105,7 @@ def _merged_idle_sites(parts: list[list[dict[str, Any]]]) -> list[dict[str, Any]
                 continue
             for name in ("idle_s", "transactions"):
                 into[name] = _sum((into.get(name), row.get(name)))
+            into["longest_idle_s"] = _max((into.get("longest_idle_s"), row.get("longest_idle_s")))
     return sorted(rows.values(), key=lambda r: -float(r.get("idle_s", 0.0)))
 
 
