@@ -148,7 +148,8 @@ def _count_gate_of(name: str) -> str | None:
     return None
 
 
-def spread_table(records: Records) -> list[str]:
+def _spreads(records: Records) -> dict[tuple[str, str], Spread]:
+    """(default gate, condition) -> the spread of its figure."""
     spreads: dict[tuple[str, str], Spread] = defaultdict(Spread)
     for (condition, scenario, app), figures in _series(records.of("spread")).items():
         for name, values in figures.items():
@@ -162,10 +163,15 @@ def spread_table(records: Records) -> list[str]:
                 spread = spreads[(counted, condition)]
                 ratio = statistics.variance(clean) / statistics.mean(clean)
                 spread.dispersion = max(spread.dispersion or 0.0, ratio)
-            gate = _gate_of(name)
-            if gate is not None:
-                cap = BY_PATH[Gate.parse(gate).metric].noise_floor
-                spreads[(gate, condition)].add(clean, f"{scenario}/{app}", app, cap)
+            gated = _gate_of(name)
+            if gated is not None:
+                cap = BY_PATH[Gate.parse(gated).metric].noise_floor
+                spreads[(gated, condition)].add(clean, f"{scenario}/{app}", app, cap)
+    return spreads
+
+
+def spread_table(records: Records) -> list[str]:
+    spreads = _spreads(records)
     lines = [
         "| gate now | A/A spread, quiet | A/A spread, one core kept busy | derived limit | noise floor now |",
         "|---|---|---|---|---|",
