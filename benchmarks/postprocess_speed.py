@@ -46,7 +46,7 @@ def measure(opts: Options) -> Section:
     total = median(p["total_s"] for p in passes)
     for key, label, note in (
         ("summary_s", "summary, both apps (as the runner builds it)", "reads included"),
-        ("read_s", "  of which reading requests.csv (4 reads)", "the runner reads it for integrity, then again"),
+        ("read_s", "  of which reading requests.csv (2 reads)", "one per app, as bench.run.digest reads it"),
         ("report_s", "report: render_report (md + html)", ""),
         ("compare_s", "compare: load both sides + compare + text", ""),
     ):
@@ -109,13 +109,10 @@ def _one_pass(run_dir: Path, pools: dict[str, dict[str, Any]], write_routes: lis
     for app, pool in pools.items():
         folder = run_dir / app
         t = time.perf_counter()
-        requests = read_requests(folder).frame  # the integrity check's read
+        requests = read_requests(folder).frame  # bench.run.digest reads it once, for the integrity check and the rest
         read_s += time.perf_counter() - t
         ok = requests[requests["failed"] == 0]
         acknowledged = {name: int((ok["name"] == name).sum()) for name in write_routes}
-        t = time.perf_counter()
-        requests = read_requests(folder).frame  # the digest's read for summarize_app
-        read_s += time.perf_counter() - t
         figures = summarize_app(requests=requests, pool=pool, db=DbFigures(samples=36_300),
                                 integrity=Integrity(acknowledged=acknowledged, written=acknowledged), pool_capacity=5)
         write_json(folder / "summary-perf.json", figures)

@@ -21,6 +21,9 @@ if TYPE_CHECKING:  # RequestTail runs during the load: pandas (0.3 s to import) 
 COLUMNS = ("start_epoch_s", "request_type", "name", "response_time_ms", "response_length", "failed", "error")
 NUMERIC = ("start_epoch_s", "response_time_ms", "response_length", "failed")
 _TYPES = {"start_epoch_s": "float64", "response_time_ms": "float64", "response_length": "int64", "failed": "int64"}
+# A few distinct values repeated a million times in an hour's log: as categories a tenth of the memory of strings,
+# and a comparison with a route name compares small integer codes, not a million strings.
+_TEXT = {"request_type": "category", "name": "category", "error": "category"}
 # request_type of a request still waiting for its response when the load stopped (the recorder and the pacer
 # write it): its response_time_ms is its age at the stop, and it is neither a response nor a failure.
 UNFINISHED = "UNFINISHED"
@@ -70,9 +73,12 @@ def _read_one(path: Path) -> tuple[pd.DataFrame, int]:
     if not complete.strip():
         return _empty(), 0  # empty, or killed before the header was complete: no row was written
     torn = 1 if data[len(complete):].strip() else 0
+    rows = complete.count(b"\n") - 1  # the header is not a row
+    clean = _read_clean(complete)
+    if clean is not None:  # every field as it should be: no second pass over the numbers, no copies
+        return clean, torn + max(0, rows - len(clean))
     try:
-        frame = pd.read_csv(BytesIO(complete), keep_default_na=False, on_bad_lines="skip", engine="c",
-                            dtype={"request_type": str, "name": str, "error": str})
+        frame = pd.read_csv(BytesIO(complete), keep_default_na=False, on_bad_lines="skip", engine="c", dtype=_TEXT)
     except (ValueError, pd.errors.ParserError) as err:  # garbage: not a requests log
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise UsageError(f"{path} is not a requests log ({reason}); the run folder is damaged, re-run bench run") \
@@ -81,17 +87,30 @@ def _read_one(path: Path) -> tuple[pd.DataFrame, int]:
     if missing:
         raise UsageError(f"{path} is not a requests log (no column {', '.join(missing)}); the run folder is "
                          "damaged, re-run bench run")
-    rows = complete.count(b"\n") - 1  # the header is not a row
     numbers = frame[list(NUMERIC)].apply(pd.to_numeric, errors="coerce")
     valid = numbers.notna().all(axis=1)
     frame = frame.loc[valid, list(COLUMNS)].assign(**{c: numbers.loc[valid, c] for c in NUMERIC})
     return frame.astype(_TYPES).reset_index(drop=True), torn + max(0, rows - len(frame))
 
 
+def _read_clean(complete: bytes) -> pd.DataFrame | None:
+    """The log read with every column's type given, or None when a field does not fit it (a garbled row)."""
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(BytesIO(complete), keep_default_na=False, on_bad_lines="skip", engine="c",
+                            usecols=list(COLUMNS), dtype={**_TEXT, **_TYPES})
+    except (ValueError, pd.errors.ParserError):
+        return None
+    if frame[list(NUMERIC)].isna().to_numpy().any():  # a short row's missing numbers read as NaN
+        return None
+    return frame[list(COLUMNS)] if tuple(frame.columns) != COLUMNS else frame
+
+
 def _empty() -> pd.DataFrame:
     import pandas as pd
 
-    return pd.DataFrame({c: pd.Series(dtype=_TYPES.get(c, "object")) for c in COLUMNS})
+    return pd.DataFrame({c: pd.Series(dtype=_TYPES.get(c, _TEXT.get(c, "object"))) for c in COLUMNS})
 
 
 class RequestTail:
