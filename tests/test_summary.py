@@ -121,14 +121,44 @@ def test_histogram_mean() -> None:
 # --- issue 12: figures that must be right ---------------------------------------------------------
 
 
-def _pool_of(holds: list[float], size: int = 5) -> dict[str, object]:
+def _pool_of(holds: list[float], size: int = 5, overflow: int = 0) -> dict[str, object]:
     metrics = PoolMetrics()
     for hold in holds:
         metrics.use.record(hold)
         metrics.wait.record(0.0)
     snapshot = metrics.snapshot()
-    snapshot["gauges"] = {"size": size, "max_overflow": 0}
+    snapshot["gauges"] = {"size": size, "max_overflow": overflow}
     return snapshot
+
+
+def test_the_ceiling_counts_the_pools_overflow_connections() -> None:
+    # A pool of 5 + 3 overflow serves up to 8 connections at once: 8 / 10 ms = 800 req/s, whatever --pool-size said.
+    out = summarize_app(
+        requests=_requests(1000, 5),
+        pool=_pool_of([0.010] * 1000, size=5, overflow=3),
+        db=DbFigures(),
+        integrity=None,
+        pool_capacity=2,
+    )
+    assert out["pool"]["capacity"] == 8
+    assert out["pool"]["littles_law_ceiling_rps"] == pytest.approx(800, rel=1e-4)
+
+
+def test_littles_law_counts_only_the_requests_answered_inside_its_window() -> None:
+    # Load samples from 1000.5 to 1001.0: responses before 1000.5 (or after 1001.0) are not the holds between.
+    requests = _requests(100, 50)  # starts 1000.00 .. 1000.99, ends 50-59 ms later
+    samples = pd.DataFrame(
+        {
+            "t": [1000.5, 1000.75, 1001.0, 1001.5],
+            "phase": ["load", "load", "load", "cooldown"],
+            "pool_hold_s": [3.0, 4.5, 6.0, 9.0],
+        }
+    )
+    ends = [1000 + i * 0.01 + (50 + i % 10) / 1000 for i in range(100)]
+    inside = sum(1 for end in ends if 1000.5 < end <= 1001.0)
+    assert 0 < inside < sum(1 for end in ends if end <= 1001.0)  # some answered before the window
+    law = little_window(samples, requests)
+    assert law is not None and (law.window_s, law.hold_s, law.requests) == (0.5, 3.0, inside)
 
 
 @pytest.mark.parametrize("checkouts_per_request", [1.37, 2.5, 0.02])

@@ -141,7 +141,10 @@ MUTATIONS = (
         "return min(1.0, 2 * min(rise, fall))",
         "return min(1.0, min(rise, fall))",
         "two-sided count test reports a one-sided p",
-        ("tests/test_compare.py",),
+        (
+            "tests/test_exact_rules.py",
+            "tests/test_compare.py",
+        ),
     ),
     Mutation(
         "M14",
@@ -149,7 +152,10 @@ MUTATIONS = (
         "z = (abs(u - mean) - 0.5) / math.sqrt(var)",
         "z = (abs(u - mean) + 0.5) / math.sqrt(var)",
         "normal approximation's continuity correction reversed",
-        ("tests/test_compare.py",),
+        (
+            "tests/test_exact_rules.py",
+            "tests/test_compare.py",
+        ),
     ),
     Mutation(
         "M15",
@@ -165,7 +171,10 @@ MUTATIONS = (
         "if p is not None and p >= ALPHA:",
         "if p is not None and p > ALPHA:",
         "a p-value equal to alpha counts as significant",
-        ("tests/test_compare.py",),
+        (
+            "tests/test_exact_rules.py",
+            "tests/test_compare.py",
+        ),
     ),
     Mutation(
         "M17",
@@ -181,7 +190,7 @@ MUTATIONS = (
         'return change > self.limit if self.sign == "+" else change < -self.limit',
         'return change >= self.limit if self.sign == "+" else change <= -self.limit',
         "a change exactly at a gate's limit fails it",
-        ("tests/test_compare.py", "tests/test_metrics.py"),
+        ("tests/test_exact_rules.py", "tests/test_compare.py", "tests/test_metrics.py"),
     ),
     Mutation(
         "M19",
@@ -197,7 +206,12 @@ MUTATIONS = (
         "delta.count = self.count - earlier.count",
         "delta.count = self.count",
         "an interval's histogram keeps the whole run's count",
-        ("tests/test_percentiles.py", "tests/test_report_figures.py", "tests/test_fixtures.py"),
+        (
+            "tests/test_exact_rules.py",
+            "tests/test_percentiles.py",
+            "tests/test_report_figures.py",
+            "tests/test_fixtures.py",
+        ),
     ),
     Mutation(
         "M21",
