@@ -245,6 +245,30 @@ MUTATIONS = (
         "any pause of five median responses is a stall",
         ("tests/test_stall.py", "tests/test_fixtures.py"),
     ),
+    Mutation(
+        "M25",
+        "bench/config/gates.py",
+        "chosen.update({g.metric: g for g in parsed})",
+        "chosen.update({g.metric: g for g in parsed if g.metric not in chosen})",
+        "--fail-on adds gates but never replaces a default one",
+        ("tests/test_compare.py",),
+    ),
+    Mutation(
+        "M26",
+        SUMMARY,
+        'latency_ms(ok["response_time_ms"] if not ok.empty else pd.Series(dtype=float))',
+        'latency_ms(requests["response_time_ms"] if not ok.empty else pd.Series(dtype=float))',
+        "success latency over every request, failed ones included",
+        ("tests/test_summary.py",),
+    ),
+    Mutation(
+        "M27",
+        "bench/run/collector.py",
+        "idle, long = len(idle_ages), sum(1 for age in idle_ages if age > self.idle_threshold_s)",
+        "idle, long = len(idle_ages), len(idle_ages)",
+        "every moment idle in transaction counted as past the threshold",
+        ("tests/test_collector.py",),
+    ),
 )
 
 
