@@ -208,7 +208,7 @@ def _timed_statement(idle: IdleTime, run: Callable[..., Any]) -> Callable[..., A
 def _ending(idle: IdleTime, end: Callable[[Any], None]) -> Callable[[Any], None]:
     def ending(connection: Any) -> None:
         info = _conn_info(connection)
-        if info is not None:
+        if info is not None and TX_KEY in info:  # a checkout that ran no statement pays this lookup only
             _safely(idle.ends, info)
         end(connection)
 
