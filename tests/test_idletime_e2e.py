@@ -43,18 +43,19 @@ def test_app_side_idle_is_within_the_servers(both: dict[str, Any], app: str) -> 
 
 def test_the_culprits_idle_time_is_the_servers(both: dict[str, Any]) -> None:
     """The bad app's idle time is its upstream call: the server's extra (the answers' wait for the event loop, the
-    driver's BEGIN) is a few ms a transaction against 110 ms. Measured 5.2% and 5.5% below the server on a loaded
-    machine (load average 3.7 on 2 cores)."""
+    driver's BEGIN) is a few ms a transaction against 110 ms. Measured 3.7% to 6.4% below the server over 7 runs on a
+    loaded machine (load average 3.7 to 4.7 on 2 cores)."""
     _figures_bad, app_side, database = _figures(both, "bad")
     assert app_side == pytest.approx(database, rel=0.10), (app_side, database)
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 18's 2% is not met: the server also counts each answer's wait for the "
-    "app's event loop, which the app's own code cannot see (measured 3.7 s against 25 s for good)",
+    reason="issue 18's 2% is not met for a correct app: the server also counts each answer's wait for the app's "
+    "event loop, which the app's own code cannot see (measured 0.145x to 0.163x the server's over 5 runs)",
 )
-@pytest.mark.parametrize("app", ["bad", "good"])
-def test_app_side_idle_agrees_with_the_server_within_2_percent(both: dict[str, Any], app: str) -> None:
-    _figures_app, app_side, database = _figures(both, app)
-    assert app_side == pytest.approx(database, rel=0.02), (app, app_side, database)
+def test_a_correct_apps_idle_agrees_with_the_server_within_2_percent(both: dict[str, Any]) -> None:
+    """The bad app's 0.94x to 0.96x is in test_the_culprits_idle_time_is_the_servers: on a quiet machine it may come
+    within 2%, so it is not an expected failure here."""
+    _figures_good, app_side, database = _figures(both, "good")
+    assert app_side == pytest.approx(database, rel=0.02), (app_side, database)
