@@ -74,14 +74,21 @@ def test_wrong_token_is_an_error(app: str) -> None:
         asyncio.run(read())
 
 
-def test_last_snapshot_is_read_in_full_and_exact(pg_server: postgres.Server, database: str, app: str,
-                                                  tmp_path: Path) -> None:
+def test_last_snapshot_is_read_in_full_and_exact(
+    pg_server: postgres.Server, database: str, app: str, tmp_path: Path
+) -> None:
     samples = tmp_path / "samples.jsonl"
 
     async def run() -> tuple[Collector, dict[str, Any]]:
-        collector = Collector(admin_dsn=pg_server.dsn("postgres"), database=database, application_name=None,
-                              pool_url=app + "/_bench/pool", pool_token=TOKEN, samples_path=samples,
-                              interval_s=0.05)
+        collector = Collector(
+            admin_dsn=pg_server.dsn("postgres"),
+            database=database,
+            application_name=None,
+            pool_url=app + "/_bench/pool",
+            pool_token=TOKEN,
+            samples_path=samples,
+            interval_s=0.05,
+        )
         await collector.open()
         stop = asyncio.Event()
         task = asyncio.create_task(collector.run(stop))

@@ -6,20 +6,31 @@ import subprocess
 import sys
 
 # bench run's path up to Locust's first request: the CLI, the runner, the driver, the collector, the console.
-BEFORE_LOAD = ("bench.cli", "bench.cli.load", "bench.run.runner", "bench.run.drive", "bench.run.collector",
-               "bench.render.terminal")
+BEFORE_LOAD = (
+    "bench.cli",
+    "bench.cli.load",
+    "bench.run.runner",
+    "bench.run.drive",
+    "bench.run.collector",
+    "bench.render.terminal",
+)
 
 
 def test_pandas_is_not_imported_before_the_load() -> None:
-    code = ("import sys\n" + "".join(f"import {m}\n" for m in BEFORE_LOAD)
-            + "print(','.join(sorted(m for m in ('pandas', 'pyarrow') if m in sys.modules)))")
+    code = (
+        "import sys\n"
+        + "".join(f"import {m}\n" for m in BEFORE_LOAD)
+        + "print(','.join(sorted(m for m in ('pandas', 'pyarrow') if m in sys.modules)))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "", f"imported before the load: {done.stdout.strip()}"
 
 
 def test_reading_a_request_log_still_imports_it() -> None:
     # The other side: the lazy import is where the data is read, so post-processing works without a caller's help.
-    code = ("import sys, tempfile, pathlib\nfrom bench.results.requestlog import read_requests\n"
-            "log = read_requests(pathlib.Path(tempfile.mkdtemp()))\nprint(type(log.frame).__module__.split('.')[0])")
+    code = (
+        "import sys, tempfile, pathlib\nfrom bench.results.requestlog import read_requests\n"
+        "log = read_requests(pathlib.Path(tempfile.mkdtemp()))\nprint(type(log.frame).__module__.split('.')[0])"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "pandas"
