@@ -348,6 +348,9 @@ def main() -> None:
     subprocess.run(
         ["git", "worktree", "add", "--detach", str(worktree), "HEAD"], cwd=ROOT, check=True, capture_output=True
     )
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=worktree, capture_output=True, text=True, check=False
+    ).stdout.strip()
     try:
         results = run(worktree, chosen)
     finally:
@@ -355,6 +358,7 @@ def main() -> None:
             subprocess.run(
                 ["git", "worktree", "remove", "--force", str(worktree)], cwd=ROOT, check=False, capture_output=True
             )
+    print(f"mutations of {commit}\n")
     print(table(results))
     sys.exit(0 if all(v.startswith("killed") for _, v in results) else 1)
 
