@@ -7,6 +7,7 @@ are ratios between figures of the same sweep, never wall-clock targets (benchmar
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -92,6 +93,21 @@ def test_the_pacer_keeps_the_schedule(sweep: tuple[Any, Path, dict[str, Any]]) -
         # a request waits many holds (measured 12-20); at 15 req/s it waits none, so the p95 is 7-19x apart.
         assert last["dropped"] > 0 and last["pool_wait_ms"]["p95"] > 2 * hold_ms, (last, hold_ms)
         assert 3 * first["latency_ms"]["p95"] < last["latency_ms"]["p95"], (first["latency_ms"], last["latency_ms"])
+
+
+def test_each_pool_summary_counts_dropped_arrivals_apart(sweep: tuple[Any, Path, dict[str, Any]]) -> None:
+    for run in sweep[2]["results"]:
+        folder = sweep[1] / f"pool-{run['pool_size']}"
+        app = json.loads((folder / "summary.json").read_text())["apps"]["bad"]
+        # Counted from the raw log by hand: the pacer's DROPPED rows (second field), every worker's file.
+        rows = [row for path in (folder / "bad").glob("requests*.csv") for row in csv.DictReader(path.open())]
+        dropped = sum(1 for row in rows if row["request_type"] == "DROPPED")
+        # Never sent, so neither requests, failures nor latency samples; the steps (settling left out) saw some.
+        assert app["requests_dropped"] == dropped >= sum(step["dropped"] for step in run["steps"]) > 0
+        assert app["requests"] == app["requests_recorded"], (app["requests"], app["requests_recorded"])
+        # The pool's ceiling, over answered requests only, is the sweep's own Little's-law ceiling.
+        ceiling = app["pool"]["littles_law_ceiling_rps"]
+        assert ceiling == pytest.approx(run["littles_law"]["ceiling_rps"], rel=0.25), (ceiling, run["littles_law"])
 
 
 def test_plateau_meets_littles_law_and_the_pool_is_named(sweep: tuple[Any, Path, dict[str, Any]]) -> None:

@@ -23,7 +23,7 @@ from bench.errors import UsageError
 from bench.instrument import Histogram
 from bench.results.metrics import ratio, value_at
 from bench.results.records import DbFigures
-from bench.results.requestlog import split_unfinished
+from bench.results.requestlog import LOST, split_dropped, split_unfinished
 
 PERCENTILES = (50, 95, 99)
 
@@ -95,6 +95,9 @@ def summarize_app(
     period = period or LoadPeriod.of_requests(requests)
     load = period_figures(requests, period)
     requests, unfinished = split_unfinished(requests)
+    requests, dropped = split_dropped(requests)
+    # Locust's own stats hold the pacer's lost arrivals as failed requests of their own type: not responses.
+    locust_stats = [e for e in locust_stats or [] if e.get("method") not in LOST]
     window = period.seconds
     ok = requests[requests["failed"] == 0] if not requests.empty else requests
     throughput = len(ok) / window if window > 0 else 0.0
@@ -107,6 +110,7 @@ def summarize_app(
         "failures": sum(int(e.get("num_failures", 0)) for e in locust_stats or []) if counted else recorded_failures,
         "requests_recorded": len(requests),
         "requests_unfinished": len(unfinished),
+        "requests_dropped": len(dropped),
         "requests_unreadable": unreadable,
         "throughput_rps": round(throughput, 3),
         **load,  # load_window_s, stalls, longest_stall_s

@@ -27,6 +27,9 @@ _TEXT = {"request_type": "category", "name": "category", "error": "category"}
 # request_type of a request still waiting for its response when the load stopped (the recorder and the pacer
 # write it): its response_time_ms is its age at the stop, and it is neither a response nor a failure.
 UNFINISHED = "UNFINISHED"
+# bench capacity's pacer: an arrival no user was free to send (nothing reached the app).
+DROPPED = "DROPPED"
+LOST = (UNFINISHED, DROPPED)
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,12 @@ def split_unfinished(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(rows of requests that got a response or failed, rows of requests still waiting when the load stopped)."""
     waiting = frame["request_type"] == UNFINISHED
     return frame[~waiting], frame[waiting]
+
+
+def split_dropped(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rows of requests that were sent, rows of the pacer's arrivals that were never sent)."""
+    never_sent = frame["request_type"] == DROPPED
+    return frame[~never_sent], frame[never_sent]
 
 
 def read_requests(app_dir: Path) -> RequestLog:

@@ -72,6 +72,11 @@ REQUESTS: tuple[Metric, ...] = (
                        "plugin) of requests that were answered or failed (UNFINISHED rows are "
                        "`requests_unfinished`). Every request figure but `requests` and `failures` is computed from "
                        "these rows; a gap to `requests` is requests the log missed."),
+    Metric(path="requests_dropped", label="arrivals dropped", unit="requests", direction=LOWER,
+           window=LOAD, coverage=ALL,
+           description="bench capacity's open model only: scheduled arrivals that found no free user at their start "
+                       "and were never sent (DROPPED rows of requests.csv, as k6 counts dropped iterations). Not "
+                       "requests, failures or latency samples; a step's sustain rule counts them against it."),
     Metric(path="requests_unfinished", label="requests unfinished", unit="requests", direction=NEITHER,
            window=LOAD, coverage=ALL,
            description="Requests still waiting for their response when Locust stopped the load, logged as "
