@@ -64,18 +64,8 @@ def run(
     pool_url: Annotated[str | None, option("pool_url")] = None,
     pool_token: Annotated[str | None, option("pool_token")] = None,
     allow_remote: Annotated[bool, option("allow_remote")] = False,
-    slo: Annotated[
-        str | None,
-        typer.Option(
-            metavar="SLO",
-            help="Thresholds the run is held to, as checks (exit 1 when one fails): p50|p95|p99|max, errors, "
-            "pool_wait_p50|p95|p99|mean, e.g. 'p95<250ms,errors<1%'; per route after ';': "
-            "'p95<250ms; GET /items/{id}: p95<100ms'.",
-        ),
-    ] = None,
-    junit: Annotated[
-        Path | None, typer.Option(metavar="FILE", help="Also write the run's checks as JUnit XML test cases here.")
-    ] = None,
+    run_slo: Annotated[str | None, option("run_slo")] = None,
+    junit: Annotated[Path | None, option("junit")] = None,
     quiet: Annotated[bool, option("quiet")] = False,
 ) -> None:
     """Run SCENARIO against the paired apps (or your service: --serve, --target) under Locust load; write a run folder.
@@ -84,10 +74,10 @@ def run(
     """
     from bench.config.slo import Slo
 
-    given = {name: value for name, value in given_from(ctx).items() if name not in ("slo", "junit")}
+    given = {name: value for name, value in given_from(ctx).items() if name not in ("run_slo", "junit")}
     chosen, config = resolve_run(scenario, given)
-    if slo is not None:  # checked before anything runs: a typo is a usage error, not a failed run
-        config = replace(config, slo=Slo.parse(slo).for_run().text)
+    if run_slo is not None:  # checked before anything runs: a typo is a usage error, not a failed run
+        config = replace(config, slo=Slo.parse(run_slo).for_run().text)
     from bench.render.terminal import Console  # heavy imports only once the input is known good
     from bench.run.runner import run_scenario
 

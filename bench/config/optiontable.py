@@ -139,6 +139,13 @@ OPTIONS: dict[str, Option] = {
                            help="Allow a --target that is not a loopback address."),
     # The command line itself.
     "quiet": Option(flag="--quiet", kind="switch", default=False, help="No progress line."),
+    # bench run's thresholds: the capacity grammar, but no BENCH_SLO (that is capacity's default SLO).
+    "run_slo": Option(flag="--slo", metavar="SLO",
+                      help="Thresholds the run is held to, as checks (exit 1 when one fails): p50|p95|p99|max, errors, "
+                      "pool_wait_p50|p95|p99|mean, e.g. 'p95<250ms,errors<1%'; per route after ';': "
+                      "'p95<250ms; GET /items/{id}: p95<100ms'."),
+    "junit": Option(flag="--junit", kind="path", metavar="FILE",
+                    help="Also write the run's checks as JUnit XML test cases here."),
     "locustfile": Option(flag="--locustfile", kind="path", metavar="FILE",
                          help="Your own locustfile instead of a catalog scenario (with --serve, or --target and --dsn)."),
     # A service the harness starts and stops itself, on a fresh database per app run (bench.run.serve).
