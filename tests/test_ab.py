@@ -161,12 +161,13 @@ def test_ab_on_the_paired_apps_is_good_against_bad(tmp_path: Path, pg_home: Path
     assert not watched.survivors, watched.survivors
     comparison = json.loads((out / "comparison.json").read_text())
     failed = comparison["failed_gates"]
-    assert comparison["pairs"] == [["good", "bad"]] and "db.idle_in_tx_long_per_request_ms:+25%" in failed
+    assert comparison["pairs"] == [["good", "bad"]]
+    assert any(g.startswith("db.idle_in_tx_long_per_request_ms:+") for g in failed), failed
     # One run each: every verdict rests on one sample, and each says how many runs would decide it; the speed
     # gates (pool wait among them) are not applied without the runs their significance test needs.
     idle = next(r for r in comparison["rows"] if r["metric"] == "db.idle_in_tx_long_per_request_ms")
     assert idle["p_value"] is None and idle["needs_repeat"] == 4
-    assert "pool.wait_ms.p95:+25%" in comparison["skipped_gates"]
+    assert any(g.startswith("pool.wait_ms.p95:+") for g in comparison["skipped_gates"]), comparison["skipped_gates"]
     assert "ONE sample per side" in watched.output and "needs --repeat 4" in watched.output
     assert "speed gate(s) not applied" in watched.output
 

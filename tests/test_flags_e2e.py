@@ -162,14 +162,18 @@ def test_compare_formats_and_junit_agree_with_the_figures(tmp_path: Path) -> Non
     figures = {side: json.loads((COMPARE / f"{side}.json").read_text()) for side in ("base", "current")}
     for row in rows:
         limit = re.fullmatch(r"(.+):([+-])(\d+)%", row["gate"])
-        if limit is None:
-            continue
+        if limit is None or row["gate_skipped"] or row["p_value"] is not None:
+            continue  # a speed gate waits for repeats; a count gate is decided by its exact test
         before, after = _value(figures["base"], "good", limit[1]), _value(figures["current"], "bad", limit[1])
+        bound = 1 + int(limit[3]) / 100 if limit[2] == "+" else 1 - int(limit[3]) / 100
         if before == after:
             assert row["gate"] not in failed
-        elif before > 0 and (after / before >= 3 if limit[2] == "+" else after / before <= 1 / 3):
+        elif before > 0 and (after / before >= 1.5 * bound if limit[2] == "+" else after / before <= bound / 1.5):
             assert row["gate"] in failed, row
-    assert {"throughput_rps:-15%", "latency_ms.p95:+25%", "pool.wait_ms.p95:+25%"} <= failed
+    assert {g.split(":")[0] for g in failed} >= {"db.idle_in_tx_long_per_request_ms", "pool.hold_ms_per_request"}
+    # Single runs: the speed gates are not applied, however far the figures moved.
+    skipped = {r["metric"] for r in rows if r["gate_skipped"]}
+    assert {"throughput_rps", "latency_ms.p95", "pool.wait_ms.p95"} <= skipped, skipped
     # The Markdown says the same: a failing heading, one ❌ per failed gate.
     assert as_md.stdout.startswith("### ❌") and as_md.stdout.count("❌ `") == len(failed)
     assert all(f"❌ `{gate}`" in as_md.stdout for gate in failed)
