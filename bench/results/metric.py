@@ -170,3 +170,11 @@ def family(prefix: str, label: str, what: str, keys: tuple[str, ...], *, unit: s
                         shown=(shown or {}).get(key, Shown.NO), slo=(slo or {}).get(key),
                         description=f"{_WORD[key].capitalize()}: {what}.")
                  for key in keys)
+
+
+# Shorthands the figure tables (summary_figures, pool_figures, site_figures) are written in.
+LOWER, HIGHER, NEITHER = Direction.LOWER, Direction.HIGHER, Direction.NEITHER
+LOAD, BOTH, SHUTDOWN = Window.LOAD, Window.BOTH, Window.TO_SHUTDOWN
+ALL, OK, CHECKOUTS, NONE = Coverage.ALL, Coverage.SUCCESSES, Coverage.CHECKOUTS, Coverage.NONE
+HIST = ("p50", "p95", "p99", "max", "mean")
+LATENCY = ("p50", "p95", "p99", "max")
