@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from bench.results.requestlog import UNFINISHED
+from bench.results.requestlog import DROPPED, LOST, UNFINISHED
 
 if TYPE_CHECKING:  # the run's driver imports this before its load, where pandas' 0.3 s would delay the first request
     import pandas as pd
@@ -24,7 +24,6 @@ STALL_MEDIANS = 5.0
 STALL_EVENT = "stall"
 # The check every run gets: a stalled app is not a healthy run, whatever its scenario's own checks say.
 NO_STALL_CHECK = "{app}: stalls == 0"
-_NOT_STARTED = "DROPPED"  # the pacer's arrivals that never got a user: nothing was sent, nothing waited
 FloatArray = NDArray[np.float64]
 
 
@@ -64,7 +63,7 @@ class Stall:
 def _quiet(requests: pd.DataFrame, period: LoadPeriod) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Every stretch between two responses (or the period's ends) during which some request was waiting:
     (its start, its length in seconds, the requests waiting at its end), one array each."""
-    sent = requests[requests["request_type"] != _NOT_STARTED] if not requests.empty else requests
+    sent = requests[requests["request_type"] != DROPPED] if not requests.empty else requests
     starts = np.sort(sent["start_epoch_s"].to_numpy(dtype=float))
     answered = sent[sent["request_type"] != UNFINISHED]
     ends = np.sort((answered["start_epoch_s"] + answered["response_time_ms"] / 1000).to_numpy(dtype=float))
@@ -83,7 +82,7 @@ def _quiet(requests: pd.DataFrame, period: LoadPeriod) -> tuple[FloatArray, Floa
 
 
 def stall_threshold_s(requests: pd.DataFrame) -> float:
-    answered = requests[~requests["request_type"].isin((UNFINISHED, _NOT_STARTED))] if not requests.empty \
+    answered = requests[~requests["request_type"].isin(LOST)] if not requests.empty \
         else requests
     median_s = float(answered["response_time_ms"].median()) / 1000 if not answered.empty else 0.0
     return max(STALL_MIN_S, STALL_MEDIANS * median_s)

@@ -19,11 +19,9 @@ from bench.errors import UsageError
 from bench.instrument import Histogram
 from bench.results.layout import AppFiles
 from bench.results.locustfiles import read_pacer
-from bench.results.requestlog import read_requests
+from bench.results.requestlog import DROPPED, LOST, UNFINISHED, read_requests
 from bench.results.samples import read_samples
 
-# request_type of the rows bench/locust_plugins/pacer.py writes for arrivals that never got an answer
-LOST_TYPES = ("DROPPED", "UNFINISHED")
 _PERCENTILES = (50, 90, 95, 99)
 
 
@@ -79,7 +77,7 @@ def cut_steps(app_dir: Path, plan: SweepPlan) -> list[StepFigures]:
     samples = log.frame
     if not requests.empty:
         requests = requests.assign(end=requests["start_epoch_s"] + requests["response_time_ms"] / 1000,
-                                   lost=requests["request_type"].isin(LOST_TYPES))
+                                   lost=requests["request_type"].isin(LOST))
     figures = []
     for step in pacer["steps"]:
         start, end = float(step["start"]) + plan.settle_s, float(step["end"] or 0)
@@ -107,8 +105,8 @@ def _step(step: dict[str, Any], start: float, end: float, requests: pd.DataFrame
         offered_rps=round(len(scheduled) / span, 3),
         throughput_rps=round(int((finished["failed"] == 0).sum()) / span, 3) if not finished.empty else 0.0,
         requests=len(scheduled), failures=int(scheduled["failed"].sum()) if not scheduled.empty else 0,
-        dropped=int((lost["request_type"] == "DROPPED").sum()) if not lost.empty else 0,
-        unfinished=int((lost["request_type"] == "UNFINISHED").sum()) if not lost.empty else 0,
+        dropped=int((lost["request_type"] == DROPPED).sum()) if not lost.empty else 0,
+        unfinished=int((lost["request_type"] == UNFINISHED).sum()) if not lost.empty else 0,
         error_rate=round(float(scheduled["failed"].mean()), 5) if not scheduled.empty else 0.0,
         latency_ms=_latency(ok["response_time_ms"].to_numpy(dtype=float) if not ok.empty else np.array([])),
         pool_wait_ms=_hist_ms(samples.merged("wait_hist"), with_mean=True),

@@ -43,14 +43,17 @@ class RequestLog:
 
 def split_unfinished(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(rows of requests that got a response or failed, rows of requests still waiting when the load stopped)."""
-    waiting = frame["request_type"] == UNFINISHED
-    return frame[~waiting], frame[waiting]
+    return _split(frame, UNFINISHED)
 
 
 def split_dropped(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(rows of requests that were sent, rows of the pacer's arrivals that were never sent)."""
-    never_sent = frame["request_type"] == DROPPED
-    return frame[~never_sent], frame[never_sent]
+    return _split(frame, DROPPED)
+
+
+def _split(frame: pd.DataFrame, request_type: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    chosen = frame["request_type"] == request_type
+    return frame[~chosen], frame[chosen]
 
 
 def read_requests(app_dir: Path) -> RequestLog:
