@@ -329,12 +329,16 @@ def _assert_nothing_left(home: Path) -> None:
         os.close(fd)
 
 
-def _assert_next_start_is_clean(start: Start, home: Path) -> None:
+def _assert_next_start_is_clean(start: Start, home: Path) -> float:
+    """Start again in the same home; returns the seconds that start took, the yardstick for "at once"."""
     messages: list[str] = []
+    began = time.monotonic()
     pg = start(home=home, notify=messages.append)
+    took = time.monotonic() - began
     assert pg.server.version.startswith("PostgreSQL 18")
     assert pg.log_path is not None and pg.log_path.name == "slot-0.log"  # the slot was freed
     assert messages == []  # no stale server to stop
+    return took
 
 
 @pytest.mark.parametrize("landing", sorted(LANDINGS))
@@ -356,14 +360,16 @@ def test_cancelling_start_stops_at_once_and_leaves_nothing(start: Start, home: P
             await task
         return time.monotonic() - began
 
-    assert asyncio.run(cancel_midway()) < 2.0
+    stopped_in = asyncio.run(cancel_midway())
     _assert_nothing_left(home)
-    _assert_next_start_is_clean(start, home)
+    # "At once" against this machine's own pace: stopping takes less than starting over, which it could not
+    # if the cancel waited for the step it landed in (initdb, the postmaster's start-up) to finish.
+    assert stopped_in < _assert_next_start_is_clean(start, home)
 
 
 @pytest.mark.e2e
 def test_sigint_to_bench_run_during_embedded_start_up(tmp_path: Path, start: Start, home: Path) -> None:
-    """Ctrl-C while a fresh BENCH_HOME's cluster is being made: exit 130 within 2 s, no postgres left."""
+    """Ctrl-C while a fresh BENCH_HOME's cluster is being made: exit 130 sooner than a start-up takes, no postgres left."""
     out = tmp_path / "run"
     proc = subprocess.Popen(
         [
@@ -399,8 +405,11 @@ def test_sigint_to_bench_run_during_embedded_start_up(tmp_path: Path, start: Sta
             proc.kill()
             proc.wait()
     assert proc.returncode == 130, output
-    assert took < 2.0, f"took {took:.2f} s to stop"
     assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
     assert "Traceback" not in output
     _assert_nothing_left(home)
-    _assert_next_start_is_clean(start, home)
+    restart = _assert_next_start_is_clean(start, home)  # a fresh cluster: initdb and the postmaster
+    # Against this machine's own pace: a run that ignored the signal would finish initdb, start the server and
+    # load for 5 s (over 3 start-ups); one that stops at once takes under one start-up (0.9-1.2 s against 1.7-2.0
+    # s quiet) plus the interrupted run's summary and report.
+    assert took < 2 * restart, f"took {took:.2f} s to stop; a whole start-up takes {restart:.2f} s"

@@ -294,7 +294,8 @@ RUN: tuple[Metric, ...] = (
            window=Window.OF_METRIC,
            coverage=NONE, scope=Scope.RUN,
            description="The figure a scenario check judged; for a pair check (`bad/good: …`) the first app's "
-                       "figure over the second's (\"inf\" when the second's is 0); null when the figure is missing."),
+                       "figure over the second's, both as summary.json shows them, so the division can be redone "
+                       "from the file (\"inf\" when the second's is 0); null when the figure is missing."),
     Metric(path="checks[].threshold", label="check threshold", unit="as its metric", direction=NEITHER,
            window=Window.SETTING, coverage=NONE, scope=Scope.RUN,
            description="The bound the check compares its value with, from the scenario catalog."),
