@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import shlex
 import os
+import shlex
 import shutil
 import signal
 import subprocess

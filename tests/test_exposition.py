@@ -53,7 +53,7 @@ def test_prometheus_exposition_follows_the_otel_names(app: str) -> None:
         assert _get(f"{app}/items/{item}")[0] == 200
     status, kind, text = _get(app + "/_bench/pool?format=prometheus", TOKEN)
     assert status == 200 and kind.startswith("text/plain; version=0.0.4")
-    families = set(re.findall(r"^# TYPE (\S+) (\w+)$", text, re.M))
+    families = set(re.findall(r"^# TYPE (\S+) (\w+)$", text, re.MULTILINE))
     assert {("db_client_connection_wait_time_seconds", "histogram"),
             ("db_client_connection_use_time_seconds", "histogram"),
             ("db_client_connection_create_time_seconds", "histogram"),
@@ -61,11 +61,11 @@ def test_prometheus_exposition_follows_the_otel_names(app: str) -> None:
             ("db_client_connection_pending_requests", "gauge"),
             ("db_client_connection_timeouts_total", "counter")} <= families
     # One family per name, cumulative buckets, +Inf equal to the count.
-    assert len(re.findall(r"^# TYPE ", text, re.M)) == len(families)
-    buckets = [int(v) for v in re.findall(r'^db_client_connection_use_time_seconds_bucket\{.*?\} (\d+)$', text, re.M)]
+    assert len(re.findall(r"^# TYPE ", text, re.MULTILINE)) == len(families)
+    buckets = [int(v) for v in re.findall(r'^db_client_connection_use_time_seconds_bucket\{.*?\} (\d+)$', text, re.MULTILINE)]
     assert buckets == sorted(buckets) and buckets[-1] == 5
     assert re.search(r'^db_client_connection_use_time_seconds_count\{db_client_connection_pool_name="good"\} 5$',
-                     text, re.M)
+                     text, re.MULTILINE)
     assert 'http_route="GET /items/{item_id}"' in text
     for line in text.splitlines():
         assert line.startswith("#") or re.match(r'^[a-z_]+(\{(?:[^"}]|"(?:[^"\\]|\\.)*")*\})? -?[0-9.e+-]+$', line), line
