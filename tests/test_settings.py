@@ -187,3 +187,20 @@ def test_catalog_errors(tmp_path: Path) -> None:
     (tmp_path / "catalog.toml").write_text('[x]\nlocustfile = "a.py"\napp_env = { BENCH_APP_GC_EVERY_S = "0" }\n')
     with pytest.raises(UsageError, match="BENCH_APP_GC_EVERY_S must be a number above 0, got '0'"):
         load_catalog(tmp_path / "catalog.toml")
+
+
+def test_readme_option_tables_show_the_defaults_help_shows() -> None:
+    """Every README option row of a catalog option, or of a time with a plain default, reads as --help does: in
+    the user's own units ("catalog, else 20s", "100ms"), not a bare number."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    by_flag = {option.flag: option for option in OPTIONS.values() if not option.alias_of}
+    rows = re.findall(r"^\| (?:`-\w`, )?`(--[a-z-]+)[^|]*?` \| [^|]*\| ([^|]*) \|", readme, flags=re.MULTILINE)
+    checked = 0
+    for flag, default in rows:
+        option = by_flag.get(flag)
+        if option is None or not (option.catalog or (option.kind in ("duration", "ms") and option.shown is None)):
+            continue
+        expected = f"catalog, else {option.value_text}" if option.catalog else option.value_text
+        assert default.strip() == expected, f"README's {flag} row says {default.strip()!r}; --help says {expected!r}"
+        checked += 1
+    assert checked >= 8  # the run table's catalog options, capacity's --pool-size and --ready-timeout

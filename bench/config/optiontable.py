@@ -48,12 +48,17 @@ class Option:
     def default_text(self) -> str | None:
         """The default as ``--help`` shows it; None shows none."""
         if self.catalog:
-            return f"from the scenario catalog, else {self.default:g}"
+            return f"from the scenario catalog, else {self.value_text}"
         if self.shown is not None:
             return self.shown
-        if isinstance(self.default, float):
-            return f"{self.default:g}"
-        return None if self.default is None else str(self.default)
+        return None if self.default is None else self.value_text
+
+    @property
+    def value_text(self) -> str:
+        """The built-in default as the user would write it: with its unit for a time (``20s``, ``100ms``)."""
+        if self.kind in ("duration", "ms"):
+            return f"{self.default:g}{'s' if self.kind == 'duration' else 'ms'}"
+        return f"{self.default:g}" if isinstance(self.default, float) else str(self.default)
 
 
 def is_secret_flag(flag: str) -> bool:
