@@ -295,7 +295,10 @@ RUN: tuple[Metric, ...] = (
            coverage=NONE, scope=Scope.RUN,
            description="The figure a scenario check judged; for a pair check (`bad/good: …`) the first app's "
                        "figure over the second's, both as summary.json shows them, so the division can be redone "
-                       "from the file (\"inf\" when the second's is 0); null when the figure is missing."),
+                       "from the file (\"inf\" when the second's is 0); null when the figure is missing. A "
+                       "`--slo` objective's value is the figure it names (`p95`: `latency_ms.p95`, `pool_wait_p95`: "
+                       "`pool.wait_ms.p95`, a route's from `endpoints.<route>`), and `errors` is `failures` / "
+                       "`requests`, a fraction shown as a percentage."),
     Metric(path="checks[].threshold", label="check threshold", unit="as its metric", direction=NEITHER,
            window=Window.SETTING, coverage=NONE, scope=Scope.RUN,
            description="The bound the check compares its value with, from the scenario catalog."),
