@@ -244,3 +244,22 @@ def test_the_header_shows_pool_settings_only_for_the_paired_apps(tmp_path: Path)
     assert "pool 7+0" in lines[0] and "upstream 150 ms" in lines[0]
     for line, how in zip(lines[1:], ("--target", "--serve"), strict=True):
         assert "pool" not in line and "upstream" not in line and line.endswith(f"your service ({how})"), line
+
+
+@pytest.mark.parametrize("how", ["serve", "target", None])
+def test_the_reports_show_pool_and_upstream_only_for_the_paired_apps(how: str | None) -> None:
+    """The run report's heading and the capacity report's subtitle, from the config as run.json keeps it."""
+    from bench.render.capacity_report import _subtitle
+    from bench.render.run_report import heading
+    from bench.results.summaryfile import RunFolder
+
+    config = {"apps": ["target"] if how else ["good", "bad"], "users": 5, "duration_s": 10, "cooldown_s": 3,
+              "pool_size": 7, "max_overflow": 0, "upstream_latency_ms": 150.0,
+              **({how: "uvicorn app:app --port {port}" if how == "serve" else "http://127.0.0.1:8000"} if how else {})}
+    run_line = heading(RunFolder(path=Path("x"), summary={"config": config}, run={})).subtitle
+    capacity_line = _subtitle({"scenario": "s", "config": {**config, "pool_sizes": [7], "slo": {"text": "p95<1s"}}})
+    for line in (run_line, capacity_line):
+        if how:
+            assert "upstream" not in line and f"your service (--{how})" in line, line
+        else:
+            assert "upstream 150" in line and "your service" not in line, line

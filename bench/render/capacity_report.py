@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.render.page import CSS, Cell, Heading, Table, to_markdown
+from bench.render.page import CSS, Cell, Heading, Table, own_service, to_markdown
 from bench.render.svgplot import Chart, Reference, Series, render
 from bench.results.folder import write_text
 from bench.results.layout import CapacityFiles
@@ -231,9 +231,11 @@ def _subtitle(data: dict[str, Any]) -> str:
     load = (f"{model} {levels[0]:g}..{levels[-1]:g} {unit} in {len(levels)} steps of {sweep.get('step_s'):g}s "
             f"(first {sweep.get('settle_s'):g}s of each discarded)" if levels else "no steps")
     cap = f", at most {sweep.get('max_concurrency')} in flight" if sweep.get("mode") == "rate" else ""
+    service = own_service(cfg)
+    upstream = f" · your service ({service})" if service else f" · upstream {cfg.get('upstream_latency_ms')} ms"
     return (f"capacity · {data.get('scenario')} · {' and '.join(cfg.get('apps') or [])} · pools "
             f"{', '.join(str(p) for p in cfg.get('pool_sizes') or [])} (+{cfg.get('max_overflow')} overflow) · "
-            f"{load}{cap} · upstream {cfg.get('upstream_latency_ms')} ms · SLO {(cfg.get('slo') or {}).get('text')}")
+            f"{load}{cap}{upstream} · SLO {(cfg.get('slo') or {}).get('text')}")
 
 
 def _sustained(r: dict[str, Any]) -> str:

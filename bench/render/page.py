@@ -7,14 +7,21 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from bench.results.layout import REPORT_HTML
 
 # Sections shown side by side on a wide screen: the verdict at a glance, before the plots.
 SIDE_BY_SIDE = ("headline", "checks")
 _BREAKS = re.compile(r"([/.(,](?!\s))")
+
+
+def own_service(config: Mapping[str, Any]) -> str | None:
+    """The flag that brought the user's own service (``--serve``, ``--target``), whose upstream and (unless the
+    command takes ``{pool_size}``) pool the harness neither sets nor knows; None for the paired apps."""
+    return "--serve" if config.get("serve") else "--target" if config.get("target") else None
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from bench.analysis.timeline import Timeline, read_timeline
 from bench.db.server import redact
 from bench.render.hold_sites import report_table as hold_sites_table
 from bench.render.lint_lines import report_table as lint_table
-from bench.render.page import Block, Cell, Heading, Plots, Story, Table, to_html, to_markdown
+from bench.render.page import Block, Cell, Heading, Plots, Story, Table, own_service, to_html, to_markdown
 from bench.render.report_charts import distribution_charts, route_charts, time_charts
 from bench.render.report_tables import (
     app_log_tables,
@@ -124,9 +124,11 @@ def pool_references(folder: RunFolder, timelines: dict[str, Timeline]) -> tuple[
 def heading(folder: RunFolder) -> Heading:
     cfg = folder.config
     apps = " then ".join(map(str, cfg.get("apps") or folder.apps)) or "no app"
-    subtitle = (f"{apps} · {cfg.get('users', '?')} users · {_g(cfg.get('duration_s'))} s load + "
-                f"{_g(cfg.get('cooldown_s'))} s cool-down · pool {cfg.get('pool_size', '?')}+"
+    service = own_service(cfg)
+    settings = (f"your service ({service})" if service else f"pool {cfg.get('pool_size', '?')}+"
                 f"{cfg.get('max_overflow', '?')} · upstream {_g(cfg.get('upstream_latency_ms'))} ms")
+    subtitle = (f"{apps} · {cfg.get('users', '?')} users · {_g(cfg.get('duration_s'))} s load + "
+                f"{_g(cfg.get('cooldown_s'))} s cool-down · {settings}")
     return Heading(scenario=str(folder.summary.get("scenario") or cfg.get("scenario") or "?"),
                    status=folder.status, error=folder.error, subtitle=subtitle,
                    date=_date(folder.summary.get("started_at") or folder.run.get("started_at")),
