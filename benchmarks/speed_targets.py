@@ -27,6 +27,11 @@ from pathlib import Path
 from bench.db.embedded import EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# The sweep this times is the test's own.
+from tests.test_capacity_e2e import SWEEP
+
 BENCH = [sys.executable, "-m", "bench.cli"]
 # The targets the tests used to assert, with what an idle 2-core machine measured.
 TARGETS_S = {
@@ -35,25 +40,6 @@ TARGETS_S = {
     "signal": (10.0, "SIGINT during the load to exit 130"),
     "capacity": (120.0, "tests/test_capacity_e2e.py's sweep (about 45 s idle)"),
 }
-SWEEP = [
-    "--app",
-    "bad",
-    "--pool-size",
-    "2,4",
-    "--rates",
-    "15,30,60,120",
-    "--step",
-    "4s",
-    "--settle",
-    "1s",
-    "--drain",
-    "2s",
-    "--upstream-ms",
-    "50",
-    "--max-concurrency",
-    "40",
-    "--quiet",
-]
 
 
 def warm_start(work: Path) -> float:
