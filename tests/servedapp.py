@@ -54,12 +54,12 @@ async def item(item_id: int) -> dict:
     if HOLD_ACROSS_UPSTREAM:
         async with sessions() as session:
             name = await session.scalar(READ, {{"id": item_id}})
-            await asyncio.sleep(0.05)  # the upstream call, the session's transaction still open
+            await asyncio.sleep({upstream_s})  # the upstream call, the session's transaction still open
             again = await session.scalar(READ, {{"id": item_id}})
     else:
         async with sessions() as session:
             name = await session.scalar(READ, {{"id": item_id}})
-        await asyncio.sleep(0.05)  # the upstream call, no connection held
+        await asyncio.sleep({upstream_s})  # the upstream call, no connection held
         async with sessions() as session:
             again = await session.scalar(READ, {{"id": item_id}})
     return {{"id": item_id, "name": name, "same": name == again}}
@@ -111,10 +111,11 @@ class Service:
                 f"service_{version}:app --host 127.0.0.1 --port {{port}} --no-access-log")
 
 
-def write_service(folder: Path) -> Service:
+def write_service(folder: Path, upstream_s: float = 0.05) -> Service:
+    """Both versions, whose upstream call takes ``upstream_s``."""
     folder.mkdir(parents=True, exist_ok=True)
     for version, held in (("short", False), ("held", True)):
-        (folder / f"service_{version}.py").write_text(SERVICE.format(held=held))
+        (folder / f"service_{version}.py").write_text(SERVICE.format(held=held, upstream_s=upstream_s))
     (folder / "migrate.py").write_text(MIGRATION)
     (folder / "loadtest.py").write_text(LOCUSTFILE)
     migrate = f"{shlex.quote(sys.executable)} {shlex.quote(str(folder / 'migrate.py'))} {{dsn}}"

@@ -86,8 +86,8 @@ def test_a_threshold_that_holds_exits_0_and_one_that_fails_exits_1(tmp_path: Pat
     check = next(
         c for c in json.loads((out / "summary.json").read_text())["checks"] if c.get("slo", "").endswith("20ms")
     )
-    log = pd.read_csv(out / "target" / "requests.csv")
-    answered = log[(log["name"] == ROUTE) & ~log["error"].fillna("").str.startswith("Unfinished:")]
+    log = pd.read_csv(out / "target" / "requests.csv", dtype={"error": "string"})
+    answered = log[(log["name"] == ROUTE) & ~log["error"].str.startswith("Unfinished:", na=False)]
     times = answered["response_time_ms"].sort_values().to_numpy()
     assert times[0] >= 50  # the service's sleep: the threshold cannot be met
     assert times[int(0.9 * len(times))] <= check["value"] <= times[-1]
