@@ -8,6 +8,7 @@ only ended holds in the connection time, its Little's-law ceiling read about 8,0
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from bench.analysis.littleslaw import LittleWindow, little_window
 from bench.analysis.summary import summarize_app
 from bench.db import server as postgres
 from bench.instrument import PoolMetrics, TimedAsyncPool, instrument
+from bench.instrument.asgi import _request_scope
+from bench.instrument.shared import merge
 from bench.results.records import DbFigures
 from bench.run.collector import Collector
 
@@ -176,3 +179,59 @@ def _request_log(answered: pd.DataFrame) -> pd.DataFrame:
     log = answered.copy()
     log["request_type"], log["name"], log["response_length"], log["failed"], log["error"] = "POST", "POST /o", 2, 0, ""
     return log
+
+
+def test_a_connection_never_returned_counts_in_its_routes_share(pg_server: postgres.Server, database: str) -> None:
+    """scoped-session's bad registry keeps its sessions: their route owns the pool's time, though no hold ended.
+    Counting ended holds only, the short route read as 100% of the pool's time and the culprit as absent."""
+
+    def as_route(path: str) -> contextvars.Token[Any]:
+        return _request_scope.set({"type": "http", "method": "GET", "path": path})
+
+    async def scenario() -> tuple[dict[str, Any], float, float]:
+        engine = _engine(pg_server, database)
+        metrics = instrument(engine)
+        kept: list[AsyncSession] = []
+        short_s = 0.0
+        try:
+            token = as_route("/leak")
+            for _ in range(LEAKS):
+                await _leak(engine, kept)
+            _request_scope.reset(token)
+            token = as_route("/read")
+            for _ in range(40):
+                began = time.perf_counter()
+                async with AsyncSession(engine) as session:
+                    await session.execute(text("SELECT pg_sleep(0.004)"))
+                short_s += time.perf_counter() - began  # a little more than the hold: checkout to checkin
+            _request_scope.reset(token)
+            observer = await asyncpg.connect(pg_server.dsn("postgres"))
+            try:
+                before = sum(await _server_view(observer, database))
+                snapshot = metrics.snapshot()
+                after = sum(await _server_view(observer, database))
+            finally:
+                await observer.close()
+        finally:
+            for session in kept:
+                await session.close()
+            await engine.dispose()
+        return snapshot, (before + after) / 2, short_s
+
+    snapshot, leaked_s, short_s = asyncio.run(scenario())
+    shares = summarize_app(requests=_request_log(pd.DataFrame({"start_epoch_s": [time.time()],
+                                                               "response_time_ms": [5.0]})),
+                           pool=snapshot, db=DbFigures(), integrity=None, pool_capacity=CAPACITY,
+                           samples=None)["pool"]["hold_share_by_route"]
+    assert list(shares) == ["GET /leak", "GET /read"], shares  # largest first
+    # Recomputed with the open part from the server's view of the leaked transactions (they begin a few ms after
+    # the checkout), the ended part from the holds the client timed around each short session (each one wraps its
+    # hold) and the snapshot's own histogram of them.
+    ended_s = snapshot["use_time"]["sum_s"]
+    assert 0 < ended_s <= short_s
+    assert shares["GET /leak"] == pytest.approx(leaked_s / (leaked_s + ended_s), abs=0.02)
+    assert shares["GET /leak"] + shares["GET /read"] == pytest.approx(1.0, abs=1e-3)
+    # Two uvicorn workers' snapshots: each route's open seconds add up.
+    merged = merge([snapshot, snapshot])["hold_open_s_by_route"]
+    assert merged == {route: pytest.approx(2 * s) for route, s in snapshot["hold_open_s_by_route"].items()}
+    assert set(merged) == {"GET /leak"}  # the short route's holds all ended

@@ -168,7 +168,7 @@ def _pool_block(
         "hold_open_max_ms": round(float(gauges.get("hold_open_max_s", 0.0)) * 1000, 3),
         "hold_ms_per_request": round(per_request, 3) if per_request else 0.0,
         **_idle_app(counters, gauges, completed),
-        "hold_share_by_route": _hold_shares(pool.get("use_time_by_route", {})),
+        "hold_share_by_route": _hold_shares(pool.get("use_time_by_route", {}), pool.get("hold_open_s_by_route", {})),
         # Where the holds past the threshold come from: the app's lines, from the instrumentation's watchdog.
         "hold_sites": hold_sites(pool),
         "littles_law": {"window_s": round(law.window_s, 3), "hold_s": round(law.hold_s, 4),
@@ -192,9 +192,11 @@ def _idle_app(counters: dict[str, Any], gauges: dict[str, Any], completed: int) 
     }
 
 
-def _hold_shares(by_route: dict[str, Any]) -> dict[str, float]:
-    """Each route's share of all connection-holding time: the culprit owns most of it."""
+def _hold_shares(by_route: dict[str, Any], open_by_route: dict[str, Any]) -> dict[str, float]:
+    """Each route's share of all connection-holding time, its holds still open included: the culprit owns most."""
     sums = {route: float(h.get("sum_s", 0.0)) for route, h in by_route.items()}
+    for route, seconds in (open_by_route or {}).items():
+        sums[route] = sums.get(route, 0.0) + float(seconds)
     total = sum(sums.values())
     if total <= 0:
         return {}

@@ -15,7 +15,7 @@ from bench.instrument.prometheus import prometheus_text
 from bench.instrument.shared import served
 
 ENDPOINT_PATH = "/_bench/pool"
-_ROUTE_FIELDS = ("use_time_by_route", "wait_time_by_route", "hold_sites")
+_ROUTE_FIELDS = ("use_time_by_route", "wait_time_by_route", "hold_open_s_by_route", "hold_sites")
 
 
 class PoolEndpoint:

@@ -91,6 +91,7 @@ class PoolMetrics:
         if histograms and routes:
             data["use_time_by_route"] = {k: h.to_json() for k, h in sorted(self.use_by_route.items())}
             data["wait_time_by_route"] = {k: h.to_json() for k, h in sorted(self.wait_by_route.items())}
+            data["hold_open_s_by_route"] = self._open_by_route(time.perf_counter())
         if self.idle is not None:
             _add_idle(data, self.idle, histograms, self.sites)
         if self.loop is not None:
@@ -129,6 +130,16 @@ class PoolMetrics:
             age = max(0.0, now - hold.at)
             count, total, oldest = count + 1, total + age, max(oldest, age)
         return count, total, oldest
+
+
+    def _open_by_route(self, now: float) -> dict[str, float]:
+        """The holds still open, their connection-seconds so far by the route that checked them out: a connection
+        kept forever belongs to its route's share of the pool's time, not to nobody's."""
+        by_route: dict[str, float] = {}
+        for record, hold in list(self.open_holds.items()):
+            if record.info.get(_HOLD) is hold:
+                by_route[hold.route] = by_route.get(hold.route, 0.0) + max(0.0, now - hold.at)
+        return {route: round(seconds, 6) for route, seconds in sorted(by_route.items())}
 
 
 def _add_idle(data: dict[str, Any], idle: IdleTime, histograms: bool, sites: HoldSites | None) -> None:

@@ -73,6 +73,12 @@ def merge(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
     for name in _BY_ROUTE:
         routes = {r for s in snapshots for r in s.get(name, {})}
         out[name] = {r: _merged([s.get(name, {}).get(r, {}) for s in snapshots]) for r in sorted(routes)}
+    if any("hold_open_s_by_route" in s for s in snapshots):
+        open_by_route: dict[str, float] = {}
+        for snapshot in snapshots:
+            for route, seconds in (snapshot.get("hold_open_s_by_route") or {}).items():
+                open_by_route[route] = open_by_route.get(route, 0.0) + float(seconds)
+        out["hold_open_s_by_route"] = {route: round(v, 6) for route, v in sorted(open_by_route.items())}
     sites = [s["hold_sites"] for s in snapshots if isinstance(s.get("hold_sites"), dict)]
     if sites:
         out["hold_sites"] = _merged_sites(sites)

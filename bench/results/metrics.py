@@ -141,7 +141,10 @@ it counts, and how `bench compare` treats it. The definitions say what the code 
 included.
 
 - **path**: inside `apps.<app>` (and inside each `repeats.<app>[]` with `--repeat`) for per-app figures;
-  `<route>`, `<site>`, `<message>`, `<pool>` stand for any key, `[]` for any list element.
+  `<route>`, `<site>`, `<message>`, `<pool>` stand for any key, `[]` for any list element. With `--repeat`,
+  `apps.<app>` holds each figure's median over the repeats, taken figure by figure: a figure defined from others
+  (`hold_ms_per_request` from `littles_law`, a ceiling from a hold) is exactly so in each `repeats.<app>[]`, and
+  only about so between the medians (the median of ratios is not the ratio of medians).
 - **better**: which direction is an improvement; `neither` for sizes and settings.
 - **window**: `load` is Locust's run; the collector keeps sampling through the `cool-down` after it;
   `end of cool-down` is the last sample. Pool figures are the pool's own counters since the app started, read

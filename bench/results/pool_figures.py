@@ -157,7 +157,9 @@ POOL: tuple[Metric, ...] = (
     Metric(path="pool.hold_share_by_route.<route>", label="share of pool time", unit="fraction",
            direction=NEITHER, window=BOTH, coverage=CHECKOUTS,
            description="The route's share of all connection-holding time (the sum of its holds over the sum of "
-                       "all), by the route that checked out; largest first. Holds that never ended are missing."),
+                       "all), by the route that checked out; largest first. A hold still open at the last pool "
+                       "reading counts with its time so far (`hold_open_s`), so a connection the app never returns "
+                       "is its route's."),
     Metric(path="pool.idle_in_tx_app_s", label="idle in tx total, app-side", unit="conn-s", direction=LOWER,
            window=BOTH, coverage=CHECKOUTS, shown=Shown.REPORT,
            description="Idle in transaction as the instrumented app timed it, with no sampling: per transaction "
