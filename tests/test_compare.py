@@ -309,3 +309,15 @@ def test_noise_floor_scales_with_the_figure(base: float, current: float, mark: s
     result = compare(_summary({"pool": {"hold_ms": {"p95": base}}}), _summary({"pool": {"hold_ms": {"p95": current}}}))
     row = next(r for r in result.rows if r.metric == "pool.hold_ms.p95")
     assert row.mark == mark and row.gate_skipped and not row.gate_failed  # a speed gate: one run per side
+
+
+def test_differing_load_settings_are_named_as_given() -> None:
+    from bench.analysis.compare import config_differences
+
+    base = {"duration_s": 8.0, "users": 50, "upstream_latency_ms": 100.0, "pool_size": 5}
+    current = {"duration_s": 20.0, "users": 50, "upstream_latency_ms": 150.5, "pool_size": None}
+    assert config_differences(base, current) == [
+        "config differs: duration_s 8 -> 20",
+        "config differs: pool_size 5 -> None",
+        "config differs: upstream_latency_ms 100 -> 150.5",
+    ]

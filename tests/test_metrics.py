@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterable
@@ -22,7 +23,7 @@ from bench.config.gates import Gate, default_gates, merge_gates
 from bench.config.slo import METRICS as SLO_METRICS
 from bench.errors import UsageError
 from bench.render.terminal import HEADLINE, ROWS, SHOWN_WHEN_NONZERO
-from bench.results import metrics
+from bench.results import metrics, summary_figures
 from bench.results.metric import Direction, Metric, Scope
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -192,3 +193,18 @@ def test_a_real_sweep_holds_every_capacity_figure_and_no_other(tmp_path: Path, p
     assert _unknown([sweep], Scope.CAPACITY) == []
     wanted = {m for m in metrics.REGISTRY if m.scope is Scope.CAPACITY}
     assert sorted(m.path for m in wanted - _matched([sweep], Scope.CAPACITY)) == []
+
+
+def test_the_readmes_result_contract_names_every_figure() -> None:
+    """Every name in every registry path of a run's summary (apps.<app>.… and the run's own) is in the README's
+    "Result contract" outline, so the outline cannot fall behind the figures."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    outline = readme[readme.index("schema_version, scenario, status"):readme.index("repeats.<app>[]: per-repeat")]
+    words = set(re.findall(r"[a-z_0-9]+", outline))
+    missing = sorted({
+        (part, metric.path)
+        for metric in (*summary_figures.APP, *summary_figures.RUN)
+        for part in metric.path.replace("[]", "").split(".")
+        if part and not part.startswith("<") and part not in words
+    })
+    assert not missing, f"README's result contract lacks {missing}"

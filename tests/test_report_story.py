@@ -263,3 +263,20 @@ def test_the_reports_show_pool_and_upstream_only_for_the_paired_apps(how: str | 
             assert "upstream" not in line and f"your service (--{how})" in line, line
         else:
             assert "upstream 150" in line and "your service" not in line, line
+
+
+def test_the_terminal_names_the_route_idle_longest_with_its_time_per_request(tmp_path: Path) -> None:
+    """From the mixed run's bad app: its longest-idle route, and that route's seconds over its own requests, in ms
+    with two significant digits below 10 (a 0.14 ms figure read '0 ms' before)."""
+    from bench.render.terminal import render_summary
+
+    summary = json.loads((ROOT / "tests" / "data" / "mixed-run" / "summary.json").read_text())
+    bad = summary["apps"]["bad"]
+    route, seconds = next(iter(bad["db"]["idle_in_tx_long_by_route"].items()))
+    per_ms = seconds / bad["endpoints"][route]["requests"] * 1000
+    line = next(x for x in render_summary(summary, tmp_path).splitlines() if "left connections idle" in x and "bad" in x)
+    shown = f"{per_ms:.0f}" if per_ms >= 10 else f"{per_ms:.2g}"
+    assert line.strip() == f"bad: {route} left connections idle in transaction {seconds:.1f} s, {shown} ms per request"
+    small = json.loads(json.dumps(summary))
+    small["apps"]["bad"]["db"]["idle_in_tx_long_by_route"] = {route: 0.0014 * bad["endpoints"][route]["requests"]}
+    assert "1.4 ms per request" in render_summary(small, tmp_path)

@@ -84,6 +84,11 @@ def test_a_bad_value_names_where_it_was_given(monkeypatch: pytest.MonkeyPatch) -
     ("flags", "message"),
     [
         ({"users": 0}, "--users must be at least 1"),
+        # A time in the user's own words and units, not the parsed float.
+        ({"duration_s": "0"}, "^--duration must be at least 1s, got '0'$"),
+        ({"duration_s": "500ms"}, "^--duration must be at least 1s, got '500ms'$"),
+        ({"pool_timeout_s": "0"}, "^--pool-timeout must be at least 0.01s, got '0'$"),
+        ({"upstream_latency_ms": "-1"}, "^--upstream-ms must be at least 0ms, got '-1'$"),
         ({"pool_size": "x"}, "--pool-size expects a number"),
         ({"pool_size": 2.5}, "--pool-size expects a number"),
         ({"pool_size": "5,10"}, "--pool-size '5,10' names 2 pool sizes; a run takes one"),

@@ -208,10 +208,15 @@ _COMPARABLE = (
 def config_differences(base: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """Load settings that differ: totals (connection-seconds, counts) then scale with them."""
     return [
-        f"config differs: {key} {base.get(key)} -> {current.get(key)}"
+        f"config differs: {key} {_setting(base.get(key))} -> {_setting(current.get(key))}"
         for key in _COMPARABLE
         if base.get(key) != current.get(key)
     ]
+
+
+def _setting(value: Any) -> str:
+    """A setting as it was given: ``8``, not the ``8.0`` the config keeps."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _row(

@@ -286,10 +286,14 @@ def _read(option: Option, raw: Any, source: str) -> Any:
     """``raw`` as the option's kind; a bad value is a one-line UsageError naming ``source``."""
     kind = option.kind
     if kind in ("int", "float", "duration", "ms", "sizes"):
+        written = raw
         if kind == "duration" and isinstance(raw, str):
             raw = parse_duration(raw, source)
         elif kind == "ms" and isinstance(raw, str):
             raw = parse_milliseconds(raw, source)
+        if kind in ("duration", "ms") and _below(raw, option.minimum):
+            # In the user's words and units: "--duration must be at least 1s, got '0'", not "1, got 0.0".
+            raise UsageError(f"{source} must be at least {option.value_text_of(option.minimum)}, got {written!r}")
         value = _one_size(raw, source) if kind == "sizes" else _number(raw, int if kind == "int" else float,
                                                                          option.minimum, source)
         if option.maximum is not None and value > option.maximum:
@@ -306,6 +310,10 @@ def _read(option: Option, raw: Any, source: str) -> Any:
     if kind == "dsn" and text:
         parse_dsn(text)  # malformed -> a usage error now, before any run folder exists
     return text or None
+
+
+def _below(value: Any, minimum: float) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(float(value)) and value < minimum
 
 
 def _one_size(raw: Any, source: str) -> int:

@@ -56,9 +56,13 @@ class Option:
     @property
     def value_text(self) -> str:
         """The built-in default as the user would write it: with its unit for a time (``20s``, ``100ms``)."""
+        return self.value_text_of(self.default)
+
+    def value_text_of(self, value: Any) -> str:
+        """A value of this option as the user would write it: with its unit for a time (``20s``, ``100ms``)."""
         if self.kind in ("duration", "ms"):
-            return f"{self.default:g}{'s' if self.kind == 'duration' else 'ms'}"
-        return f"{self.default:g}" if isinstance(self.default, float) else str(self.default)
+            return f"{value:g}{'s' if self.kind == 'duration' else 'ms'}"
+        return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def is_secret_flag(flag: str) -> bool:

@@ -176,9 +176,14 @@ def _culprits(apps: dict[str, Any]) -> list[str]:
         if idle and (len(shares) >= 2 or len(idle) >= 2):
             route, seconds = next(iter(idle.items()))
             requests = (app.get("endpoints") or {}).get(route, {}).get("requests")
-            per = f", {seconds / requests * 1000:.0f} ms per request" if requests else ""
+            per = f", {_ms(seconds / requests * 1000)} ms per request" if requests else ""
             lines.append(f"  {name}: {route} left connections idle in transaction {seconds:.1f} s{per}")
     return lines
+
+
+def _ms(value: float) -> str:
+    """Two significant digits under 10 (0.14 ms is not 0), whole numbers above."""
+    return f"{value:.0f}" if value >= 10 else f"{value:.2g}"
 
 
 def _stalls(events: list[dict[str, Any]]) -> list[str]:
