@@ -65,7 +65,7 @@ def test_precedence_flag_over_env_over_catalog(monkeypatch: pytest.MonkeyPatch) 
     config = run_config(["long-session"])
     assert config.apps == ("good", "bad") and config.users == scenario.defaults["users"]
     assert resolve_config(scenario).apps == ("good", "bad")
-    assert run_config(["long-session", "--keep"]).keep and not run_config(["long-session", "--no-keep"]).keep
+    assert run_config(["long-session", "--keep"]).keep and not run_config(["long-session"]).keep
 
 
 def test_a_bad_value_names_where_it_was_given(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -209,3 +209,13 @@ def test_readme_option_tables_show_the_defaults_help_shows() -> None:
         assert default.strip() == expected, f"README's {flag} row says {default.strip()!r}; --help says {expected!r}"
         checked += 1
     assert checked >= 8  # the run table's catalog options, capacity's --pool-size and --ready-timeout
+
+
+@pytest.mark.parametrize("command", ["run", "ab", "capacity"])
+def test_help_on_an_80_column_terminal_cuts_no_variable_or_flag(command: str) -> None:
+    """Typer cuts a word wider than its column with '…'; the switches' --no-* column once left the help column
+    17 characters, and BENCH_MAX_OVERFLOW read BENCH_MAX_OVERFL…."""
+    result = subprocess.run([sys.executable, "-m", "bench.cli", command, "--help"], capture_output=True, text=True,
+                            timeout=60, env={**os.environ, "COLUMNS": "80", "NO_COLOR": "1"}, check=True)
+    cut = [line for line in result.stdout.splitlines() if re.search(r"(BENCH_\w*|--[a-z-]+)…", line)]
+    assert not cut, cut

@@ -23,8 +23,8 @@ def option(name: str) -> Any:
     """The typer option for ``OPTIONS[name]``: its flag (and Locust's letter for it), its BENCH_* variable and
     its default, all in --help; the values it may take offered to the shell's completion."""
     spec = OPTIONS[name]
-    if spec.kind == "switch":  # --keep/--no-keep, as typer names a bool option by itself
-        return typer.Option(f"{spec.flag}/--no-{spec.flag[2:]}", show_default=True, help=spec.help)
+    if spec.kind == "switch":  # a flag only: --keep, no --no-keep (off is the default; the column is help's)
+        return typer.Option(spec.flag, help=spec.help)
     flags = (spec.flag, spec.short) if spec.short else (spec.flag,)
     return typer.Option(
         *flags,
