@@ -117,28 +117,26 @@ class PoolMetrics:
             )
         return gauges
 
-    def _open_ages(self, now: float) -> tuple[int, float, float]:
-        """The holds still open: how many, their connection-seconds so far and the oldest one's age. With the
-        ended holds' total (``use``) it is the integral of checked-out connections over time.
+    def _open_holds(self, now: float) -> list[tuple[Hold, float]]:
+        """The holds still open, each with its age so far. With the ended holds' total (``use``) their ages are
+        the integral of checked-out connections over time.
 
         A snapshot may be taken on another thread (``shared.keep_writing``): the dict is copied at once, and an
         entry whose record holds another hold by now (reopened without a checkin) is skipped, not removed."""
-        count, total, oldest = 0, 0.0, 0.0
-        for record, hold in list(self.open_holds.items()):
-            if record.info.get(_HOLD) is not hold:
-                continue
-            age = max(0.0, now - hold.at)
-            count, total, oldest = count + 1, total + age, max(oldest, age)
-        return count, total, oldest
+        return [(hold, max(0.0, now - hold.at)) for record, hold in list(self.open_holds.items())
+                if record.info.get(_HOLD) is hold]
 
+    def _open_ages(self, now: float) -> tuple[int, float, float]:
+        """The holds still open: how many, their connection-seconds so far and the oldest one's age."""
+        ages = [age for _, age in self._open_holds(now)]
+        return len(ages), sum(ages), max(ages, default=0.0)
 
     def _open_by_route(self, now: float) -> dict[str, float]:
         """The holds still open, their connection-seconds so far by the route that checked them out: a connection
         kept forever belongs to its route's share of the pool's time, not to nobody's."""
         by_route: dict[str, float] = {}
-        for record, hold in list(self.open_holds.items()):
-            if record.info.get(_HOLD) is hold:
-                by_route[hold.route] = by_route.get(hold.route, 0.0) + max(0.0, now - hold.at)
+        for hold, age in self._open_holds(now):
+            by_route[hold.route] = by_route.get(hold.route, 0.0) + age
         return {route: round(seconds, 6) for route, seconds in sorted(by_route.items())}
 
 
