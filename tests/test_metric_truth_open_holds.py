@@ -224,9 +224,9 @@ def test_a_connection_never_returned_counts_in_its_routes_share(pg_server: postg
                            pool=snapshot, db=DbFigures(), integrity=None, pool_capacity=CAPACITY,
                            samples=None)["pool"]["hold_share_by_route"]
     assert list(shares) == ["GET /leak", "GET /read"], shares  # largest first
-    # Recomputed with the open part from the server's view of the leaked transactions (they begin a few ms after
-    # the checkout), the ended part from the holds the client timed around each short session (each one wraps its
-    # hold) and the snapshot's own histogram of them.
+    # Recomputed: the open part from the server's view of the leaked transactions (they begin a few ms after the
+    # checkout), the ended part from the snapshot's histogram of the short holds, which the client's own timing
+    # around each session bounds from above.
     ended_s = snapshot["use_time"]["sum_s"]
     assert 0 < ended_s <= short_s
     assert shares["GET /leak"] == pytest.approx(leaked_s / (leaked_s + ended_s), abs=0.02)
