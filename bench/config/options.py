@@ -291,11 +291,11 @@ def _read(option: Option, raw: Any, source: str) -> Any:
             raw = parse_duration(raw, source)
         elif kind == "ms" and isinstance(raw, str):
             raw = parse_milliseconds(raw, source)
-        if kind in ("duration", "ms") and _below(raw, option.minimum):
-            # In the user's words and units: "--duration must be at least 1s, got '0'", not "1, got 0.0".
-            raise UsageError(f"{source} must be at least {option.value_text_of(option.minimum)}, got {written!r}")
-        value = _one_size(raw, source) if kind == "sizes" else _number(raw, int if kind == "int" else float,
-                                                                         option.minimum, source)
+        # A value below the minimum is named in the user's words and units: "--duration must be at least 1s, got
+        # '0'", not "1, got 0.0".
+        value = _one_size(raw, source) if kind == "sizes" else _number(
+            raw, int if kind == "int" else float, option.minimum, source,
+            shown=option.value_text_of(option.minimum), written=written)
         if option.maximum is not None and value > option.maximum:
             limit = f"{option.maximum / 3600:g}h" if kind == "duration" else f"{option.maximum:g}"
             raise UsageError(f"{source} is capped at {limit}; {option.cap}")
@@ -312,10 +312,6 @@ def _read(option: Option, raw: Any, source: str) -> Any:
     return text or None
 
 
-def _below(value: Any, minimum: float) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(float(value)) and value < minimum
-
-
 def _one_size(raw: Any, source: str) -> int:
     sizes = parse_pool_sizes(raw, source)
     if len(sizes) > 1:
@@ -324,7 +320,9 @@ def _one_size(raw: Any, source: str) -> int:
     return sizes[0]
 
 
-def _number(raw: Any, kind: type, minimum: float, source: str) -> Any:
+def _number(raw: Any, kind: type, minimum: float, source: str, shown: str | None = None, written: Any = None) -> Any:
+    """``raw`` as a number of ``kind``, at least ``minimum``; ``shown`` and ``written`` are the minimum and the value
+    as the user would write them, for the error (default: as numbers)."""
     try:
         value = float(raw)
         if kind is int:
@@ -334,7 +332,8 @@ def _number(raw: Any, kind: type, minimum: float, source: str) -> Any:
     except (TypeError, ValueError, OverflowError):
         raise UsageError(f"{source} expects a number, got {raw!r}") from None
     if not math.isfinite(float(value)) or value < minimum:
-        raise UsageError(f"{source} must be at least {minimum:g}, got {raw!r}")
+        given = raw if written is None else written
+        raise UsageError(f"{source} must be at least {shown or f'{minimum:g}'}, got {given!r}")
     return value
 
 
