@@ -24,7 +24,7 @@ def option(name: str) -> Any:
     its default, all in --help; the values it may take offered to the shell's completion."""
     spec = OPTIONS[name]
     if spec.kind == "switch":  # a flag only: --keep, no --no-keep (off is the default; the column is help's)
-        return typer.Option(spec.flag, help=spec.help)
+        return typer.Option(spec.flag, help=spec.help, metavar="")  # "" : takes no value (typer would show <bool>)
     flags = (spec.flag, spec.short) if spec.short else (spec.flag,)
     return typer.Option(
         *flags,
