@@ -1,6 +1,7 @@
 """A real `bench run scoped-session --app bad`: its sessions are never removed, so its connections are never
 returned, and the figures must say so. Little's law over the load agrees with the pool's own count of lent
-connections; the holds still open at the end are the connections the server sees idle in transaction.
+connections; the holds still open at the end are the connections the server sees idle in transaction; and the
+pool reading the figures are made of is kept in the run folder (pool.json), where they can be redone.
 
 Before the open holds were counted, this run's ceiling read about 8,000-18,000 req/s at under 1% utilisation.
 """
@@ -55,3 +56,27 @@ def test_the_holds_left_open_are_the_servers_idle_transactions(bad_run: tuple[di
     assert last["pool_checkins"] + pool["holds_open"] == pool["checkouts"] == last["pool_checkouts"]
     assert last["pool_hold_open_s"] >= pool["hold_open_max_ms"] / 1000 > 0
     assert pool["connect_ms"]["count"] == pool["connections_opened"]
+
+
+def test_the_pool_figures_are_the_kept_pool_reading(bad_run: tuple[dict[str, Any], Path]) -> None:
+    """pool.json keeps the reading the pool figures come from, so they can be redone from the run folder: here
+    each route's share of the pool's time, ended holds plus those still open (the never-removed sessions)."""
+    bad, folder = bad_run
+    pool = bad["pool"]
+    reading = json.loads((folder / "pool.json").read_text())
+    counters, gauges = reading["counters"], reading["gauges"]
+    for name in ("checkouts", "timeouts", "reclaimed", "connections_opened", "checked_out_max", "invalidated"):
+        assert pool[name] == counters[name], name
+    assert pool["holds_open"] == gauges["holds_open"] > 0
+    assert pool["hold_s"] == pytest.approx(reading["use_time"]["sum_s"], abs=1e-4)
+    # One moment for every age in a reading: the routes' open holds add up to the gauge, to its rounding (1e-6 each).
+    assert sum(reading["hold_open_s_by_route"].values()) == pytest.approx(gauges["hold_open_s"], abs=1e-5)
+    seconds = {route: hist["sum_s"] for route, hist in reading["use_time_by_route"].items()}
+    for route, open_s in reading["hold_open_s_by_route"].items():
+        seconds[route] = seconds.get(route, 0.0) + open_s
+    total = sum(seconds.values())
+    assert pool["hold_share_by_route"] == pytest.approx({r: s / total for r, s in seconds.items()}, abs=1e-4)
+    # A check that can fail on the old rule: the ended holds alone split the pool's time otherwise.
+    ended = reading["use_time"]["sum_s"]
+    ended_only = {route: hist["sum_s"] / ended for route, hist in reading["use_time_by_route"].items()}
+    assert max(abs(share - ended_only.get(route, 0.0)) for route, share in pool["hold_share_by_route"].items()) > 0.05

@@ -65,12 +65,14 @@ class PoolMetrics:
 
     def snapshot(self, histograms: bool = True, routes: bool = True) -> dict[str, Any]:
         """Every figure; ``histograms=False`` leaves out distributions, ``routes=False`` only the per-route ones
-        and the hold sites (a 10 Hz collector needs those once a second, not every sample)."""
+        and the hold sites (a 10 Hz collector needs those once a second, not every sample). Every age in it is
+        taken at one moment, so its parts add up: the open holds by route to the gauge of them all."""
+        now = time.perf_counter()
         data: dict[str, Any] = {
             "schema": SCHEMA,
             "time": time.time(),
             "timed_checkout": self.timed,
-            "gauges": self._gauges(),
+            "gauges": self._gauges(now),
             "counters": {
                 "checkouts": self.checkouts,
                 "timeouts": self.timeouts,
@@ -91,18 +93,18 @@ class PoolMetrics:
         if histograms and routes:
             data["use_time_by_route"] = {k: h.to_json() for k, h in sorted(self.use_by_route.items())}
             data["wait_time_by_route"] = {k: h.to_json() for k, h in sorted(self.wait_by_route.items())}
-            data["hold_open_s_by_route"] = self._open_by_route(time.perf_counter())
+            data["hold_open_s_by_route"] = self._open_by_route(now)
         if self.idle is not None:
-            _add_idle(data, self.idle, histograms, self.sites)
+            _add_idle(data, self.idle, histograms, self.sites, now)
         if self.loop is not None:
             data["loop"] = self.loop.to_json(histograms)
         if histograms and routes and self.sites is not None:
-            data["hold_sites"] = self.sites.to_json(time.perf_counter())
+            data["hold_sites"] = self.sites.to_json(now)
         return data
 
-    def _gauges(self) -> dict[str, Any]:
+    def _gauges(self, now: float) -> dict[str, Any]:
         pool = self.pool
-        count, held_s, oldest_s = self._open_ages(time.perf_counter())
+        count, held_s, oldest_s = self._open_ages(now)
         gauges: dict[str, Any] = {"checked_out": self.checked_out, "pending": self.pending, "holds_open": count,
                                   "hold_open_s": round(held_s, 6), "hold_open_max_s": round(oldest_s, 6)}
         if isinstance(pool, AsyncAdaptedQueuePool):
@@ -140,10 +142,10 @@ class PoolMetrics:
         return {route: round(seconds, 6) for route, seconds in sorted(by_route.items())}
 
 
-def _add_idle(data: dict[str, Any], idle: IdleTime, histograms: bool, sites: HoldSites | None) -> None:
+def _add_idle(data: dict[str, Any], idle: IdleTime, histograms: bool, sites: HoldSites | None, now: float) -> None:
     """Ended transactions' idle time and count as counters, open ones' as gauges (summed over workers); by checkout
     line only where hold sites are looked for, past their threshold."""
-    count, open_s = idle.open_idle(time.perf_counter())
+    count, open_s = idle.open_idle(now)
     data["counters"].update(idle_in_tx_s=round(idle.idle_s, 6), transactions=idle.transactions)
     data["gauges"].update(transactions_open=count, idle_in_tx_open_s=round(open_s, 6))
     if histograms:

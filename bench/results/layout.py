@@ -29,6 +29,7 @@ WORKER_REQUEST_LOG = "requests-{worker}.csv"  # the same, one per Locust worker,
 WORKERS_JSON = "workers.json"  # the master: each worker's host, pid, log and whether its last rows arrived
 WORKERS_READY = ".workers-ready"  # the master: every worker it waits for has joined (then the harness says go)
 SAMPLES = "samples.jsonl"  # bench.run.collector, one JSON object per line
+POOL_JSON = "pool.json"  # the collector's last reading of the pool endpoint: what summary.json's pool figures read
 APP_LOG = "app.log"
 LOCUST_LOG = "locust.log"
 LOCUST_JSON_PREFIX = "locust"  # Locust's --json-file takes a prefix and appends .json
@@ -83,6 +84,10 @@ class AppFiles:
     @property
     def samples(self) -> Path:
         return self.root / SAMPLES
+
+    @property
+    def pool_json(self) -> Path:
+        return self.root / POOL_JSON
 
     @property
     def app_log(self) -> Path:

@@ -33,8 +33,10 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("", "Requests", ("From Locust's own count (locust.json) and the harness's per-request log (requests.csv, "
      "written by the Locust recorder plugin), over the load.")),
     ("pool.", "Pool (`pool`)", ("From the app's pool instrumentation, as of the collector's last reading of the "
-     "pool endpoint (in the cool-down): the pool's own counters and histograms since the app started. The block "
-     "is null without a pool endpoint (target mode without --pool-url).")),
+     "pool endpoint (in the cool-down), kept in the app's folder as pool.json: the pool's own counters and "
+     "histograms since the app started, per route too, and the hold sites (the last reading is a full one). The "
+     "block is null, and there is no pool.json, without a pool endpoint (target mode without "
+     "--pool-url).")),
     ("db.", "Database (`db`)", ("From the collector: pg_stat_activity samples of the app's backends (its "
      "application_name; in target mode without --app-name, every client backend of the database) every "
      "`config.sample_interval_s` through load and cool-down, intervals timed on the harness's own monotonic clock, "

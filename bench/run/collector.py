@@ -328,8 +328,9 @@ class Collector:
         }
         fields.update({f"pool_{k}": v for k, v in counters.items()})
         wait, use = Histogram.from_json(pool["wait_time"]), Histogram.from_json(pool["use_time"])
-        # Connection time so far, and the checkins it is of; with the holds still open (pool_hold_open_s), the
-        # integral of checked-out connections, whose growth over the load Little's law takes.
+        # Connection time so far, and the ended holds it is of (checkins, and reclaims by the garbage collector);
+        # with the holds still open (pool_hold_open_s), the integral of checked-out connections, whose growth
+        # over the load Little's law takes.
         fields["pool_hold_s"], fields["pool_checkins"] = round(use.total, 6), use.count
         for name, hist, prev in (("wait", wait, self._prev_wait), ("use", use, self._prev_use)):
             delta = hist if prev is None else hist.minus(prev)

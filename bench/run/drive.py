@@ -17,6 +17,7 @@ import psutil
 import bench
 from bench.analysis.loadperiod import LoadPeriod
 from bench.errors import InfraError
+from bench.results.folder import write_json
 from bench.results.layout import AppFiles, RunFiles
 from bench.results.records import DbFigures
 from bench.results.requestlog import RequestTail
@@ -66,6 +67,8 @@ async def drive(run: RunState, app: str, index: int = 0) -> Driven:
             finally:
                 await collector.close()
                 _record_events(run, subject.name, collector)
+                if collector.last_pool is not None:  # the pool figures' raw input, so they can be redone
+                    write_json(files.pool_json, collector.last_pool)
         finally:
             locust.stop(timeout=5)
     finally:
