@@ -161,14 +161,28 @@ _WORD = {"p50": "median", "p90": "90th percentile", "p95": "95th percentile", "p
          "max": "largest", "mean": "mean"}
 
 
+# How a figure of the pool's log-bucketed histograms (bench.instrument.histogram) is read from it.
+_FROM_HISTOGRAM = {
+    "max": " Exact: the largest value recorded, not a bucket's.",
+    "mean": " Exact: the recorded total over the count.",
+}
+_BUCKET_READING = (" Read from the pool's log-bucketed histogram (buckets 1% wide from 1 µs): the nearest rank, "
+                   "ceil(p·n / 100), falls in a bucket, and the figure is that bucket's arithmetic midpoint (at most "
+                   "the largest value; 0 below 1 µs), within 0.5% of the value itself.")
+
+
 def family(prefix: str, label: str, what: str, keys: tuple[str, ...], *, unit: str, direction: Direction,
            window: Window, coverage: Coverage, scope: Scope = Scope.APP, shown: Mapping[str, Shown] | None = None,
-           slo: Mapping[str, str] | None = None) -> tuple[Metric, ...]:
-    """One metric per percentile (or max, mean) of a histogram or a latency list; ``what`` says of what."""
+           slo: Mapping[str, str] | None = None, histogram: bool = False) -> tuple[Metric, ...]:
+    """One metric per percentile (or max, mean) of a histogram or a latency list; ``what`` says of what, and
+    ``histogram`` that the values come from a pool histogram, whose reading each description then gives."""
+    def reading(key: str) -> str:
+        return _FROM_HISTOGRAM.get(key, _BUCKET_READING) if histogram else ""
+
     return tuple(Metric(path=f"{prefix}.{key}", label=f"{label} {key}", unit=unit, direction=direction,
                         window=window, coverage=coverage, scope=scope,
                         shown=(shown or {}).get(key, Shown.NO), slo=(slo or {}).get(key),
-                        description=f"{_WORD[key].capitalize()}: {what}.")
+                        description=f"{_WORD[key].capitalize()}: {what}.{reading(key)}")
                  for key in keys)
 
 

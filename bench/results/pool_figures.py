@@ -29,16 +29,16 @@ POOL: tuple[Metric, ...] = (
              "comes after that and is never in it (it is in `connect_ms`). Over every checkout (those that timed "
              "out or were cancelled included)",
              HIST, unit="ms", direction=LOWER, window=BOTH, coverage=CHECKOUTS,
-             shown={"p95": Shown.ALWAYS}),
+             shown={"p95": Shown.ALWAYS}, histogram=True),
     *family("pool.hold_ms", "pool hold", "time a connection stayed checked out, from checkout to its checkin, or "
              "to the detach that freed its slot when the garbage collector reclaimed a leaked connection (see "
              "`reclaimed`) or the app detached it; a connection still checked out is not in it",
              HIST, unit="ms", direction=LOWER, window=BOTH, coverage=CHECKOUTS,
-             shown={"mean": Shown.REPORT}),
+             shown={"mean": Shown.REPORT}, histogram=True),
     *family("pool.connect_ms", "connect", "time to open a database connection, the pool's connect listeners "
              "included, per connection opened: new ones and those reopened in a slot after an invalidation, "
              "a recycle or a reclaim, so its count equals `connections_opened`",
-             HIST, unit="ms", direction=LOWER, window=BOTH, coverage=NONE),
+             HIST, unit="ms", direction=LOWER, window=BOTH, coverage=NONE, histogram=True),
     Metric(path="pool.connect_ms.count", label="connects timed", unit="connections", direction=NEITHER,
            window=BOTH, coverage=NONE,
            description="Connections whose opening `connect_ms` timed: every connection the pool opened, new and "

@@ -250,8 +250,10 @@ ROUTES: tuple[Metric, ...] = (
     *family("endpoints.<route>.success_latency_ms", "route success latency", f"response time of the successful "
             f"requests {_ROUTE} ({_RANK}); 0 when none succeeded", LATENCY, unit="ms", direction=LOWER,
             window=LOAD, coverage=OK),
-    *family("endpoints.<route>.pool_hold_ms", "route pool hold", "hold time of the route's checkins", HIST, unit="ms", direction=LOWER, window=BOTH, coverage=CHECKOUTS),
-    *family("endpoints.<route>.pool_wait_ms", "route pool wait", "queue wait of the route's checkouts", HIST, unit="ms", direction=LOWER, window=BOTH, coverage=CHECKOUTS),
+    *family("endpoints.<route>.pool_hold_ms", "route pool hold", "hold time of the route's checkins", HIST, unit="ms", direction=LOWER, window=BOTH, coverage=CHECKOUTS,
+            histogram=True),
+    *family("endpoints.<route>.pool_wait_ms", "route pool wait", "queue wait of the route's checkouts", HIST, unit="ms", direction=LOWER, window=BOTH, coverage=CHECKOUTS,
+            histogram=True),
 )
 
 _LOG = "Lines of app.log {}"
