@@ -98,10 +98,13 @@ def test_collector_measures_idle_in_transaction(pg_server: postgres.Server, data
     server_idle = figures.server["idle_in_transaction_time"]
     assert sum(spells.idle_s) - slack <= server_idle <= sum(spells.whole_s) + slack, (figures.server, spells)
     assert figures.server["sessions"] == 1
-    # Sampled, the long spell is off by at most a tick; each sample that caught a short spell adds at most one.
+    # Sampled, the long spell is off by at most a tick; each sample that caught a short spell adds at most one, and
+    # the samples may miss every short spell, which the server counts (20 x 5 ms and more: 0.12 s in one run).
     caught = sum(1 for line in lines if line["idle_in_tx"] and line["t"] < spells.long_from)
     error = figures.idle_in_tx_seconds_sampled - server_idle
-    assert -gap - slack <= error <= gap * (1 + caught) + slack, (figures.idle_in_tx_seconds_sampled, server_idle)
+    missed = sum(spells.whole_s[:-1])
+    assert -gap - missed - slack <= error <= gap * (1 + caught) + slack, (figures.idle_in_tx_seconds_sampled,
+                                                                           server_idle, missed)
 
 
 def test_collector_ignores_other_applications(pg_server: postgres.Server, database: str, tmp_path: Path) -> None:
