@@ -20,6 +20,7 @@ import pytest
 
 from bench.config.catalog import get_scenario
 from bench.instrument.histogram import GROWTH, MIN_S
+from bench.results.layout import POOL_JSON
 from bench.results.summaryfile import SCHEMA_VERSION
 from tests.data.regenerate import MEASURED, redigest
 
@@ -140,7 +141,7 @@ def test_littles_law_from_the_samples_and_the_request_log(name: str) -> None:
             "requests": answered,
             "rps": round(answered / window, 3),
         }, app
-        capacity = last["pool_size"] + _json(app_dir / MEASURED)["pool"]["gauges"]["max_overflow"]
+        capacity = last["pool_size"] + _json(app_dir / POOL_JSON)["gauges"]["max_overflow"]
         ceiling = capacity / (held / answered)  # connections / seconds held per request
         assert pool["capacity"] == capacity and pool["hold_ms_per_request"] == round(held * 1000 / answered, 3)
         assert pool["littles_law_ceiling_rps"] == pytest.approx(ceiling, abs=0.0006), app
@@ -172,7 +173,7 @@ def test_pool_figures_from_the_samples(name: str) -> None:
         count = sum(buckets.values())
         top = max(s["wait_hist"]["max_s"] for s in samples if s.get("wait_hist"))
         total = sum(s["wait_hist"]["sum_s"] for s in samples if s.get("wait_hist"))
-        assert count == _json(app_dir / MEASURED)["pool"]["wait_time"]["count"], app
+        assert count == _json(app_dir / POOL_JSON)["wait_time"]["count"], app
         expected = {f"p{q}": round(_percentile(buckets, count, top, q) * 1000, 3) for q in (50, 95, 99)}
         expected.update(max=round(top * 1000, 3), mean=round(total / count * 1000, 3))
         assert pool["wait_ms"] == pytest.approx(expected, abs=0.0011), app

@@ -17,7 +17,10 @@ from pathlib import Path
 import pytest
 
 from bench.db import server as postgres
-from bench.results.layout import HARNESS_ERROR
+from bench.errors import UsageError
+from bench.results.layout import HARNESS_ERROR, AppFiles
+from bench.run.collector import Collector
+from bench.run.drive import _keep_pool_reading
 from bench.run.state import ended_by
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +36,23 @@ def test_a_full_disk_is_named_not_a_bug(tmp_path: Path) -> None:
     assert outcome.exit_code == 3 and "\n" not in (outcome.error or "")
     assert "is full (No space left on device): free some space there, or pick another --out" in (outcome.error or "")
     assert not (tmp_path / HARNESS_ERROR).exists()  # no traceback: it is not a bug
+
+
+def test_a_pool_reading_that_cannot_be_kept_never_hides_why_the_drive_failed(tmp_path: Path) -> None:
+    """pool.json is written as the drive ends, also when it ends by an error: that write failing too must not
+    replace the error the user needs to see; after a drive that went well it is the error."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    files = AppFiles(blocker / "good")  # its folder cannot be made: the parent is a file
+    collector = Collector(admin_dsn="postgresql://localhost/x", database="x", application_name=None,
+                          pool_url=None, samples_path=tmp_path / "samples.jsonl")
+    collector.last_pool = {"gauges": {"size": 5}}
+    _keep_pool_reading(collector, files, failed=True)  # dropped: the drive's own error is on its way up
+    with pytest.raises(UsageError, match="cannot write .*pool.json"):
+        _keep_pool_reading(collector, files, failed=False)
+    ok = AppFiles(tmp_path / "ok")
+    _keep_pool_reading(collector, ok, failed=True)  # kept whenever it can be, for a failed run's folder too
+    assert json.loads(ok.pool_json.read_text()) == collector.last_pool
 
 
 @pytest.mark.e2e

@@ -16,7 +16,7 @@ import psutil
 
 import bench
 from bench.analysis.loadperiod import LoadPeriod
-from bench.errors import InfraError
+from bench.errors import InfraError, UsageError
 from bench.results.folder import write_json
 from bench.results.layout import AppFiles, RunFiles
 from bench.results.records import DbFigures
@@ -59,21 +59,34 @@ async def drive(run: RunState, app: str, index: int = 0) -> Driven:
             await workers_joined(plan, locust, files.root, run.console.info)
             collector = _collector(run, subject, files)
             await collector.open()
+            failed = True
             try:
                 load = await _load_and_cool_down(run, subject, plan, locust, collector, files)
                 await subject.settle(collector)
                 figures = await collector.finish()
                 written = await subject.written()
+                failed = False
             finally:
                 await collector.close()
                 _record_events(run, subject.name, collector)
-                if collector.last_pool is not None:  # the pool figures' raw input, so they can be redone
-                    write_json(files.pool_json, collector.last_pool)
+                _keep_pool_reading(collector, files, failed)
         finally:
             locust.stop(timeout=5)
     finally:
         await subject.close()
     return Driven(app=subject.name, files=files, db=figures, pool=collector.last_pool, written=written, load=load)
+
+
+def _keep_pool_reading(collector: Collector, files: AppFiles, failed: bool) -> None:
+    """pool.json: the pool figures' raw input, so they can be redone from the run folder. When the drive has
+    already failed, a write that fails too is dropped, so the error the user sees is the one that stopped it."""
+    if collector.last_pool is None:
+        return
+    try:
+        write_json(files.pool_json, collector.last_pool)
+    except UsageError:
+        if not failed:
+            raise
 
 
 def _plan(run: RunState, host: str) -> LoadPlan:

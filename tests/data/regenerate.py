@@ -5,9 +5,9 @@
     python tests/data/regenerate.py digest   # the stored raw files summarised again by the current code
 
 ``run`` drives ``bench run`` for real (the embedded PostgreSQL, the paired apps, Locust) and keeps each run's raw
-files, its summary.json as written, and ``<app>/measured.json``: what the harness measured in-process and keeps in
-no file of its own (the pool's last snapshot, the collector's figures, the rows written, the load period), so that
-``redigest`` can summarise the folder again exactly as the runner did. ``digest`` rewrites summary.json's figures
+files (the pool's last reading, pool.json, among them), its summary.json as written, and ``<app>/measured.json``:
+what the harness measured in-process and keeps in no file of its own (the collector's figures, the rows written,
+the load period), so that ``redigest`` can summarise the folder again exactly as the runner did. ``digest`` rewrites summary.json's figures
 and checks from them after a change to the code that computes them; tests/test_fixtures.py fails until one of the
 two is run. compare/base.json is long-session-run's summary; compare/current.json that of compare/current-run, a
 longer run; expected.txt the compare table of the two as bench renders it.
@@ -104,7 +104,6 @@ def _bench_with_inputs_recorded(argv: list[str]) -> None:
     def recording(run: Any, driven: Any) -> dict[str, Any]:
         measured = {
             "db": dataclasses.asdict(driven.db),
-            "pool": driven.pool,
             "written": driven.written,
             "load": {"start": driven.load.start, "end": driven.load.end},
         }
@@ -143,7 +142,7 @@ def redigest(folder: Path) -> dict[str, Any]:
             app=app,
             files=files,
             db=DbFigures(**measured["db"]),
-            pool=measured["pool"],
+            pool=json.loads(files.pool_json.read_text(encoding="utf-8")) if files.pool_json.exists() else None,
             written=measured["written"],
             load=LoadPeriod(**measured["load"]),
         )
