@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from bench.analysis.rates import failure_cause, failures_by_cause, per_thousand
+from bench.analysis.rates import add_rates, checkouts_per_request, failure_cause, failures_by_cause, per_thousand
 from tests.conftest import run_bench
 
 
@@ -29,6 +29,9 @@ from tests.conftest import run_bench
         ("http.client.RemoteDisconnected: Remote end closed connection without response", "RemoteDisconnected"),
         ("WebSocketConnectionClosedException: socket is already closed.", "WebSocketConnectionClosedException"),
         ("", "unknown"),
+        ("   ", "unknown"),
+        ("the upstream went away", "the upstream went away"),  # neither a status nor an exception's name
+        ("x" * 50 + " no name and no status", "x" * 40),
     ],
 )
 def test_failure_cause(error: str, cause: str) -> None:
@@ -52,6 +55,41 @@ def test_failures_by_cause_counts_failed_rows_most_frequent_first() -> None:
     assert list(failures_by_cause(frame).items()) == [("HTTP 500", 2), ("ConnectionResetError", 1), ("HTTP 503", 1)]
     assert failures_by_cause(frame.iloc[0:0]) == {}
     assert per_thousand(3, 1500) == 2.0 and per_thousand(3, 0) is None
+
+
+def test_causes_tied_in_count_are_in_name_order_whatever_order_they_came_in() -> None:
+    frame = pd.DataFrame({"failed": [1, 1, 1, 1], "error": ["code=503", "TimeoutError: t", "code=503", "BError: b"]})
+    assert list(failures_by_cause(frame).items()) == [("HTTP 503", 2), ("BError", 1), ("TimeoutError", 1)]
+
+
+def test_rates_per_thousand_and_per_request_keep_four_decimals_and_need_a_count_and_a_divisor() -> None:
+    assert per_thousand(1, 3) == 333.3333 and per_thousand(None, 100) is None and per_thousand(2, None) is None
+    assert checkouts_per_request({"checkouts": 7}, 3) == 2.3333
+    assert checkouts_per_request({"checkouts": 7}, 0) is None and checkouts_per_request({}, 10) is None
+
+
+@pytest.mark.parametrize(
+    ("app", "pool", "expected"),
+    [
+        # served = answered + unfinished (the app serves the unfinished ones in the cool-down)
+        ({"requests": 10, "requests_recorded": 10, "requests_unfinished": 4},
+         {"capacity": 5, "checked_out_max": 3, "checkouts": 28},
+         {"checkouts_per_request": 2.0, "checked_out_share": 0.6}),
+        ({"requests": 10, "requests_recorded": 10}, {"capacity": 3, "checked_out_max": 2, "checkouts": 20},
+         {"checkouts_per_request": 2.0, "checked_out_share": 0.6667}),
+        ({"requests": 0, "requests_recorded": 0, "requests_unfinished": 4}, {"capacity": 5, "checkouts": 8},
+         {"checkouts_per_request": 2.0, "checked_out_share": 0.0}),
+        ({"requests": 10, "requests_recorded": 10}, {"capacity": None, "checked_out_max": 2, "checkouts": 10},
+         {"checkouts_per_request": 1.0, "checked_out_share": None}),
+        ({"requests": 10, "requests_recorded": 10}, {"capacity": 0, "checked_out_max": 2, "checkouts": 10},
+         {"checkouts_per_request": 1.0, "checked_out_share": None}),
+    ],
+)
+def test_pool_rates_worked_out_by_hand(app: dict[str, Any], pool: dict[str, Any], expected: dict[str, Any]) -> None:
+    app = {**app, "pool": dict(pool)}
+    add_rates(app, pd.DataFrame({"failed": pd.Series([], dtype=int), "error": pd.Series([], dtype=str)}))
+    assert {key: app["pool"][key] for key in expected} == expected
+    assert app["failures_by_cause"] == {} and app["failures_per_1k_requests"] == {}
 
 
 def _causes_from_log(path: Path) -> tuple[dict[str, int], int, int]:

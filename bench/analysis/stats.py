@@ -149,6 +149,8 @@ def _binomial_tail(other: int, k: int, share: float) -> float:
         return 1.0
     if share >= 1.0:
         return 1.0
+    if share <= 0.0:  # no share of the events can fall to this side: k of them never do (log(0) below)
+        return 0.0
     log_p, log_q = math.log(share), math.log1p(-share)
 
     def term(x: int) -> float:

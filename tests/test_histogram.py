@@ -1,0 +1,91 @@
+"""The pool histograms' edges (bench.instrument.histogram), each against a value worked out by hand: durations
+under and exactly at MIN_S, adjacent buckets' shared edge, counts of a repeated duration, a reading's defaults,
+merging, an interval with nothing new, and a percentile that lands in the lowest buckets."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bench.instrument.histogram import GROWTH, MIN_S, Histogram, bucket_bounds, bucket_index
+
+
+def test_durations_under_min_s_share_bucket_minus_one_and_read_as_zero() -> None:
+    hist = Histogram()
+    hist.record(5e-7)
+    hist.record(0.0)
+    assert hist.to_json()["buckets"] == {"-1": 2}
+    assert hist.percentile(50) == 0.0 and hist.percentile(100) == 0.0
+    assert bucket_bounds(-1) == (0.0, MIN_S)
+
+
+def test_min_s_itself_opens_bucket_zero() -> None:
+    assert bucket_index(MIN_S) == 0
+    assert bucket_bounds(0) == (MIN_S, MIN_S * GROWTH)
+    hist = Histogram()
+    hist.record(MIN_S)
+    # Bucket 0's midpoint, 1.005 µs, is past the largest value recorded: the percentile is that value.
+    assert hist.percentile(50) == MIN_S
+
+
+@pytest.mark.parametrize("index", [0, 1, 7, 100, 1388])  # 1388: about 1 s
+def test_adjacent_buckets_share_an_edge_and_a_bucket_holds_its_own_range(index: int) -> None:
+    low, high = bucket_bounds(index)
+    assert high == pytest.approx(bucket_bounds(index + 1)[0], rel=1e-12)
+    assert high / low == pytest.approx(GROWTH, rel=1e-12)
+    assert low == pytest.approx(MIN_S * GROWTH**index, rel=1e-12)
+    assert bucket_index(low * (1 + 1e-9)) == index
+    assert bucket_index(math.sqrt(low * high)) == index
+    assert bucket_index(high * (1 + 1e-9)) == index + 1
+
+
+def test_a_repeated_duration_counts_every_time() -> None:
+    hist = Histogram()
+    for _ in range(3):
+        hist.record(0.004)
+    hist.record(0.02)
+    assert hist.to_json()["buckets"] == {str(bucket_index(0.004)): 3, str(bucket_index(0.02)): 1}
+    assert hist.count == 4 and hist.total == pytest.approx(0.032) and hist.max == 0.02
+
+
+def test_a_reading_round_trips_and_its_missing_fields_read_as_empty() -> None:
+    hist = Histogram()
+    for seconds in (0.001, 0.002, 0.25):
+        hist.record(seconds)
+    again = Histogram.from_json(hist.to_json())
+    assert (again.count, again.total, again.max, again.buckets) == (3, hist.total, 0.25, hist.buckets)
+    empty = Histogram.from_json({})
+    assert (empty.count, empty.total, empty.max, empty.buckets) == (0, 0.0, 0.0, {})
+    assert empty.percentile(99) == 0.0 and empty.mean == 0.0
+
+
+def test_merging_adds_counts_and_sums_and_keeps_the_larger_max() -> None:
+    one, two = Histogram(), Histogram()
+    one.record(0.003)
+    two.record(0.003)
+    two.record(0.5)
+    one.merge(two)
+    assert one.count == 3 and one.total == pytest.approx(0.506) and one.max == 0.5
+    assert one.buckets == {bucket_index(0.003): 2, bucket_index(0.5): 1}
+
+
+def test_an_interval_with_nothing_new_has_no_buckets() -> None:
+    hist = Histogram()
+    hist.record(0.01)
+    earlier = Histogram.from_json(hist.to_json())
+    hist.record(0.2)
+    delta = hist.minus(earlier)
+    assert delta.buckets == {bucket_index(0.2): 1} and delta.count == 1 and delta.total == pytest.approx(0.2)
+    nothing = hist.minus(Histogram.from_json(hist.to_json()))
+    assert nothing.buckets == {} and nothing.count == 0
+
+
+def test_a_percentile_in_a_low_bucket_is_that_buckets_midpoint() -> None:
+    hist = Histogram()
+    hist.record(MIN_S * GROWTH * 1.0001)  # bucket 1
+    hist.record(0.1)
+    low, _ = bucket_bounds(1)
+    assert hist.percentile(50) == pytest.approx(low * (1 + GROWTH) / 2, rel=1e-12)
+    assert bucket_bounds(bucket_index(0.1))[0] * (1 + GROWTH) / 2 > 0.1
+    assert hist.percentile(100) == 0.1  # its bucket's midpoint lies past the largest value: the value, then

@@ -1,0 +1,124 @@
+"""Little's law's inputs (bench.analysis.littleslaw) at their edges, each against numbers worked out by hand: the
+window's ends exactly on a sample, a response that ends a fraction of a millisecond inside it, the fewest samples
+and requests that make a window, an app that reports no open holds, the whole-run fallback, and the note's text.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from bench.analysis.littleslaw import LittleWindow, little_window, note, whole_run
+from bench.instrument import Histogram
+
+
+def _answered(*spans: tuple[float, float]) -> pd.DataFrame:
+    """Requests by (start in epoch seconds, response time in ms)."""
+    return pd.DataFrame({"start_epoch_s": [s for s, _ in spans], "response_time_ms": [ms for _, ms in spans]})
+
+
+def _samples(*rows: tuple[float, str, float, float | None]) -> pd.DataFrame:
+    """Collector samples by (t, phase, ended holds' total, open holds' age so far or None)."""
+    return pd.DataFrame(
+        {
+            "t": [r[0] for r in rows],
+            "phase": [r[1] for r in rows],
+            "pool_hold_s": [r[2] for r in rows],
+            "pool_hold_open_s": [math.nan if r[3] is None else r[3] for r in rows],
+        }
+    )
+
+
+def test_the_window_runs_from_the_first_load_sample_to_the_last_before_the_last_response() -> None:
+    # Samples at 1, 2, 3 and 4 s; the last response ends at 3.0 exactly, so the sample at 3 closes the window and
+    # the one at 4 is past it. Responses ending at 1.0 (on the first sample) are before the window; at 3.0 inside.
+    answered = _answered((0.5, 500.0), (1.2, 300.0), (2.0, 1000.0))  # ends 1.0, 1.5, 3.0
+    samples = _samples((1.0, "load", 2.0, 0.0), (2.0, "load", 3.0, 0.5), (3.0, "load", 5.0, 0.25),
+                       (4.0, "load", 9.0, 0.0))
+    law = little_window(samples, answered)
+    assert law == LittleWindow(window_s=2.0, hold_s=(5.0 + 0.25) - (2.0 + 0.0), requests=2)
+
+
+def test_a_response_a_fraction_of_a_millisecond_inside_the_window_is_in_it() -> None:
+    answered = _answered((0.5, 500.4), (1.5, 500.0))  # ends 1.0004 (inside, after the sample at 1.0) and 2.0
+    samples = _samples((1.0, "load", 0.0, None), (2.0, "load", 1.0, None))
+    law = little_window(samples, answered)
+    assert law is not None and law.requests == 2 and law.hold_s == 1.0
+
+
+def test_two_load_samples_and_one_request_make_a_window() -> None:
+    answered = _answered((1.1, 400.0))  # ends 1.5
+    samples = _samples((1.0, "load", 0.0, None), (2.0, "cooldown", 0.5, None), (1.5, "load", 0.5, None))
+    law = little_window(samples, answered)
+    assert law == LittleWindow(window_s=0.5, hold_s=0.5, requests=1)
+    assert law.hold_ms_per_request == 500.0 and law.rps == 2.0
+
+
+def test_no_window_without_what_it_needs() -> None:
+    answered = _answered((1.1, 400.0))
+    samples = _samples((1.0, "load", 0.0, None), (1.5, "load", 0.5, None))
+    assert little_window(None, answered) is None
+    assert little_window(samples, answered.iloc[0:0]) is None
+    assert little_window(samples.drop(columns="phase"), answered) is None
+    assert little_window(samples.drop(columns="pool_hold_s"), answered) is None
+    assert little_window(samples.iloc[:1], answered) is None  # one load sample: no stretch
+    still = _samples((1.0, "load", 0.5, 0.0), (1.5, "load", 0.5, 0.0))
+    assert little_window(still, answered) is None  # no connection time in the window
+    little = _samples((1.0, "load", 0.0, None), (1.5, "load", 0.5, None))
+    assert little_window(little, answered) == LittleWindow(window_s=0.5, hold_s=0.5, requests=1)  # under 1 conn-s
+
+
+def test_an_app_that_reports_no_open_holds_counts_ended_holds_only() -> None:
+    # The first sample has no open-holds figure (NaN), the last has 0.75 s of open holds.
+    answered = _answered((1.0, 1500.0))  # ends 2.5
+    samples = _samples((1.0, "load", 1.0, None), (3.0, "load", 2.0, 0.75), (2.5, "load", 1.5, None))
+    law = little_window(samples, answered)
+    assert law is not None and law.hold_s == 0.5  # the sample at 3.0 is past the last response
+
+
+def _pool(ended: list[float], open_s: float | None) -> dict[str, Any]:
+    use = Histogram()
+    for seconds in ended:
+        use.record(seconds)
+    gauges = {} if open_s is None else {"hold_open_s": open_s}
+    return {"use_time": use.to_json(), "gauges": gauges}
+
+
+def test_whole_run_counts_the_ended_holds_and_the_open_ones_over_every_answer() -> None:
+    answered = _answered((1.0, 10.0), (1.5, 10.0), (2.0, 10.0), (2.5, 10.0))
+    law = whole_run(_pool([0.25, 0.25, 0.5], 1.5), answered, window_s=0.5)
+    assert law == LittleWindow(window_s=0.5, hold_s=2.5, requests=4)
+    assert whole_run(_pool([0.25], None), answered, window_s=8.0) == LittleWindow(8.0, 0.25, 4)
+    assert whole_run({"use_time": _pool([0.25], None)["use_time"]}, answered, 8.0) == LittleWindow(8.0, 0.25, 4)
+
+
+def test_whole_run_needs_a_pool_answers_a_window_and_connection_time() -> None:
+    answered = _answered((1.0, 10.0))
+    assert whole_run(None, answered, 5.0) is None
+    assert whole_run(_pool([0.25], None), answered.iloc[0:0], 5.0) is None
+    assert whole_run(_pool([0.25], None), answered, 0.0) is None
+    assert whole_run(_pool([], 0.0), answered, 5.0) is None
+
+
+def _app(used: float | None = 0.8, ceiling: float | None = 250.0, law: Any = "window") -> dict[str, Any]:
+    window = {"window_s": 2.0, "hold_s": 4.0, "requests": 400, "rps": 200.0} if law == "window" else law
+    return {"pool": {"capacity": 5, "hold_ms_per_request": 10.0, "littles_law": window,
+                     "littles_law_ceiling_rps": ceiling, "ceiling_utilisation": used}}
+
+
+def test_the_note_shows_the_arithmetic_it_used() -> None:
+    assert note("bad", _app()) == (
+        "bad: Little's-law ceiling 5 connections / 10.0 ms per request (4.00 conn-s held over 400 requests) = "
+        "250.0 req/s; 200.0 req/s answered (400 in 2.00 s) = 80% of it"
+    )
+
+
+@pytest.mark.parametrize(
+    "app",
+    [{}, {"pool": None}, {"pool": ["not", "a", "block"]}, _app(law=None), _app(ceiling=None), _app(used=None)],
+)
+def test_no_note_without_the_figures_it_shows(app: dict[str, Any]) -> None:
+    assert note("good", app) is None
