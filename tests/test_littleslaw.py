@@ -71,12 +71,12 @@ def test_no_window_without_what_it_needs() -> None:
     assert little_window(little, answered) == LittleWindow(window_s=0.5, hold_s=0.5, requests=1)  # under 1 conn-s
 
 
-def test_an_app_that_reports_no_open_holds_counts_ended_holds_only() -> None:
-    # The first sample has no open-holds figure (NaN), the last has 0.75 s of open holds.
-    answered = _answered((1.0, 1500.0))  # ends 2.5
-    samples = _samples((1.0, "load", 1.0, None), (3.0, "load", 2.0, 0.75), (2.5, "load", 1.5, None))
+def test_a_sample_without_an_open_holds_figure_counts_its_ended_holds_only() -> None:
+    # The first sample has no open-holds figure (NaN: an app that does not report them), the last 0.75 s of them.
+    answered = _answered((1.0, 800.0), (1.0, 1500.0))  # ends 1.8 (in the window) and 2.5 (after it)
+    samples = _samples((1.0, "load", 1.0, None), (2.0, "load", 1.5, 0.75), (3.0, "load", 2.0, 0.0))
     law = little_window(samples, answered)
-    assert law is not None and law.hold_s == 0.5  # the sample at 3.0 is past the last response
+    assert law == LittleWindow(window_s=1.0, hold_s=(1.5 + 0.75) - 1.0, requests=1)  # 3.0 is past the response
 
 
 def _pool(ended: list[float], open_s: float | None) -> dict[str, Any]:
