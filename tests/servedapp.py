@@ -151,7 +151,11 @@ def run_watched(argv: list[str], env: dict[str, str], timeout: float,
                 for child in psutil.Process(proc.pid).children(recursive=True):
                     seen.setdefault(child.pid, child)
                     with contextlib.suppress(psutil.Error):  # again each look: a fork shows its parent's until it execs
-                        lines[child.pid] = f"{child.pid} {' '.join(child.cmdline())[:400]}"
+                        line = " ".join(child.cmdline())
+                        # A process on its way out reads as [] (its memory is gone before it is a zombie): keep what
+                        # it ran. A service looked at as it exited had lost its line, one fresh-clone run in ~10.
+                        if line:
+                            lines[child.pid] = f"{child.pid} {line[:400]}"
             except psutil.Error:
                 pass
             if during is not None and during(proc):
