@@ -14,7 +14,7 @@ from bench.errors import InfraError, UsageError
 from bench.results.layout import AppFiles, RunFiles
 from bench.results.locustfiles import read_locust_json, read_pacer
 from bench.results.requestlog import RequestTail, read_requests
-from bench.results.samples import read_samples
+from bench.results.samples import SampleHistogram, read_samples
 from bench.results.summaryfile import load_summary
 
 HEADER = "start_epoch_s,request_type,name,response_time_ms,response_length,failed,error\n"
@@ -78,8 +78,18 @@ def test_samples_are_sorted_typed_and_counted(tmp_path: Path) -> None:
     log = read_samples(tmp_path, ["phase", "idle_in_tx", "wait_hist", "pool_size"])
     assert log.frame["t"].tolist() == [1.0, 2.0] and log.frame["phase"].tolist() == ["warmup", "load"]
     assert log.frame["idle_in_tx"].isna().tolist() == [True, False] and log.frame["pool_size"].isna().all()
-    assert log.frame["wait_hist"].tolist()[1] == {"count": 1}
+    assert log.frame["wait_hist"].tolist() == [None, SampleHistogram(1, 0.0, 0.0, "", ())]
     assert log.unreadable == 3 and log.present
+
+
+def test_sample_histograms_are_kept_compact_and_read_back_whole(tmp_path: Path) -> None:
+    hist = {"count": 4, "sum_s": 0.5, "max_s": 0.25, "buckets": {"-1": 1, "900": 2, "1210": 1}}
+    lines = [{"t": 1.0, "wait_hist": hist}, {"t": 2.0, "wait_hist": [1, 2]}, {"t": 3.0, "wait_hist": {"count": 0}}]
+    AppFiles(tmp_path).samples.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    first, second, third = read_samples(tmp_path, ["wait_hist"]).frame["wait_hist"].tolist()
+    assert first == SampleHistogram(4, 0.5, 0.25, "-1 900 1210", (1, 2, 1)) and first.to_json() == hist
+    assert second is None  # not a histogram object: nothing to merge
+    assert third.to_json() == {"count": 0, "sum_s": 0.0, "max_s": 0.0, "buckets": {}}
 
 
 def test_samples_with_no_readable_line_are_damage(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """Many of the pool's log-bucketed histograms at once, as numpy arrays: per-second percentiles and a whole run's.
 
-bench.analysis.timeline builds one from the samples' per-interval wait histograms; the report plots and tabulates
+bench.analysis.timeline builds one from the samples' per-interval wait histograms (``SampleHistogram``); the report plots and tabulates
 it. Percentiles follow bench.instrument's Histogram.percentile exactly (rank by bucket, the bucket's midpoint).
 """
 
@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bench.instrument.histogram import GROWTH, MIN_S
+from bench.results.samples import SampleHistogram
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -30,8 +31,8 @@ class BucketCounts:
     group_max_s: dict[int, float]  # the largest observation of each group, which caps its top bucket
 
     @classmethod
-    def from_json(cls, hists: list[Any], groups: FloatArray) -> BucketCounts:
-        """Histogram JSON objects (``count``, ``max_s``, ``buckets``) and the group of each."""
+    def of_samples(cls, hists: list[Any], groups: FloatArray) -> BucketCounts:
+        """The samples' histogram fields (``SampleHistogram``; anything else is left out) and the group of each."""
         keys: list[str] = []
         counts: list[int] = []
         sizes: list[int] = []
@@ -39,14 +40,13 @@ class BucketCounts:
         top: dict[int, float] = {}
         # One pass of C-level extends: an hour of samples holds about a million buckets.
         for hist, g in zip(hists, groups.astype(np.int64).tolist(), strict=True):
-            buckets = hist.get("buckets") if isinstance(hist, dict) else None
-            if not buckets or not isinstance(buckets, dict):
+            if not isinstance(hist, SampleHistogram) or not hist.counts:
                 continue
-            keys.extend(buckets)
-            counts.extend(buckets.values())
-            sizes.append(len(buckets))
+            keys.append(hist.keys)
+            counts.extend(hist.counts)
+            sizes.append(len(hist.counts))
             kept.append(g)
-            high = float(hist.get("max_s") or 0.0)
+            high = float(hist.max_s or 0.0)
             if high > top.get(g, 0.0):
                 top[g] = high
         return cls(group=np.repeat(np.asarray(kept, dtype=np.int64), np.asarray(sizes, dtype=np.int64)),

@@ -63,20 +63,27 @@ class Stall:
 def _quiet(requests: pd.DataFrame, period: LoadPeriod) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Every stretch between two responses (or the period's ends) during which some request was waiting:
     (its start, its length in seconds, the requests waiting at its end), one array each."""
-    sent = requests[requests["request_type"] != DROPPED] if not requests.empty else requests
-    starts = np.sort(sent["start_epoch_s"].to_numpy(dtype=float))
-    answered = sent[sent["request_type"] != UNFINISHED]
-    ends = np.sort((answered["start_epoch_s"] + answered["response_time_ms"] / 1000).to_numpy(dtype=float))
-    inside = ends[(ends > period.start) & (ends < period.end)]
-    bounds = np.concatenate(([period.start], inside, [period.end]))
+    # Columns as arrays, masked: no copy of the log's rows (an hour's is a million).
+    kind = requests["request_type"]
+    sent = (kind != DROPPED).to_numpy(dtype=bool)
+    answered = sent & (kind != UNFINISHED).to_numpy(dtype=bool)
+    start = requests["start_epoch_s"].to_numpy(dtype=float)
+    starts = np.sort(start[sent])
+    ends = np.sort(start[answered] + requests["response_time_ms"].to_numpy(dtype=float)[answered] / 1000)
+    del kind, sent, answered, start
+    # Each array goes as soon as it is used (``del``): a dozen of them, a million values each, at once is too many.
+    bounds = np.concatenate(([period.start], ends[(ends > period.start) & (ends < period.end)], [period.end]))
     a, b = bounds[:-1], bounds[1:]
     begun = np.searchsorted(starts, a, side="right")
     waiting_after_a = begun - np.searchsorted(ends, a, side="right")
     # Quiet from a when something was already waiting, else from the next request sent before b, if any.
     next_sent = starts[np.minimum(begun, len(starts) - 1)] if len(starts) else np.full(len(a), np.inf)
     sent_in_gap = (begun < len(starts)) & (next_sent < b)
+    del begun
     quiet_from = np.where(waiting_after_a > 0, a, np.where(sent_in_gap, next_sent, np.nan))
+    del waiting_after_a, next_sent, sent_in_gap
     waiting = np.searchsorted(starts, b, side="left") - np.searchsorted(ends, b, side="left")
+    del starts, ends
     keep = ~np.isnan(quiet_from)
     return quiet_from[keep], b[keep] - quiet_from[keep], waiting[keep].astype(float)
 

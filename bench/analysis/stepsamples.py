@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from bench.instrument import Histogram
-from bench.results.samples import HISTOGRAM_FIELDS
+from bench.results.samples import HISTOGRAM_FIELDS, SampleHistogram
 
 # The fields bench.analysis.steps cuts per-step figures from (bench.run.detail_collector writes the histograms).
 COLUMNS = ("t", "phase", "pool_checked_out", "pool_pending", "pool_timeouts", "active", "idle_in_tx",
@@ -27,8 +27,8 @@ class WindowSamples:
     def merged(self, column: str) -> Histogram:
         total = Histogram()
         for value in self.rows[column]:
-            if isinstance(value, dict):
-                total.merge(Histogram.from_json(value))
+            if isinstance(value, SampleHistogram):
+                total.merge(Histogram.from_json(value.to_json()))
         return total
 
     def mean(self, column: str) -> float | None:

@@ -99,8 +99,9 @@ def summarize_app(
     # Locust's own stats hold the pacer's lost arrivals as failed requests of their own type: not responses.
     locust_stats = [e for e in locust_stats or [] if e.get("method") not in LOST]
     window = period.seconds
-    ok = requests[requests["failed"] == 0] if not requests.empty else requests
-    throughput = len(ok) / window if window > 0 else 0.0
+    # The successes' latencies, not a copy of their rows: an hour's log is a million of them.
+    ok_ms = requests["response_time_ms"][requests["failed"] == 0]
+    throughput = len(ok_ms) / window if window > 0 else 0.0
     recorded_failures = int(requests["failed"].sum()) if not requests.empty else 0
     # Final counts come from Locust's own JSON; our per-request log gives the exact percentiles and
     # must agree with it (requests_recorded shows any gap).
@@ -116,10 +117,10 @@ def summarize_app(
         **load,  # load_window_s, stalls, longest_stall_s
         # Every request, failed ones included (as Locust and k6 report it): a success turned timeout must worsen it.
         "latency_ms": latency_ms(requests["response_time_ms"] if not requests.empty else pd.Series(dtype=float)),
-        "success_latency_ms": latency_ms(ok["response_time_ms"] if not ok.empty else pd.Series(dtype=float)),
+        "success_latency_ms": latency_ms(ok_ms),
         "pool": _pool_block(pool, pool_capacity, little_window(samples, requests)
-                            or whole_run(pool, requests, window), len(ok)),
-        "db": _db_block(db, len(ok), shared_database),
+                            or whole_run(pool, requests, window), len(ok_ms)),
+        "db": _db_block(db, len(ok_ms), shared_database),
         "integrity": integrity.to_json() if integrity else None,
         "endpoints": _endpoints(requests, pool),
         "app_log": app_log,
@@ -248,15 +249,16 @@ def _endpoints(requests: pd.DataFrame, pool: dict[str, Any] | None) -> dict[str,
     out: dict[str, Any] = {}
     if requests.empty:
         return out
-    for name, group in requests.groupby("name", sort=True):
-        ok = group[group["failed"] == 0]
+    # Only the columns read here go through the group-by, which sorts a copy of what it is given.
+    for name, group in requests[["name", "failed", "response_time_ms"]].groupby("name", sort=True, observed=True):
+        ok = group["response_time_ms"][group["failed"] == 0]
         hold = by_route.get(str(name))
         wait = wait_by_route.get(str(name))
         out[str(name)] = {
             "requests": len(group),
             "failures": int(group["failed"].sum()),
             "latency_ms": latency_ms(group["response_time_ms"]),
-            "success_latency_ms": latency_ms(ok["response_time_ms"]),
+            "success_latency_ms": latency_ms(ok),
             "pool_hold_ms": hist_ms(Histogram.from_json(hold)) if hold else None,
             "pool_wait_ms": hist_ms(Histogram.from_json(wait)) if wait else None,
         }

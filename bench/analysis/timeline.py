@@ -54,7 +54,7 @@ class Timeline:
     """Times are seconds since this app's load started, so two apps run one after the other line up."""
 
     requests: pd.DataFrame  # end_s, response_time_ms, failed, name, error: answered rows (UNFINISHED left out)
-    samples: pd.DataFrame  # x plus SAMPLE_COLUMNS
+    samples: pd.DataFrame  # x plus SAMPLE_COLUMNS but the wait histograms (``waits``)
     load_end_s: float | None  # the first cool-down sample; None if the run never got there
     end_s: float
     unreadable_requests: int = 0  # request-log rows that could not be read (a torn last line, garbled fields)
@@ -152,9 +152,12 @@ def read_timeline(app_dir: Path, load_window_s: float | None = None) -> Timeline
         "name": requests["name"].astype("category"), "error": requests["error"]})
     samples = samples.assign(x=samples["t"] - t0)
     cooldown = samples.loc[samples["phase"] == "cooldown", "x"]
-    hists = samples[samples["wait_hist"].notna()]
-    waits = BucketCounts.from_json(hists["wait_hist"].tolist(), np.floor(hists["x"].to_numpy(dtype=float))) \
+    hists = samples[samples["wait_hist"].notna()]  # a SampleHistogram where a sample has one
+    waits = BucketCounts.of_samples(hists["wait_hist"].tolist(), np.floor(hists["x"].to_numpy(dtype=float))) \
         if not hists.empty else None
+    del hists
+    # Read into ``waits``, they are most of the samples' memory; a copy, so no view keeps them alive.
+    samples = samples.drop(columns="wait_hist").copy()
     ends = [float(samples["x"].max())] if not samples.empty else []
     ends += [float(requests["end_s"].max())] if not requests.empty else []
     return Timeline(requests=requests.reset_index(drop=True), samples=samples, end_s=max(ends, default=0.0),

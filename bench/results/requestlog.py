@@ -53,6 +53,8 @@ def split_dropped(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def _split(frame: pd.DataFrame, request_type: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     chosen = frame["request_type"] == request_type
+    if not chosen.any():  # as in most runs: the frame itself, not a copy of it
+        return frame, frame.iloc[:0]
     return frame[~chosen], frame[chosen]
 
 
@@ -77,20 +79,24 @@ def _read_one(path: Path) -> tuple[pd.DataFrame, int]:
     import pandas as pd
 
     try:
-        data = path.read_bytes()
+        end, rows, blank, torn = _complete_lines(path)
+        # Parse up to the last complete line: a torn one may hold an unterminated quote, which swallows the rest.
+        # A log that ends with its last line (as every finished run's does) is parsed from the file, never held
+        # whole in memory beside its frame; only a torn one's complete part is.
+        prefix = None if end == path.stat().st_size else _head(path, end)
     except OSError as err:
         raise UsageError(f"cannot read {path}: {err.strerror}; check the run folder's permissions") from None
-    # Parse up to the last complete line: a torn one may hold an unterminated quote, which swallows the rest.
-    complete = data[: data.rfind(b"\n") + 1]
-    if not complete.strip():
+    if blank:
         return _empty(), 0  # empty, or killed before the header was complete: no row was written
-    torn = 1 if data[len(complete):].strip() else 0
-    rows = complete.count(b"\n") - 1  # the header is not a row
-    clean = _read_clean(complete)
+
+    def source() -> Path | BytesIO:
+        return path if prefix is None else BytesIO(prefix)
+
+    clean = _read_clean(source())
     if clean is not None:  # every field as it should be: no second pass over the numbers, no copies
         return clean, torn + max(0, rows - len(clean))
     try:
-        frame = pd.read_csv(BytesIO(complete), keep_default_na=False, on_bad_lines="skip", engine="c", dtype=_TEXT)
+        frame = pd.read_csv(source(), keep_default_na=False, on_bad_lines="skip", engine="c", dtype=_TEXT)
     except (ValueError, pd.errors.ParserError) as err:  # garbage: not a requests log
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise UsageError(f"{path} is not a requests log ({reason}); the run folder is damaged, re-run bench run") \
@@ -105,12 +111,40 @@ def _read_one(path: Path) -> tuple[pd.DataFrame, int]:
     return frame.astype(_TYPES).reset_index(drop=True), torn + max(0, rows - len(frame))
 
 
-def _read_clean(complete: bytes) -> pd.DataFrame | None:
+_CHUNK = 1 << 20
+
+
+def _complete_lines(path: Path) -> tuple[int, int, bool, int]:
+    """One pass over the file in chunks: where its last complete line ends, the rows before it (the header is not
+    one), whether those lines hold nothing but white space, and 1 if a torn line follows them (else 0)."""
+    end = newlines = 0
+    blank = True
+    tail = b""
+    offset = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            last = chunk.rfind(b"\n")
+            if last >= 0:
+                newlines += chunk.count(b"\n")
+                blank = blank and not (tail + chunk[: last + 1]).strip()
+                end, tail = offset + last + 1, chunk[last + 1 :]
+            else:
+                tail += chunk
+            offset += len(chunk)
+    return end, newlines - 1, blank, 1 if tail.strip() else 0
+
+
+def _head(path: Path, size: int) -> bytes:
+    with path.open("rb") as handle:
+        return handle.read(size)
+
+
+def _read_clean(source: Path | BytesIO) -> pd.DataFrame | None:
     """The log read with every column's type given, or None when a field does not fit it (a garbled row)."""
     import pandas as pd
 
     try:
-        frame = pd.read_csv(BytesIO(complete), keep_default_na=False, on_bad_lines="skip", engine="c",
+        frame = pd.read_csv(source, keep_default_na=False, on_bad_lines="skip", engine="c",
                             usecols=list(COLUMNS), dtype={**_TEXT, **_TYPES})
     except (ValueError, pd.errors.ParserError):
         return None
