@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from bench.config.gates import DEFAULT_GATES, Gate, derived_limit, needed_floor_cap
-from bench.results.metric import NOISE_SHARE
+from bench.results.metric import NOISE_SHARE, UNIT_NOISE, Metric
 from bench.results.metrics import COMPARED, value_at
 
 BY_PATH = {m.path: m for m in COMPARED}
@@ -165,9 +165,16 @@ def _spreads(records: Records) -> dict[tuple[str, str], Spread]:
                 spread.dispersion = max(spread.dispersion or 0.0, ratio)
             gated = _gate_of(name)
             if gated is not None:
-                cap = BY_PATH[Gate.parse(gated).metric].noise_floor
+                cap = _base_floor(BY_PATH[Gate.parse(gated).metric])
                 spreads[(gated, condition)].add(clean, f"{scenario}/{app}", app, cap)
     return spreads
+
+
+def _base_floor(metric: Metric) -> float:
+    """The noise-floor cap a figure's unit gives (bench.results.metric.UNIT_NOISE), before any derived one: what
+    splits the runs into those whose spread sets the relative limit and those whose spread sets the cap. Not the
+    cap derived from them: a larger cap would move more runs to its side and ask for a larger cap again."""
+    return 0.0 if metric.alarm else UNIT_NOISE.get(metric.unit, 0.0)
 
 
 def spread_table(records: Records) -> list[str]:

@@ -113,9 +113,9 @@ def _load_ends(folder: Path) -> list[float]:
 
 @pytest.mark.e2e
 def test_ab_serve_catches_a_session_held_across_an_await(tmp_path: Path, pg_home: Path) -> None:
-    # A 200 ms upstream: held, a request keeps its connection 200 ms or more; short, a few ms. With a 50 ms upstream,
+    # A 200 ms upstream: held, a request keeps its connection 200 ms or more; short, a few ms. (With a 50 ms upstream,
     # one fresh-clone suite run with other tests alongside measured short at 11.9-18.4 ms per request and held at
-    # 56.8-57.4: 3.97x, under the connection-time gate's +380%.
+    # 56.8-57.4: 3.97x, under the connection-time gate's limit of the time, +380%.)
     service = write_service(tmp_path / "service", upstream_s=0.2)
     out, junit = tmp_path / "ab", tmp_path / "gates.xml"
     watched = _ab(service, out, pg_home, "short", "held", "--junit", str(junit))

@@ -25,36 +25,34 @@ _BOUNDS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le,
 }
 # The default gates, derived from the A/A spread table of the README's "CI verdicts" section (benchmarks/
-# ci_verdicts.py, part "spread": every gated figure over N runs of each app of each scenario, quiet and with one
-# core kept busy). Rule (``derived_limit``), as Bencher's IQR thresholds: a relative gate's limit is K_IQR times the
-# largest relative spread seen, IQR / median, rounded up to 5%, and never under FLOOR. A gate must hold across every
-# scenario and both apps, so the largest spread sets it. A figure near 0 (the correct twins' idle in transaction
-# past the threshold) has no relative spread: the registry's noise floor decides what counts there, and its cap is
-# set so that K_IQR IQRs do not count (``needed_floor_cap``; db.idle_in_tx_long_per_request_ms's 55 ms/request).
-# The limits below come from a first measurement: --runs 3 --duration 5s of all nine scenarios on this 2-core
-# machine while others' tests ran (load average 1.5 to 7 between runs), where the IQR of 3 runs is their range;
-# pool.invalidated_per_1k_requests had no runs yet and keeps FLOOR.
+# ci_verdicts.py, part "spread": every gated figure over 10 runs of 10 s of each app of each of the nine scenarios,
+# on a quiet 2-core machine and again with one core kept busy). Rule (``derived_limit``), as Bencher's IQR
+# thresholds: a relative gate's limit is K_IQR times the largest relative spread seen, IQR / median, rounded up to
+# 5%, and never under FLOOR. A gate must hold across every scenario and both apps, so the largest spread sets it.
+# A figure near 0 (a correct twin's connection or idle time per request) has no useful relative spread: the
+# registry's noise floor decides what counts there, and its cap is set so that K_IQR IQRs do not count
+# (``needed_floor_cap``; the runs whose median is under four times the unit's own floor are those).
 K_IQR = 3.0
 FLOOR = 0.10
-# Figures the code sets: judged on every comparison, one run per side included. On a shared machine the correct
-# twins' connection time and idle time per request still swing with the CPU they get (background-task's good app:
-# 20 to 62 ms of connection time per request in three runs), hence the wide limits; the idle time past the
-# threshold separates the twins by 20x to 10,000x.
+# Figures the code sets: judged on every comparison, one run per side included. With a core kept busy a correct
+# twin's connection time per request still moves by a quarter from run to run (long-session's good app), and its
+# idle time per request by a third; the idle time past the threshold separates the twins by 20x to 10,000x.
 CODE_GATES = (
-    "pool.hold_ms_per_request:+380%",
-    "pool.checkouts_per_request:+65%",
+    "pool.hold_ms_per_request:+90%",
+    "pool.checkouts_per_request:+85%",
     "pool.checked_out_share:+10%",
-    "db.idle_in_tx_per_request_ms:+415%",
-    "db.idle_in_tx_long_per_request_ms:+185%",
+    "db.idle_in_tx_per_request_ms:+105%",
+    "db.idle_in_tx_long_per_request_ms:+105%",
 )
 # Rates of events per 1,000 requests, tested as counts (the exact conditional binomial test on the two sides'
 # totals, weighed by the requests each made): only a rise beyond chance counts, then the limit applies. From 0
-# (the correct twins) any rise beyond chance fails, whatever the limit.
+# (the correct twins) any rise beyond chance fails, whatever the limit. The wide ones come from leaking twins whose
+# rate swings with the CPU they get (scoped-session's reclaims, mixed's failures, with a core kept busy).
 COUNT_GATES = (
-    "pool.timeouts_per_1k_requests:+155%",
-    "pool.reclaimed_per_1k_requests:+55%",
+    "pool.timeouts_per_1k_requests:+70%",
+    "pool.reclaimed_per_1k_requests:+305%",
     "pool.invalidated_per_1k_requests:+10%",
-    "failures_per_1k_requests.<cause>:+450%",
+    "failures_per_1k_requests.<cause>:+515%",
 )
 # Invariants: correct code has none, so the first one fails, whatever the base had.
 INVARIANT_GATES = (
@@ -63,13 +61,14 @@ INVARIANT_GATES = (
 )
 # Speed figures (bench.results.metric.SPEED_UNITS): a relative gate on one applies only where both sides have
 # MIN_REPEATS runs or more and the rank test calls the change significant; on fewer runs it is reported, not applied.
-# The rank test guards them, so their noise floors stay the registry's (5 ms) though the table asks for more.
+# The rank test guards them, so their noise floors stay the registry's (5 ms) though the table asks for more. The
+# hold time's p95 is no default: mixed's bad app puts it in one of two modes from run to run (IQR / median 43), so
+# no limit holds across the scenarios; connection time per request, a code gate, judges holds.
 SPEED_GATES = (
-    "throughput_rps:-80%",
-    "latency_ms.p95:+345%",
-    "latency_ms.p99:+490%",
-    "pool.wait_ms.p95:+785%",
-    "pool.hold_ms.p95:+395%",
+    "throughput_rps:-50%",
+    "latency_ms.p95:+290%",
+    "latency_ms.p99:+280%",
+    "pool.wait_ms.p95:+255%",
 )
 DEFAULT_GATES: tuple[str, ...] = (*CODE_GATES, *COUNT_GATES, *INVARIANT_GATES, *SPEED_GATES)
 

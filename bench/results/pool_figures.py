@@ -149,7 +149,7 @@ POOL: tuple[Metric, ...] = (
     Metric(path="pool.littles_law.rps", label="Little's-law rate", unit="req/s", direction=NEITHER, window=LOAD,
            coverage=ALL, description="`littles_law.requests` / `littles_law.window_s`: requests answered per second."),
     Metric(path="pool.hold_ms_per_request", label="connection time per request", unit="ms/request",
-           direction=LOWER, window=LOAD, coverage=ALL,
+           direction=LOWER, window=LOAD, coverage=ALL, noise=31.0,
            description="`littles_law.hold_s` × 1000 / `littles_law.requests`: connection time per request, all "
                        "its checkouts together, never rounded (1.37 checkouts per request count as 1.37). Both "
                        "come from the same window, so the requests Locust left unanswered at its stop, which the app "

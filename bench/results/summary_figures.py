@@ -152,14 +152,15 @@ DB: tuple[Metric, ...] = (
                        "whole interval since the previous sample, the part before it crossed the threshold "
                        "included. Short idle moments between statements are normal; long ones are the "
                        "anti-patterns."),
-    # Its noise floor is the one bench.config.gates' rule derives: a correct twin's 0 to 3.6 ms per request in three
-    # identical runs on a busy machine must not count, while a culprit's 67 to 8,400 ms does.
+    # Its noise floor and the two below are the ones bench.config.gates' rule derives from the A/A spread (README,
+    # "CI verdicts"): a correct twin's run-to-run swing on a busy 2-core machine must not count, while a culprit's
+    # 67 to 8,400 ms per request does.
     Metric(path="db.idle_in_tx_long_per_request_ms", label="idle in tx past threshold per request",
-           unit="ms/request", direction=LOWER, window=BOTH, coverage=OK, noise=55.0,
+           unit="ms/request", direction=LOWER, window=BOTH, coverage=OK, noise=10.0,
            description="`idle_in_tx_long_seconds` (load + cool-down) × 1000 / successful requests (load). Null "
                        "when none succeeded."),
     Metric(path="db.idle_in_tx_per_request_ms", label="idle in tx per request", unit="ms/request",
-           direction=LOWER, window=BOTH, coverage=OK, shown=Shown.REPORT,
+           direction=LOWER, window=BOTH, coverage=OK, shown=Shown.REPORT, noise=39.0,
            description="`idle_in_tx_seconds` (load + cool-down) × 1000 / successful requests (load). Null when "
                        "none succeeded."),
     Metric(path="db.idle_in_tx_after_load", label="idle in tx after load", unit="connections", direction=LOWER,
