@@ -11,6 +11,7 @@ import os
 import resource
 import subprocess
 import sys
+import threading
 import time
 import tracemalloc
 from pathlib import Path
@@ -73,8 +74,11 @@ def _wall(argv: list[str]) -> tuple[float, float]:
     started = time.perf_counter()
     child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert child.stderr is not None
+    guard = threading.Timer(300, child.kill)  # wait4 has no timeout: a hung command is killed, and fails below
+    guard.start()
     stderr = child.stderr.read()
     _, status, usage = os.wait4(child.pid, 0)
+    guard.cancel()
     child.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - started
     if child.returncode not in (0, 1):

@@ -1,7 +1,8 @@
 """Many of the pool's log-bucketed histograms at once, as numpy arrays: per-second percentiles and a whole run's.
 
-bench.analysis.timeline builds one from the samples' per-interval wait histograms (``SampleHistogram``); the report plots and tabulates
-it. Percentiles follow bench.instrument's Histogram.percentile exactly (rank by bucket, the bucket's midpoint).
+bench.analysis.timeline builds one from the samples' per-interval wait histograms (``SampleHistogram``); the report
+plots and tabulates it. Percentiles follow bench.instrument's Histogram.percentile exactly (rank by bucket, the
+bucket's midpoint).
 """
 
 from __future__ import annotations
