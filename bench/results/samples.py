@@ -10,16 +10,17 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from bench.errors import UsageError
 from bench.results.layout import AppFiles
 
+if TYPE_CHECKING:  # imported before the load (SampleHistogram, through histbuckets): pandas loads when data is read
+    import pandas as pd
+
 TEXT_FIELDS = frozenset({"phase"})
 # Fields bench.run.detail_collector adds: each interval's histogram delta -> where the cumulative histogram
-# sits in the pool endpoint's JSON. They stay JSON objects in the frame.
+# sits in the pool endpoint's JSON. In the frame, each is a ``SampleHistogram``.
 HISTOGRAM_FIELDS = {"wait_hist": ("wait_time",), "hold_hist": ("use_time",), "lag_hist": ("loop", "lag")}
 
 
@@ -96,6 +97,8 @@ def _parse(line: str) -> dict[str, Any] | None:
 
 
 def _frame(values: list[list[Any]], names: list[str]) -> pd.DataFrame:
+    import pandas as pd
+
     frame = pd.DataFrame({name: pd.Series(column, dtype=object) for name, column in zip(names, values, strict=True)},
                          columns=names)
     numeric = [c for c in names if c not in TEXT_FIELDS and c not in HISTOGRAM_FIELDS]
