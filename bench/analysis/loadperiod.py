@@ -89,9 +89,9 @@ def _quiet(requests: pd.DataFrame, period: LoadPeriod) -> tuple[FloatArray, Floa
 
 
 def stall_threshold_s(requests: pd.DataFrame) -> float:
-    answered = requests[~requests["request_type"].isin(LOST)] if not requests.empty \
-        else requests
-    median_s = float(answered["response_time_ms"].median()) / 1000 if not answered.empty else 0.0
+    # The answered requests' response times alone, not a copy of their rows.
+    answered = requests.loc[~requests["request_type"].isin(LOST), "response_time_ms"]
+    median_s = float(answered.median()) / 1000 if not answered.empty else 0.0
     return max(STALL_MIN_S, STALL_MEDIANS * median_s)
 
 

@@ -116,7 +116,7 @@ def summarize_app(
         "throughput_rps": round(throughput, 3),
         **load,  # load_window_s, stalls, longest_stall_s
         # Every request, failed ones included (as Locust and k6 report it): a success turned timeout must worsen it.
-        "latency_ms": latency_ms(requests["response_time_ms"] if not requests.empty else pd.Series(dtype=float)),
+        "latency_ms": latency_ms(requests["response_time_ms"]),
         "success_latency_ms": latency_ms(ok_ms),
         "pool": _pool_block(pool, pool_capacity, little_window(samples, requests)
                             or whole_run(pool, requests, window), len(ok_ms)),

@@ -79,11 +79,11 @@ def _read_one(path: Path) -> tuple[pd.DataFrame, int]:
     import pandas as pd
 
     try:
-        end, rows, blank, torn = _complete_lines(path)
+        end, size, rows, blank, torn = _complete_lines(path)
         # Parse up to the last complete line: a torn one may hold an unterminated quote, which swallows the rest.
         # A log that ends with its last line (as every finished run's does) is parsed from the file, never held
         # whole in memory beside its frame; only a torn one's complete part is.
-        prefix = None if end == path.stat().st_size else _head(path, end)
+        prefix = None if end == size else _head(path, end)
     except OSError as err:
         raise UsageError(f"cannot read {path}: {err.strerror}; check the run folder's permissions") from None
     if blank:
@@ -114,9 +114,9 @@ def _read_one(path: Path) -> tuple[pd.DataFrame, int]:
 _CHUNK = 1 << 20
 
 
-def _complete_lines(path: Path) -> tuple[int, int, bool, int]:
-    """One pass over the file in chunks: where its last complete line ends, the rows before it (the header is not
-    one), whether those lines hold nothing but white space, and 1 if a torn line follows them (else 0)."""
+def _complete_lines(path: Path) -> tuple[int, int, int, bool, int]:
+    """One pass over the file in chunks: where its last complete line ends, the file's size, the rows before that end
+    (the header is not one), whether those lines hold nothing but white space, and 1 if a torn line follows them."""
     end = newlines = 0
     blank = True
     tail = b""
@@ -131,7 +131,7 @@ def _complete_lines(path: Path) -> tuple[int, int, bool, int]:
             else:
                 tail += chunk
             offset += len(chunk)
-    return end, newlines - 1, blank, 1 if tail.strip() else 0
+    return end, offset, newlines - 1, blank, 1 if tail.strip() else 0
 
 
 def _head(path: Path, size: int) -> bytes:
