@@ -222,6 +222,18 @@ def test_the_terminal_names_checks_as_the_report_does(summary: dict[str, Any], t
     assert "throughput_rps" not in text and "pool.wait_ms.p95" not in text
 
 
+def test_the_terminal_closes_with_how_many_checks_failed(summary: dict[str, Any], tmp_path: Path) -> None:
+    from bench.render.terminal import render_summary
+
+    checks = summary["checks"]
+    assert all(c["passed"] for c in checks) and "checks failed" not in render_summary(summary, tmp_path)
+    failing = [{**c, "passed": i % 3 == 0} for i, c in enumerate(checks)]
+    text = render_summary({**summary, "checks": failing}, tmp_path)
+    marked = text.split("\nchecks\n")[1].count("  ✗ ")
+    assert marked == sum(not c["passed"] for c in failing) > 0
+    assert f"\n{marked} of {len(checks)} checks failed\n" in text
+
+
 def test_the_header_shows_pool_settings_only_for_the_paired_apps(tmp_path: Path) -> None:
     import io
     from dataclasses import replace

@@ -153,13 +153,15 @@ def render_summary(summary: dict[str, Any], folder: Path, report: Path | None = 
             # As the report shows it: the registry's label ("good/bad: throughput ≥ 5×"), not the raw path.
             mark = "✓" if check["passed"] else "✗"
             lines.append(f"  {mark} {check_label(check):<52} {check_value(check):>9}")
+        if failed := sum(not check["passed"] for check in checks):
+            lines.append(f"{failed} of {len(checks)} checks failed")
     startup = summary.get("timings", {}).get("startup_s")
     if startup is not None:
         lines.append(f"\nstart-up: {startup:.2f}s from command to first request")
     status = summary.get("status", "?")
     lines.append(f"{status}: {RunFiles(folder).summary_json}")
     if report is not None:
-        lines.append(f"report: {report}")
+        lines.append(f"report: {report} (and {RunFiles(folder).report_md.name} beside it)")
     return "\n".join(lines)
 
 
