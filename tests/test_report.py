@@ -267,6 +267,18 @@ def test_app_log_counts_and_exceptions_show_without_passwords(run_dir: Path) -> 
     assert "hunter2" not in md and "hunter2" not in page and "postgresql://app:***@db:5432/x?password=***" in page
 
 
+def test_the_headline_explains_the_two_idle_totals_only_when_it_shows_both(run_dir: Path) -> None:
+    note = "Idle in tx total is PostgreSQL's own count; the app-side total is the app's timing"
+    md_path, _ = render_report(run_dir)
+    assert note not in md_path.read_text()  # the stored run's app did not time its transactions
+    data = json.loads((run_dir / "summary.json").read_text())
+    data["apps"]["bad"]["pool"]["idle_in_tx_app_s"] = 41.5
+    (run_dir / "summary.json").write_text(json.dumps(data))
+    md_path, _ = render_report(run_dir)
+    headline = md_path.read_text().split("## Headline")[1].split("\n## ")[0]
+    assert "| 41.5" in headline.replace("41.50", "41.5") and note in headline
+
+
 def test_interrupted_run_with_no_app_finished_still_renders(run_dir: Path) -> None:
     data = json.loads((run_dir / "summary.json").read_text())
     data.update(status="interrupted", error=None, checks=[], apps={})

@@ -22,6 +22,11 @@ if TYPE_CHECKING:  # the terminal imports this before a run's load: the timeline
 
 # A model's bound, not an outcome: its ratio between two apps is shown without a better/worse verdict.
 BOUNDS = frozenset({"pool.littles_law_ceiling_rps"})
+# The two counts of idle in transaction, side by side when the app times its transactions: why they differ.
+SERVER_IDLE, APP_IDLE = "db.idle_in_tx_seconds", "pool.idle_in_tx_app_s"
+IDLE_NOTE = ("Idle in tx total is PostgreSQL's own count; the app-side total is the app's timing of each "
+             "transaction from its statement events. The server also counts the moments an answer waits for the "
+             "app's busy event loop, so on a loaded app its total is the larger (docs/metrics.md).")
 OPS = {">=": "≥", "<=": "≤", "==": "=", ">": ">", "<": "<"}
 MESSAGE_CHARS = 160
 
@@ -46,6 +51,8 @@ def headline_table(folder: RunFolder) -> Table:
     if pair and any(r[0].title in BOUNDS for r in rows):
         notes.append("The Little's-law ceiling is a bound from the model (pool size / connection time per request), "
                      "not a measured outcome: its ratio carries no verdict.")
+    if all(any(_at(apps[n], path) is not None for n in names) for path in (SERVER_IDLE, APP_IDLE)):
+        notes.append(IDLE_NOTE)
     if quiet:
         notes.append(f"0 in {'every app' if len(names) > 1 else names[0]}: {', '.join(quiet)}.")
     title = f"Headline: {' vs '.join(names)}" if names else "Headline: no app finished"
