@@ -25,10 +25,11 @@ BY_PATH = {m.path: m for m in COMPARED}
 class Records:
     items: list[dict[str, Any]] = field(default_factory=list)
     by_key: dict[str, dict[str, Any]] = field(default_factory=dict)
+    root: Path | None = None  # the folder of results.jsonl, which holds each unit's folder under its key
 
     @classmethod
     def read(cls, path: Path) -> Records:
-        records = cls()
+        records = cls(root=path.parent)
         if path.is_file():
             for line in path.read_text().splitlines():
                 if line.strip():
@@ -252,6 +253,38 @@ def aa_table(records: Records) -> list[str]:
     return lines
 
 
+def aa_margin_table(records: Records) -> list[str]:
+    """How near the A/A jobs came to each relative gate: the largest move of its figure in the gate's direction (B's
+    median against A's, from each job's comparison.json), and how many jobs moved past the limit, which only the
+    significance test or the noise floor then kept from failing."""
+    nearest: dict[tuple[str, str], tuple[float, int]] = {}
+    past: Counter[tuple[str, str]] = Counter()
+    for r in records.of("aa"):
+        path = (records.root or Path()) / r["key"] / "comparison.json"
+        if not path.is_file():
+            continue
+        for row in json.loads(path.read_text()).get("rows", []):
+            gate = Gate.parse(row["gate"]) if row.get("gate") else None
+            ratio = row.get("ratio")
+            if gate is None or not gate.relative or ratio is None or not np.isfinite(ratio):
+                continue
+            key = (r["condition"], gate.text)
+            move = (ratio - 1) if gate.sign == "+" else (1 - ratio)
+            if key not in nearest or move > nearest[key][0]:
+                nearest[key] = (move, r["index"])
+            past[key] += move > gate.limit
+    lines = [
+        "| condition | gate | largest move seen, of the limit | A/A jobs past the limit, held back by the test or floor |",
+        "|---|---|---|---:|",
+    ]
+    for (condition, text), (move, index) in sorted(nearest.items()):
+        limit = Gate.parse(text).limit
+        lines.append(
+            f"| {condition} | `{text}` | {move:+.1%} (job {index}), {move / limit:.0%} of it | {past[(condition, text)]} |"
+        )
+    return lines
+
+
 def ab_table(records: Records) -> list[str]:
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in records.of("ab"):
@@ -318,6 +351,7 @@ def render(records: Records) -> str:
             spread_table(records),
         ),
         ("A/A jobs (`bench ab --app good --app-b good`, default gates)", aa_table(records)),
+        ("How near the A/A jobs came to each relative gate", aa_margin_table(records)),
         ("Every bad scenario against its good twin (`bench ab SCENARIO`), up the ladder", ab_table(records)),
         (
             "Minimum detectable effect: the long-session culprit in 1 request in k (BENCH_APP_HOLD_EVERY)",
