@@ -25,7 +25,7 @@ BY_PATH = {m.path: m for m in COMPARED}
 class Records:
     items: list[dict[str, Any]] = field(default_factory=list)
     by_key: dict[str, dict[str, Any]] = field(default_factory=dict)
-    root: Path | None = None  # the folder of results.jsonl, which holds each unit's folder under its key
+    root: Path = Path()  # the folder of results.jsonl, which holds each unit's folder under its key
 
     @classmethod
     def read(cls, path: Path) -> Records:
@@ -257,10 +257,10 @@ def aa_margin_table(records: Records) -> list[str]:
     """How near the A/A jobs came to each relative gate: the largest move of its figure in the gate's direction (B's
     median against A's, from each job's comparison.json), and how many jobs moved past the limit, which only the
     significance test or the noise floor then kept from failing."""
-    nearest: dict[tuple[str, str], tuple[float, int]] = {}
+    nearest: dict[tuple[str, str], tuple[float, int, Gate]] = {}
     past: Counter[tuple[str, str]] = Counter()
     for r in records.of("aa"):
-        path = (records.root or Path()) / r["key"] / "comparison.json"
+        path = records.root / r["key"] / "comparison.json"
         if not path.is_file():
             continue
         for row in json.loads(path.read_text()).get("rows", []):
@@ -271,16 +271,15 @@ def aa_margin_table(records: Records) -> list[str]:
             key = (r["condition"], gate.text)
             move = (ratio - 1) if gate.sign == "+" else (1 - ratio)
             if key not in nearest or move > nearest[key][0]:
-                nearest[key] = (move, r["index"])
+                nearest[key] = (move, r["index"], gate)
             past[key] += move > gate.limit
     lines = [
         "| condition | gate | largest move seen, of the limit | A/A jobs past the limit, held back by the test or floor |",
         "|---|---|---|---:|",
     ]
-    for (condition, text), (move, index) in sorted(nearest.items()):
-        limit = Gate.parse(text).limit
+    for (condition, text), (move, index, gate) in sorted(nearest.items()):
         lines.append(
-            f"| {condition} | `{text}` | {move:+.1%} (job {index}), {move / limit:.0%} of it | {past[(condition, text)]} |"
+            f"| {condition} | `{text}` | {move:+.1%} (job {index}), {move / gate.limit:.0%} of it | {past[(condition, text)]} |"
         )
     return lines
 

@@ -276,7 +276,7 @@ def test_the_headline_explains_the_two_idle_totals_only_when_it_shows_both(run_d
     (run_dir / "summary.json").write_text(json.dumps(data))
     md_path, _ = render_report(run_dir)
     headline = md_path.read_text().split("## Headline")[1].split("\n## ")[0]
-    assert "| 41.5" in headline.replace("41.50", "41.5") and note in headline
+    assert "| idle in tx total, app-side (conn-s) | - | 41.50 |" in headline and note in headline
 
 
 def test_interrupted_run_with_no_app_finished_still_renders(run_dir: Path) -> None:
