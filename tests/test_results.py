@@ -5,12 +5,15 @@ cannot be read, which are counted rather than dropped in silence.
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench.errors import InfraError, UsageError
+from bench.results import jsonlines
 from bench.results.layout import AppFiles, RunFiles
 from bench.results.locustfiles import read_locust_json, read_pacer
 from bench.results.requestlog import RequestTail, read_requests
@@ -152,3 +155,25 @@ def test_results_readme_names_every_file_of_the_layout() -> None:
     assert len(names) > 15
     missing = [n for n in names if re.sub(r"\{(\w+)\}", r"<\1>", n) not in readme]
     assert missing == []
+
+
+def test_samples_an_older_writer_left_read_as_before(tmp_path: Path) -> None:
+    # orjson refuses NaN and Infinity (the standard library wrote them) and a character torn in two: those lines are
+    # read as the standard library reads them, not dropped.
+    text = '{"t": 1.0, "pool_wait_p95_ms": NaN}\n{"t": 2.0, "pool_wait_p95_ms": Infinity}\n'
+    AppFiles(tmp_path).samples.write_bytes(text.encode() + b'{"t": 3.0, "phase": "lo\xe2\x82"}\n')
+    log = read_samples(tmp_path, ["pool_wait_p95_ms", "phase"])
+    assert log.frame["t"].tolist() == [1.0, 2.0, 3.0] and log.unreadable == 0
+    assert math.isnan(log.frame["pool_wait_p95_ms"][0]) and log.frame["pool_wait_p95_ms"][1] == math.inf
+    assert log.frame["phase"][2] == "lo\ufffd"
+
+
+def test_sample_lines_are_the_json_the_standard_library_reads() -> None:
+    sample = {"t": 1796296083.6353948, "phase": "load", "pool_size": 5, "pool_wait_p95_ms": None, "ratio": 0.1 + 0.2,
+              "numpy": np.float64(2.5), "count": np.int64(7), "wait_hist": {"count": 1, "buckets": {"-1": 1}}}
+    written = jsonlines.line(sample)
+    assert written.endswith(b"\n") and written.count(b"\n") == 1
+    assert json.loads(written) == {**sample, "numpy": 2.5, "count": 7}  # every float exact, as repr writes it
+    assert jsonlines.line({"gap": math.nan}) == b'{"gap":null}\n'  # a number that is not finite reads as missing
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        jsonlines.line({"x": {1}})

@@ -7,7 +7,6 @@ connection never comes from a measured pool. What goes wrong is kept as typed ``
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
 import urllib.request
@@ -19,6 +18,7 @@ from typing import Any
 import asyncpg
 
 from bench.instrument import Histogram
+from bench.results import jsonlines
 from bench.results.records import DbFigures
 from bench.run.poolclient import PoolClient
 from bench.run.spells import IDLE_IN_TX, Backend, SpellBook
@@ -206,7 +206,7 @@ class Collector:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Sample every ``interval_s`` until ``stop`` is set; one JSON line per sample."""
-        with open(self.samples_path, "a", encoding="utf-8") as out:  # noqa: ASYNC230 -- once per run, before the load
+        with open(self.samples_path, "ab") as out:  # noqa: ASYNC230 -- once per run, before the load
             next_tick = time.monotonic()
             while not stop.is_set():
                 try:
@@ -215,7 +215,7 @@ class Collector:
                     if not await self._reconnect(err):
                         await asyncio.sleep(1.0)  # the server may be restarting: keep trying, calmly
                     continue
-                out.write(json.dumps(sample) + "\n")
+                out.write(jsonlines.line(sample))
                 next_tick += self.interval_s
                 delay = next_tick - time.monotonic()
                 if delay < 0:  # fell behind (a slow query): skip ticks rather than burst
@@ -226,7 +226,7 @@ class Collector:
                 except TimeoutError:
                     pass
             try:  # a last sample, with the pool read in full: the per-route figures the run keeps are its
-                out.write(json.dumps(await self.sample(full=True)) + "\n")
+                out.write(jsonlines.line(await self.sample(full=True)))
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
                 pass  # already noted by the loop, or the next phase's reconnect notes it
             out.flush()
@@ -392,5 +392,5 @@ class Collector:
 def _get_json(url: str, token: str | None = None) -> dict[str, Any]:
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     with urllib.request.urlopen(request, timeout=2.0) as response:
-        data: dict[str, Any] = json.loads(response.read())
+        data: dict[str, Any] = jsonlines.loads(response.read())
         return data

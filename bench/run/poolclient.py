@@ -7,10 +7,11 @@ everything else it does (benchmarks/collector_cost.py); one connection kept open
 from __future__ import annotations
 
 import asyncio
-import json
 import ssl
 from typing import Any
 from urllib.parse import urlsplit
+
+from bench.results import jsonlines
 
 
 class PoolEndpointError(OSError):
@@ -63,7 +64,7 @@ class PoolClient:
             self.close()
         if status != 200:
             raise PoolEndpointError(f"pool endpoint answered {status}: {body[:200]!r}")
-        data = json.loads(body)
+        data = jsonlines.loads(body)
         if not isinstance(data, dict):
             raise PoolEndpointError("pool endpoint did not answer a JSON object")
         return data
