@@ -1,8 +1,8 @@
 """Where long holds come from: every hold that runs past the threshold, by the line of the app that holds it.
 
 ``pool.instrument`` makes one ``HoldSites`` per pool and calls ``opened`` / ``closed`` at each checkout and checkin
-(``TimedAsyncPool``'s own methods, or the pool's events) and ``lost`` from its invalidate listener; a watchdog on the event loop samples the holding tasks;
-``to_json`` feeds the pool snapshot.
+(``TimedAsyncPool``'s own methods, or the pool's events) and ``lost`` from its invalidate listener; a watchdog on the
+event loop samples the holding tasks; ``to_json`` feeds the pool snapshot.
 """
 
 from __future__ import annotations
