@@ -1,6 +1,6 @@
 """The timed pool against a real PostgreSQL: queue wait, connect time, hold time, timeouts, histograms.
 
-These fail if SQLAlchemy stops calling the private hooks (``_do_get``, ``_create_connection``).
+These fail if SQLAlchemy stops calling the private hooks (``_do_get``, ``_create_connection``, ``_return_conn``).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ async def _hold(engine: AsyncEngine, seconds: float) -> float:
 
 def test_private_hooks_still_exist_and_are_called() -> None:
     # If SQLAlchemy renames these, TimedAsyncPool silently stops timing: fail loudly instead.
-    for name in ("_do_get", "_create_connection"):
+    for name in ("_do_get", "_create_connection", "_return_conn"):
         assert name in vars(AsyncAdaptedQueuePool.__mro__[1]) or hasattr(AsyncAdaptedQueuePool, name)
         assert name in vars(TimedAsyncPool)
     # instrument() times every connect by wrapping the creator each connection record calls

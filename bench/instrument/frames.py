@@ -116,22 +116,24 @@ def checkout_frame(classifier: Classifier) -> tuple[CodePosition | None, int]:
     """The app's frame nearest the running code (the checkout line), as code and offset, and a key for its call
     path: that line and its caller's (a helper shared by two callers is two paths). Nothing resolved, and no frame
     past the caller looked at (each costs a frame object); the key is made of identities, as hashing a code object
-    hashes its contents."""
+    hashes its contents. Runs at every checkout: the loop reads the classifier's table itself."""
     kinds = classifier.kinds
     frame = _caller(1)
-    steps = 0
-    while frame is not None and steps < _MAX_STEPS:
+    for _ in range(_MAX_STEPS):
+        if frame is None:
+            break
         code = frame.f_code
-        kind = kinds.get(code.co_filename)
+        filename = code.co_filename
+        kind = kinds.get(filename)
         if kind is None:
-            kind = classifier.kind(code.co_filename)
+            kind = classifier.kind(filename)
         if kind == APP:
             back = frame.f_back
             offset = frame.f_lasti
-            caller = (id(back.f_code), back.f_lasti) if back is not None else (0, 0)
-            return (code, offset), hash((id(code), offset, *caller))
+            if back is None:
+                return (code, offset), hash((id(code), offset, 0, 0))
+            return (code, offset), hash((id(code), offset, id(back.f_code), back.f_lasti))
         frame = frame.f_back
-        steps += 1
     return None, 0
 
 

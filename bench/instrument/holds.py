@@ -1,8 +1,8 @@
 """Where long holds come from: every hold that runs past the threshold, by the line of the app that holds it.
 
-``pool.instrument`` makes one ``HoldSites`` per pool and calls ``opened`` / ``closed`` from its checkout and
-checkin listeners and ``lost`` from its invalidate listener; a watchdog on the event loop samples the holding tasks;
-``to_json`` feeds the pool snapshot.
+``pool.instrument`` makes one ``HoldSites`` per pool and calls ``opened`` / ``closed`` at each checkout and checkin
+(``TimedAsyncPool``'s own methods, or the pool's events) and ``lost`` from its invalidate listener; a watchdog on the
+event loop samples the holding tasks; ``to_json`` feeds the pool snapshot.
 """
 
 from __future__ import annotations
@@ -120,19 +120,18 @@ class HoldSites:
 
     def opened(self, record: Any, at: float, route: str, proxy: weakref.ref[Any]) -> Hold:
         try:
-            task = asyncio.current_task()
+            loop = asyncio.get_running_loop()
         except RuntimeError:  # no running loop: a synchronous engine
             task = None
+        else:
+            task = asyncio.current_task(loop)
+            if self._loop is not loop:  # the watchdog sleeps while nothing is checked out
+                self._arm(loop)
         first, line = checkout_frame(self.classifier)
         path = hash((route, line))
         if path not in self._paths and len(self._paths) < _MAX_PATHS:
             self._paths[path] = call_path(self.classifier, _CALLERS)
-        hold = Hold(at, route, proxy, weakref.ref(task) if task is not None else None, first, path)
-        self.open[record] = hold
-        if task is not None:
-            loop = task.get_loop()
-            if self._loop is not loop:  # the watchdog sleeps while nothing is checked out
-                self._arm(loop)
+        hold = self.open[record] = Hold(at, route, proxy, weakref.ref(task) if task is not None else None, first, path)
         return hold
 
     def closed(self, record: Any, hold: Hold, now: float, reclaimed: bool) -> None:

@@ -207,9 +207,12 @@ def _timed_statement(idle: IdleTime, run: Callable[..., Any]) -> Callable[..., A
 
 def _ending(idle: IdleTime, end: Callable[[Any], None]) -> Callable[[Any], None]:
     def ending(connection: Any) -> None:
-        info = _conn_info(connection)
-        if info is not None and TX_KEY in info:  # a checkout that ran no statement pays this lookup only
-            _safely(idle.ends, info)
+        # No transaction open on the engine, none to end here: the pool's reset of a checkout that ran no statement
+        # pays this test only. Otherwise a lookup finds whether this connection's is one of them.
+        if idle.open:
+            info = _conn_info(connection)
+            if info is not None and TX_KEY in info:
+                _safely(idle.ends, info)
         end(connection)
 
     return ending

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import event, exc
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, Pool, QueuePool
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, Pool, PoolProxiedConnection, QueuePool
 
 from bench.instrument.asgi import current_route
 from bench.instrument.histogram import Histogram
@@ -154,12 +154,21 @@ def _add_idle(data: dict[str, Any], idle: IdleTime, histograms: bool, sites: Hol
             data["idle_in_tx_by_site"] = idle.by_site_json(sites.threshold_s)
 
 
-# Per-checkout bookkeeping lives in context variables: the pool is shared by every task, and
-# SQLAlchemy runs the pool code in a greenlet that inherits the calling task's context.
-_in_checkout: contextvars.ContextVar[bool] = contextvars.ContextVar("bench_in_checkout", default=False)
-_connect_spent: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar(
-    "bench_connect_spent", default=None
-)
+class _Checkout:
+    """One ``TimedAsyncPool.connect`` under way: its route, read once for its wait and its hold, whether its outermost
+    ``_do_get`` runs (QueuePool's recurses; a nested one is part of it), and the connect time spent in that so far."""
+
+    __slots__ = ("getting", "route", "spent")
+
+    def __init__(self, route: str) -> None:
+        self.route = route
+        self.getting = False
+        self.spent = 0.0
+
+
+# Per-checkout bookkeeping lives in a context variable: the pool is shared by every task, and SQLAlchemy runs the
+# pool code in a greenlet that inherits the calling task's context. Set once per checkout, in ``connect``.
+_checkout: contextvars.ContextVar[_Checkout | None] = contextvars.ContextVar("bench_checkout", default=None)
 
 # Keys in a connection record's ``info``. SQLAlchemy clears ``info`` before it (re)opens the record's connection.
 _HOLD = HOLD_KEY  # the checkout's ``Hold``: when, which route, the app's proxy, its task and frames
@@ -167,7 +176,8 @@ _CONNECT_AT = "bench_connect_at"  # perf_counter when the pool started opening t
 
 
 class TimedAsyncPool(AsyncAdaptedQueuePool):
-    """AsyncAdaptedQueuePool that times the queue wait of each checkout, apart from connect time.
+    """AsyncAdaptedQueuePool that times the queue wait of each checkout, apart from connect time, and opens and
+    closes each hold itself.
 
     No pool event fires when a checkout starts, so the outermost ``_do_get`` is timed (it recurses)
     and the time spent in ``_create_connection`` is subtracted: the wait is the time until the pool
@@ -175,17 +185,43 @@ class TimedAsyncPool(AsyncAdaptedQueuePool):
     a garbage-collector reclaim) happens after ``_do_get`` returns, so it was never in the wait; every
     connect, new or reopened, is timed apart by ``instrument`` (``create``). Observer errors never
     escape: a failing observer inside checkout would leak the connection it was handing out.
+
+    Holds open in ``connect`` and close in ``_return_conn``, where SQLAlchemy fires the ``checkout`` and ``checkin``
+    events (after the pool's own checkout work, and in ``_ConnectionRecord.checkin`` just before the slot goes
+    back): the same moments, without the event dispatch, which costs each checkout a few µs, and the pool's slower
+    checkout path that any ``checkout`` listener switches on. Other pools get the events (``_track_holds``).
+    ``connect`` also reads the route once for the wait and the hold, and sets the checkout's context variable once.
     """
 
     bench_metrics: PoolMetrics | None = None
 
+    def connect(self) -> PoolProxiedConnection:
+        metrics = self.bench_metrics
+        if metrics is None:
+            return super().connect()
+        checkout = _Checkout(current_route())
+        token = _checkout.set(checkout)
+        try:
+            fairy = super().connect()
+        finally:
+            _checkout.reset(token)
+        try:
+            _open_hold(metrics, fairy._connection_record, fairy, checkout.route)
+        except Exception:  # pragma: no cover - an observer must never break a checkout
+            log.exception("pool checkout observer failed")
+        return fairy
+
+    def _return_conn(self, record: ConnectionPoolEntry) -> None:
+        if self.bench_metrics is not None:
+            _safely(_close_hold, self.bench_metrics, record)
+        super()._return_conn(record)
+
     def _do_get(self) -> ConnectionPoolEntry:
         metrics = self.bench_metrics
-        if metrics is None or _in_checkout.get():
+        checkout = _checkout.get()
+        if metrics is None or checkout is None or checkout.getting:
             return super()._do_get()
-        token = _in_checkout.set(True)
-        spent = [0.0]
-        spent_token = _connect_spent.set(spent)
+        checkout.getting = True
         metrics.pending += 1
         metrics.pending_max = max(metrics.pending_max, metrics.pending)
         start = time.perf_counter()
@@ -204,31 +240,28 @@ class TimedAsyncPool(AsyncAdaptedQueuePool):
             raise
         finally:
             elapsed = time.perf_counter() - start
-            _connect_spent.reset(spent_token)
-            _in_checkout.reset(token)
-            _record_wait(metrics, max(0.0, elapsed - spent[0]), outcome)
+            checkout.getting = False
+            _record_wait(metrics, max(0.0, elapsed - checkout.spent), outcome, checkout.route)
 
     def _create_connection(self) -> ConnectionPoolEntry:
         # Subtracted from the wait whether the connect succeeds or fails (a refused connect is not queueing).
-        spent = _connect_spent.get()
+        checkout = _checkout.get()
         start = time.perf_counter()
         try:
             return super()._create_connection()
         finally:
-            if spent is not None:
-                spent[0] += time.perf_counter() - start
+            if checkout is not None and checkout.getting:
+                checkout.spent += time.perf_counter() - start
 
 
-def _record_wait(metrics: PoolMetrics, wait_s: float, outcome: str) -> None:
+def _record_wait(metrics: PoolMetrics, wait_s: float, outcome: str, route: str) -> None:
     try:
         metrics.pending -= 1
-        metrics.wait.record(wait_s)
         # Which route waited: an innocent read route queues behind the culprits that hold the pool.
-        route = current_route()
         hist = metrics.wait_by_route.get(route)
         if hist is None:
             hist = metrics.wait_by_route[route] = Histogram()
-        hist.record(wait_s)
+        metrics.wait.record_both(hist, wait_s)
         if outcome == "timeout":
             metrics.timeouts += 1
         elif outcome == "cancelled":
@@ -259,6 +292,9 @@ def instrument(engine: AsyncEngine, *, statement_tags: bool = True, long_hold_ms
     metrics = PoolMetrics(pool=pool, timed=isinstance(pool, TimedAsyncPool))
     if long_hold_ms is not None:
         metrics.sites = HoldSites(long_hold_ms / 1000.0, library)
+        # One table of the holds still open, not two kept alike at every checkout and checkin: the sites keep
+        # theirs, and the snapshot's gauges read it.
+        metrics.open_holds = metrics.sites.open
     if isinstance(pool, TimedAsyncPool):
         pool.bench_metrics = metrics
     _time_connects(pool, metrics)
@@ -294,7 +330,8 @@ def _time_connects(pool: Pool, metrics: PoolMetrics) -> None:
             raise
         except asyncio.CancelledError:
             # Reopening a slot's connection comes after ``_do_get``, whose outcome cannot see this one.
-            if not _in_checkout.get():
+            checkout = _checkout.get()
+            if checkout is None or not checkout.getting:
                 metrics.cancelled += 1
             raise
 
@@ -311,34 +348,17 @@ def _time_connects(pool: Pool, metrics: PoolMetrics) -> None:
 
 
 def _track_holds(pool: Pool, metrics: PoolMetrics) -> None:
-    """Checkout to checkin, or to the detach that ends a hold without a checkin."""
-    # The pool's own count of lent slots, where it keeps one: it can never pass pool_size + max_overflow.
-    lent: Callable[[], int] | None = pool.checkedout if isinstance(pool, QueuePool) else None
+    """Checkout to checkin, or to the detach that ends a hold without a checkin. A ``TimedAsyncPool`` opens and
+    closes holds itself; any other pool through its ``checkout`` and ``checkin`` events."""
+    if not isinstance(pool, TimedAsyncPool):
 
-    @event.listens_for(pool, "checkout")
-    def _on_checkout(dbapi_conn: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
-        # The proxy is the app's handle on the connection: a reclaim is the collection of it, so the
-        # detach that follows finds this reference dead. (A callback, as SQLAlchemy's own fairy_ref has,
-        # makes Python clear the reference before it runs the proxy's finalizer.)
-        at, route, ref = time.perf_counter(), current_route(), weakref.ref(proxy, _ignore)
-        hold = None
-        if metrics.sites is not None:
-            try:
-                hold = metrics.sites.opened(record, at, route, ref)
-            except Exception:  # pragma: no cover - an observer must never break a checkout
-                log.exception("hold site observer failed")
-        if hold is None:
-            hold = Hold(at, route, ref, None)
-        record.info[_HOLD] = metrics.open_holds[record] = hold
-        metrics.checkouts += 1
-        metrics.checked_out += 1
-        if metrics.checked_out > metrics.checked_out_max:
-            # A new peak, capped by the pool's own count (which also holds slots still connecting).
-            metrics.checked_out_max = min(metrics.checked_out, lent()) if lent is not None else metrics.checked_out
+        @event.listens_for(pool, "checkout")
+        def _on_checkout(dbapi_conn: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+            _safely(_open_hold, metrics, record, proxy, current_route())
 
-    @event.listens_for(pool, "checkin")
-    def _on_checkin(dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
-        _safely(_close_hold, metrics, record)
+        @event.listens_for(pool, "checkin")
+        def _on_checkin(dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
+            _safely(_close_hold, metrics, record)
 
     # With an async dialect the garbage collector cannot check a leaked connection in (that needs the
     # event loop): SQLAlchemy's finalizer resets it (terminate only), detaches it from its slot and
@@ -346,6 +366,30 @@ def _track_holds(pool: Pool, metrics: PoolMetrics) -> None:
     @event.listens_for(pool, "detach")
     def _on_detach(dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
         _safely(_close_detached, metrics, record)
+
+
+def _open_hold(metrics: PoolMetrics, record: ConnectionPoolEntry, proxy: Any, route: str) -> None:
+    # The proxy is the app's handle on the connection: a reclaim is the collection of it, so the
+    # detach that follows finds this reference dead. (A callback, as SQLAlchemy's own fairy_ref has,
+    # makes Python clear the reference before it runs the proxy's finalizer.)
+    at, ref = time.perf_counter(), weakref.ref(proxy, _ignore)
+    hold = None
+    if metrics.sites is not None:
+        try:
+            hold = metrics.sites.opened(record, at, route, ref)
+        except Exception:  # pragma: no cover - an observer must never break a checkout
+            log.exception("hold site observer failed")
+    if hold is None:  # not looked for (or the sites failed): kept in the gauges' table here
+        hold = metrics.open_holds[record] = Hold(at, route, ref, None)
+    record.info[_HOLD] = hold
+    metrics.checkouts += 1
+    metrics.checked_out += 1
+    if metrics.checked_out > metrics.checked_out_max:
+        # A new peak, capped by the pool's own count of lent slots (which also holds slots still connecting),
+        # where it keeps one: it can never pass pool_size + max_overflow.
+        pool = metrics.pool
+        lent = pool.checkedout() if isinstance(pool, QueuePool) else metrics.checked_out
+        metrics.checked_out_max = min(metrics.checked_out, lent)
 
 
 def _ignore(ref: weakref.ref[Any]) -> None:
@@ -368,14 +412,14 @@ def _close_hold(metrics: PoolMetrics, record: ConnectionPoolEntry, reclaimed: bo
     hold: Hold | None = record.info.pop(_HOLD, None)
     if hold is None:
         return
-    metrics.open_holds.pop(record, None)
     now = time.perf_counter()
     held = now - hold.at
     metrics.checked_out -= 1
-    metrics.use.record(held)
     hist = metrics.use_by_route.get(hold.route)
     if hist is None:
         hist = metrics.use_by_route[hold.route] = Histogram()
-    hist.record(held)
-    if metrics.sites is not None:
+    metrics.use.record_both(hist, held)
+    if metrics.sites is not None:  # which takes it out of the table of open holds
         metrics.sites.closed(record, hold, now, reclaimed)
+    else:
+        metrics.open_holds.pop(record, None)
