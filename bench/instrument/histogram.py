@@ -40,28 +40,21 @@ class Histogram:
         self.max = 0.0
 
     def record(self, seconds: float) -> None:
-        # ``bucket_index`` inlined: the pool records up to four durations per checkout.
-        index = -1 if seconds < MIN_S else int(_log(seconds / MIN_S) / _LOG_GROWTH)
-        buckets = self.buckets
-        buckets[index] = buckets.get(index, 0) + 1
-        self.count += 1
-        self.total += seconds
-        self.max = max(self.max, seconds)
+        self._add(-1 if seconds < MIN_S else int(_log(seconds / MIN_S) / _LOG_GROWTH), seconds)
 
     def record_both(self, part: Histogram, seconds: float) -> None:
         """``record`` in this histogram and in ``part`` (a total and its share by route, say), the bucket found once:
         the pool records its waits and holds both ways, at every checkout."""
-        index = -1 if seconds < MIN_S else int(_log(seconds / MIN_S) / _LOG_GROWTH)
+        index = -1 if seconds < MIN_S else int(_log(seconds / MIN_S) / _LOG_GROWTH)  # bucket_index, inlined
+        self._add(index, seconds)
+        part._add(index, seconds)
+
+    def _add(self, index: int, seconds: float) -> None:
         buckets = self.buckets
         buckets[index] = buckets.get(index, 0) + 1
         self.count += 1
         self.total += seconds
         self.max = max(self.max, seconds)
-        buckets = part.buckets
-        buckets[index] = buckets.get(index, 0) + 1
-        part.count += 1
-        part.total += seconds
-        part.max = max(part.max, seconds)
 
     def to_json(self) -> dict[str, Any]:
         return {
