@@ -11,9 +11,10 @@ from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.instrument.asgi import current_route
-from bench.instrument.frames import RESOLVER
+from bench.instrument.frames import RESOLVER, CodePosition
 from bench.instrument.holds import HOLD_KEY, Hold
 
+_MAX_COMMENTS = 10_000  # (route, checkout line) comments kept; past it, each new hold makes its own
 # Engines whose statements are tagged already: the README's lines once called tag_statements next to instrument().
 _tagged: weakref.WeakSet[Any] = weakref.WeakSet()
 
@@ -38,12 +39,21 @@ def tag_statements(engine: AsyncEngine) -> None:
     # A driver with the format paramstyle reads "%" in a statement as a placeholder.
     percent = dialect.paramstyle in ("format", "pyformat")
 
+    # One comment per route and checkout line, made once: a hold takes it at its first statement.
+    comments: dict[tuple[str, CodePosition | None], str] = {}
+
     def tagged(statement: str, context: Any) -> str:
         hold = _hold_of(context)
         if hold is None:
             return _comment(current_route(), None, percent) + statement
-        if hold.tag is None:  # made once per hold: the checkout line is resolved once per line and process
-            hold.tag = _comment(hold.route, RESOLVER.site(hold.first).where if hold.first else None, percent)
+        if hold.tag is None:
+            key = (hold.route, hold.first)
+            tag = comments.get(key)
+            if tag is None:
+                tag = _comment(hold.route, RESOLVER.site(hold.first).where if hold.first else None, percent)
+                if len(comments) < _MAX_COMMENTS:
+                    comments[key] = tag
+            hold.tag = tag
         return hold.tag + statement
 
     @event.listens_for(sync_engine, "do_execute")
