@@ -1,4 +1,5 @@
-"""What a run imports before its first request: pandas (0.3 s) only once a load is over and its data is read."""
+"""What a run imports before its first request: pandas (0.3 s) and numpy only once a load is over and its data is
+read, SQLAlchemy's asyncio layer (with its ORM) only once the app is starting, beside it."""
 
 from __future__ import annotations
 
@@ -14,13 +15,14 @@ BEFORE_LOAD = (
     "bench.run.collector",
     "bench.render.terminal",
 )
+LATER = ("pandas", "pyarrow", "numpy", "sqlalchemy.ext.asyncio", "sqlalchemy.orm")
 
 
-def test_pandas_is_not_imported_before_the_load() -> None:
+def test_the_data_libraries_are_not_imported_before_the_load() -> None:
     code = (
         "import sys\n"
         + "".join(f"import {m}\n" for m in BEFORE_LOAD)
-        + "print(','.join(sorted(m for m in ('pandas', 'pyarrow') if m in sys.modules)))"
+        + f"print(','.join(sorted(m for m in {LATER!r} if m in sys.modules)))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "", f"imported before the load: {done.stdout.strip()}"

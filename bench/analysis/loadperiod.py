@@ -8,13 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from numpy.typing import NDArray
-
 from bench.results.requestlog import DROPPED, LOST, UNFINISHED
 
-if TYPE_CHECKING:  # the run's driver imports this before its load, where pandas' 0.3 s would delay the first request
+if TYPE_CHECKING:  # the run's driver imports this before its load: pandas (0.3 s) and numpy load with the data
+    import numpy as np
     import pandas as pd
+    from numpy.typing import NDArray
+
+    FloatArray = NDArray[np.float64]
 
 # A stall: no response for at least this long while requests wait, and for at least STALL_MEDIANS median
 # response times (so a scenario whose requests take 10 s each is not stalled between two of them). Pools in the
@@ -24,7 +25,6 @@ STALL_MEDIANS = 5.0
 STALL_EVENT = "stall"
 # The check every run gets: a stalled app is not a healthy run, whatever its scenario's own checks say.
 NO_STALL_CHECK = "{app}: stalls == 0"
-FloatArray = NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,8 @@ class Stall:
 def _quiet(requests: pd.DataFrame, period: LoadPeriod) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Every stretch between two responses (or the period's ends) during which some request was waiting:
     (its start, its length in seconds, the requests waiting at its end), one array each."""
+    import numpy as np
+
     # Columns as arrays, masked: no copy of the log's rows (an hour's is a million).
     kind = requests["request_type"]
     sent = (kind != DROPPED).to_numpy(dtype=bool)

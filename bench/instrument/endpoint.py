@@ -8,11 +8,14 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from bench.instrument.asgi import Receive, Scope, Send
-from bench.instrument.pool import PoolMetrics
 from bench.instrument.prometheus import prometheus_text
 from bench.instrument.shared import served
+
+if TYPE_CHECKING:  # for annotations: the pool module brings SQLAlchemy's asyncio layer
+    from bench.instrument.pool import PoolMetrics
 
 ENDPOINT_PATH = "/_bench/pool"
 _ROUTE_FIELDS = ("use_time_by_route", "wait_time_by_route", "hold_open_s_by_route", "hold_sites")

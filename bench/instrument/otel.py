@@ -33,8 +33,8 @@ class _Forwarding(Histogram):
         self.merge(own)
         self.sink, self.attributes = sink, attributes
 
-    def record(self, seconds: float) -> None:
-        super().record(seconds)
+    def _add(self, index: int, seconds: float) -> None:  # where every observation lands, record() or record_both()
+        super()._add(index, seconds)
         try:
             self.sink.record(seconds, self.attributes)
         except Exception:  # pragma: no cover - an exporter must never break a checkout

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.instrument.histogram import GROWTH, Histogram, bucket_bounds
-from bench.instrument.pool import PoolMetrics
+
+if TYPE_CHECKING:  # for annotations: the pool module brings SQLAlchemy's asyncio layer
+    from bench.instrument.pool import PoolMetrics
 
 # Upper bounds (seconds) of the exported buckets; the in-process histogram is much finer.
 BOUNDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -195,5 +197,5 @@ def render(items: list[Family]) -> str:
 
 def prometheus_text(source: PoolMetrics | dict[str, Any], pool_name: str = "default") -> str:
     """A pool's figures as Prometheus text: from its ``PoolMetrics``, or from a (merged) snapshot."""
-    snapshot = source.snapshot() if isinstance(source, PoolMetrics) else source
+    snapshot = source if isinstance(source, dict) else source.snapshot()
     return render(families(snapshot, pool_name))

@@ -9,10 +9,12 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.instrument.histogram import Histogram
-from bench.instrument.pool import PoolMetrics
+
+if TYPE_CHECKING:  # for annotations: the pool module brings SQLAlchemy's asyncio layer
+    from bench.instrument.pool import PoolMetrics
 
 _HISTOGRAMS = ("wait_time", "create_time", "use_time")
 _BY_ROUTE = ("use_time_by_route", "wait_time_by_route")

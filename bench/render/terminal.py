@@ -11,13 +11,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from bench.analysis import littleslaw as littles_law
 from bench.analysis.loadperiod import STALL_EVENT
 from bench.config.catalog import Scenario
 from bench.config.options import RunConfig
-from bench.render.hold_sites import terminal_lines as hold_site_lines
-from bench.render.lint_lines import terminal_lines as lint_lines
-from bench.render.report_tables import check_label, check_value
 from bench.results.layout import RunFiles
 from bench.results.metric import Direction, Shown
 from bench.results.metrics import SHOWN, ratio, value_at
@@ -121,6 +117,12 @@ class Console:
 
 
 def render_summary(summary: dict[str, Any], folder: Path, report: Path | None = None) -> str:
+    # Loaded with the summary, not before a run's first request: these bring in the analysis and numpy.
+    from bench.analysis import littleslaw as littles_law
+    from bench.render.hold_sites import terminal_lines as hold_site_lines
+    from bench.render.lint_lines import terminal_lines as lint_lines
+    from bench.render.report_tables import check_label, check_value
+
     apps: dict[str, Any] = summary.get("apps", {})
     names = list(apps)
     lines = [""]

@@ -13,11 +13,9 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
 
 from bench.config.appenv import AppEnv, application_name
 from bench.config.options import TARGET
@@ -30,6 +28,9 @@ from bench.run.collector import Collector
 from bench.run.processes import Child, wait_for_http
 from bench.run.serve import MIGRATE_LOG, Fill, migrate, service_child, wait_until_ready
 from bench.run.state import RunState
+
+if TYPE_CHECKING:  # SQLAlchemy's asyncio layer and its ORM (50 ms) load while the app starts, beside it
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 # What can go wrong talking to the run's database once the load is over (it may have gone away).
 _DATABASE_ERRORS = (OSError, TimeoutError, SQLAlchemyError)
@@ -104,6 +105,9 @@ class PairedApp:
         self._child.start()
 
     async def ready(self) -> None:
+        from sqlalchemy.ext.asyncio import create_async_engine
+        from sqlalchemy.pool import NullPool
+
         from target_apps.common.models import create_schema  # the schema belongs to the paired apps
 
         assert self.run.server is not None
