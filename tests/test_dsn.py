@@ -218,6 +218,25 @@ def test_another_drivers_scheme_connects_with_asyncpg(pg_server: Server) -> None
     assert asyncio.run(_who(sqlalchemy_url(dsn))) == ("postgres", "postgres", "127.0.0.1")
 
 
+@pytest.mark.parametrize("dsn", [
+    "postgresql://postgres@127.0.0.1:5432/scopebench_x_good_1",
+    "postgresql://app%20user:p%40ss%2Fw%3Ard%20%25x@db.example:6543/orders?sslmode=require",
+    "postgresql://u:pw@/orders?host=/tmp/sock&port=5433",
+    "postgresql:///orders?port=5432",
+    "postgresql://u@[::1]:5432/orders?application_name=x%20y",
+])
+def test_a_servers_own_sqlalchemy_url_reads_as_the_parsed_one(dsn: str) -> None:
+    # The paired apps get the server's own (no SQLAlchemy import before the run's first request); SQLAlchemy must
+    # read it as it reads the URL made by parsing the DSN.
+    from sqlalchemy.engine import make_url
+
+    parsed = parse_dsn(dsn)
+    own, read = make_url(parsed.server.sqlalchemy_url(parsed.database)), make_url(sqlalchemy_url(dsn))
+    assert own.drivername == "postgresql+asyncpg"
+    assert (own.username, own.password, own.host, own.port, own.database, dict(own.query)) == (
+        read.username, read.password, read.host, read.port, read.database, dict(read.query))
+
+
 def test_a_missing_socket_names_its_path(tmp_path: Path) -> None:
     with pytest.raises(PostgresError) as caught:
         asyncio.run(connect_external(f"postgresql://app:s3cr3t-pw@/db?host={tmp_path}&port=5432"))

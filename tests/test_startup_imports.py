@@ -1,5 +1,5 @@
 """What a run imports before its first request: pandas (0.3 s) and numpy only once a load is over and its data is
-read, SQLAlchemy's asyncio layer (with its ORM) only once the app is starting, beside it."""
+read, SQLAlchemy only once the app is starting, beside it (a --dsn is read with it, before)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ BEFORE_LOAD = (
     "bench.run.collector",
     "bench.render.terminal",
 )
-LATER = ("pandas", "pyarrow", "numpy", "sqlalchemy.ext.asyncio", "sqlalchemy.orm")
+LATER = ("pandas", "pyarrow", "numpy", "sqlalchemy")
 
 
 def test_the_data_libraries_are_not_imported_before_the_load() -> None:

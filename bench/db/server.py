@@ -9,13 +9,15 @@ import os
 import re
 import socket
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import asyncpg
-from sqlalchemy.engine import URL, make_url
 
 from bench.errors import EXIT_USAGE, InfraError
+
+if TYPE_CHECKING:  # SQLAlchemy (90 ms) loads when a --dsn is read, not before a run on the embedded server starts
+    from sqlalchemy.engine import URL
 
 # The drivers SQLAlchemy has for PostgreSQL: whichever the DSN names, the harness connects with asyncpg
 # (its own connections and the app's --serve {sqlalchemy_url}); the scheme says nothing about the server.
@@ -74,6 +76,11 @@ class Server:
         secret = None if self.password is None else quote(self.password, safe="")
         return self._url(database, secret)
 
+    def sqlalchemy_url(self, database: str) -> str:
+        """``dsn`` for SQLAlchemy's async engine: the same URL with the asyncpg driver (``sqlalchemy_url`` reads
+        a DSN from outside; this one is the server's own)."""
+        return "postgresql+asyncpg" + self.dsn(database).removeprefix("postgresql")
+
     def safe_dsn(self, database: str) -> str:
         return redact(self._url(database, None if self.password is None else "***"))
 
@@ -120,6 +127,8 @@ def redact(text: str) -> str:
 
 def sqlalchemy_url(dsn: str) -> str:
     """The same DSN for SQLAlchemy's async engine: driver asyncpg, password kept (this is for connecting)."""
+    from sqlalchemy.engine import make_url
+
     parsed = parse_dsn(dsn)
     url = make_url(parsed.server.dsn(parsed.database)).set(drivername="postgresql+asyncpg")
     return url.render_as_string(hide_password=False)
@@ -164,6 +173,8 @@ def _read_url(dsn: str, text: str) -> URL:
         )
     if "," in re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[2]:
         raise DsnError(dsn, "several hosts: give one server, whose sessions the harness watches")
+    from sqlalchemy.engine import make_url
+
     try:
         url = make_url(text)
     except ValueError:  # SQLAlchemy's ArgumentError is one; so is int() of a port that is no number

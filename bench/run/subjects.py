@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from bench.config.appenv import AppEnv, application_name
 from bench.config.options import TARGET
 from bench.db import server as postgres
@@ -32,8 +30,6 @@ from bench.run.state import RunState
 if TYPE_CHECKING:  # SQLAlchemy's asyncio layer and its ORM (50 ms) load while the app starts, beside it
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-# What can go wrong talking to the run's database once the load is over (it may have gone away).
-_DATABASE_ERRORS = (OSError, TimeoutError, SQLAlchemyError)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,7 +108,7 @@ class PairedApp:
 
         assert self.run.server is not None
         await postgres.create_database(self.run.server, self.database)
-        self._engine = create_async_engine(postgres.sqlalchemy_url(self.run.server.dsn(self.database)),
+        self._engine = create_async_engine(self.run.server.sqlalchemy_url(self.database),
                                            poolclass=NullPool, connect_args={"timeout": 10})
         async with self._engine.begin() as conn:
             await create_schema(conn)
@@ -130,6 +126,8 @@ class PairedApp:
 
     async def written(self) -> dict[str, int] | None:
         """What the database holds after the run, counted by the apps' own model (``count_orders``)."""
+        from sqlalchemy.exc import SQLAlchemyError
+
         from target_apps.common.models import count_orders
 
         if not self.run.scenario.write_routes or self._engine is None:
@@ -137,7 +135,7 @@ class PairedApp:
         try:
             async with self._engine.connect() as conn:
                 return await count_orders(conn)
-        except _DATABASE_ERRORS as err:
+        except (OSError, TimeoutError, SQLAlchemyError) as err:  # the database may have gone away during the run
             raise InfraError(f"cannot count the rows written ({_cause(err)}); "
                              "the database went away during the run") from None
 
@@ -251,7 +249,7 @@ def _app_child(run: RunState, app: str, database: str, port: int, folder: Path) 
     assert run.server is not None
     cfg = run.config
     settings = AppEnv(
-        dsn=postgres.sqlalchemy_url(run.server.dsn(database)),
+        dsn=run.server.sqlalchemy_url(database),
         pool_size=cfg.pool_size,
         max_overflow=cfg.max_overflow,
         pool_timeout_s=cfg.pool_timeout_s,
