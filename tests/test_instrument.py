@@ -43,6 +43,33 @@ def test_private_hooks_still_exist_and_are_called() -> None:
     assert callable(pool._invoke_creator)
 
 
+def test_the_instrumentation_goes_along_when_the_engine_replaces_its_pool(
+    pg_server: postgres.Server, database: str
+) -> None:
+    # engine.dispose() puts a new pool in the old one's place: waits, holds and connects go on being counted, each
+    # connect once (the connect listener is carried over by SQLAlchemy, not added again).
+    async def scenario() -> tuple[PoolMetrics, list[int], bool]:
+        engine = _engine(pg_server, database, pool_size=2, max_overflow=0)
+        metrics = instrument(engine)
+        counts = []
+        try:
+            await _hold(engine, 0)
+            counts.append(metrics.checkouts)
+            first = engine.sync_engine.pool
+            await engine.dispose()
+            await asyncio.gather(_hold(engine, 0.05), _hold(engine, 0.05))
+            counts.append(metrics.checkouts)
+            return metrics, counts, engine.sync_engine.pool is metrics.pool is not first
+        finally:
+            await engine.dispose()
+
+    metrics, counts, gauges_read_the_new_pool = asyncio.run(scenario())
+    assert counts == [1, 3] and gauges_read_the_new_pool
+    assert (metrics.wait.count, metrics.use.count) == (3, 3)
+    assert metrics.connections_opened == metrics.create.count == 3  # one before the dispose, two after
+    assert metrics.checked_out == 0 and metrics.checked_out_max == 2
+
+
 def test_queue_wait_matches_outside_timing(pg_server: postgres.Server, database: str) -> None:
     hold_s = 0.5
 

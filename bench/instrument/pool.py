@@ -211,6 +211,18 @@ class TimedAsyncPool(AsyncAdaptedQueuePool):
             log.exception("pool checkout observer failed")
         return fairy
 
+    def recreate(self) -> QueuePool:
+        """``engine.dispose()`` puts a new pool in this one's place and carries its event listeners over; the
+        instrumentation goes along too (the new pool's connects are timed, its gauges read), or every figure would
+        stop at the dispose."""
+        pool = super().recreate()
+        metrics = self.bench_metrics
+        if metrics is not None and isinstance(pool, TimedAsyncPool):
+            pool.bench_metrics = metrics
+            metrics.pool = pool
+            _wrap_creator(pool, metrics)
+        return pool
+
     def _return_conn(self, record: ConnectionPoolEntry) -> None:
         if self.bench_metrics is not None:
             _safely(_close_hold, self.bench_metrics, record)
@@ -318,6 +330,19 @@ def _time_connects(pool: Pool, metrics: PoolMetrics) -> None:
     ``_ConnectionRecord.get_connection`` outside ``_do_get``. Both go through ``pool._invoke_creator``,
     which is also where a connect that raises is counted, in or out of a checkout's ``_do_get``.
     """
+    _wrap_creator(pool, metrics)
+
+    # Registered last, so the time runs to the end of the dialect's connect set-up. A connect that
+    # fails opens nothing: it is a connect failure, in neither of these figures.
+    @event.listens_for(pool, "connect")
+    def _on_connect(dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
+        metrics.connections_opened += 1
+        started = record.info.pop(_CONNECT_AT, None)
+        if started is not None:
+            _safely(metrics.create.record, time.perf_counter() - started)
+
+
+def _wrap_creator(pool: Pool, metrics: PoolMetrics) -> None:
     creator = pool._invoke_creator
 
     def timed_creator(rec: ConnectionPoolEntry) -> DBAPIConnection:
@@ -336,15 +361,6 @@ def _time_connects(pool: Pool, metrics: PoolMetrics) -> None:
             raise
 
     pool._invoke_creator = timed_creator
-
-    # Registered last, so the time runs to the end of the dialect's connect set-up. A connect that
-    # fails opens nothing: it is a connect failure, in neither of these figures.
-    @event.listens_for(pool, "connect")
-    def _on_connect(dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
-        metrics.connections_opened += 1
-        started = record.info.pop(_CONNECT_AT, None)
-        if started is not None:
-            _safely(metrics.create.record, time.perf_counter() - started)
 
 
 def _track_holds(pool: Pool, metrics: PoolMetrics) -> None:
