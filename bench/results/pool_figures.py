@@ -45,7 +45,8 @@ POOL: tuple[Metric, ...] = (
                        "reopened, so it equals `connections_opened` (and the server's count of sessions the app "
                        "started); a gap is connects the instrumentation missed."),
     Metric(path="pool.checkouts", label="checkouts", unit="checkouts", direction=NEITHER, window=BOTH,
-           coverage=CHECKOUTS, description="Connections the pool handed out (checkout events)."),
+           coverage=CHECKOUTS, description="Connections the pool handed out: each checkout (`TimedAsyncPool.connect`, "
+                                           "or the pool's checkout event for another pool)."),
     Metric(path="pool.checkouts_per_request", label="checkouts per request", unit="checkouts/request",
            direction=LOWER, window=BOTH, coverage=ALL,
            description="`checkouts` / (`requests_recorded` + `requests_unfinished`): every checkout over every "
