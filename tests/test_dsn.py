@@ -23,6 +23,7 @@ from bench.db.server import (
     create_database,
     drop_database,
     parse_dsn,
+    redact,
     sqlalchemy_url,
 )
 from bench.errors import EXIT_USAGE
@@ -57,7 +58,7 @@ TABLE = [
         "the scheme must be postgresql:// (or postgresql+driver://), not mysql",
     ),
     ("postgresql+odbc://app@db.example/appdb", REFUSED, "'odbc' is not a PostgreSQL driver SQLAlchemy knows"),
-    ("db.example:5432/appdb", REFUSED, "the scheme must be postgresql://, not missing"),
+    ("db.example:5432/appdb", REFUSED, "no scheme: it must start with postgresql://"),
     (
         "host=db.example dbname=appdb",
         REFUSED,
@@ -143,6 +144,15 @@ def test_an_unmasked_url_is_shown_as_typed() -> None:
     """A URL without a password is shown whole (the scheme's ":" is no password's)."""
     with pytest.raises(DsnError, match=re.escape("invalid --dsn 'postgresql://app@/appdb?host=/a&host=/b'")):
         parse_dsn("postgresql://app@/appdb?host=/a&host=/b")
+
+
+def test_the_expected_form_survives_the_masking_of_the_error_line() -> None:
+    # The CLI masks every error line as it would a URL; the hint of what a DSN looks like must read whole after it.
+    with pytest.raises(DsnError) as caught:
+        parse_dsn("notaurl")
+    assert redact(str(caught.value)) == str(caught.value)
+    assert str(caught.value).endswith("; expected postgresql://[host][:port][/database][?host=/socket/dir], "
+                                      "user@ or user:password@ before the host")
 
 
 def test_the_environment_fills_what_the_url_leaves_out(monkeypatch: pytest.MonkeyPatch) -> None:

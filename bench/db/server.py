@@ -25,7 +25,9 @@ _DRIVERS = frozenset({"", "asyncpg", "psycopg", "psycopg_async", "psycopg2", "ps
 _BACKENDS = frozenset({"postgresql", "postgres"})
 # Connection keywords libpq also takes in the query string; lifted into the URL's own parts.
 _LIFTED = ("host", "port", "user", "password", "dbname")
-_EXPECTED = "expected postgresql://[user[:password]@][host][:port][/database][?host=/socket/dir]"
+# Said without "user:password@" after the scheme: the error line is masked as a URL would be, and that part read
+# as a password to hide.
+_EXPECTED = "expected postgresql://[host][:port][/database][?host=/socket/dir], user@ or user:password@ before the host"
 _IDENT = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _URL_PASSWORD = re.compile(r"(?P<head>\bpostgres(?:ql)?(?:\+\w+)?://[^\s:/?#@]*:)[^\s/?#]*(?=@)", re.IGNORECASE)
 _QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)[^&\s#]*", re.IGNORECASE)
@@ -161,7 +163,7 @@ def _read_url(dsn: str, text: str) -> URL:
     if "://" not in text:
         if re.match(r"\s*\w+\s*=", text):
             raise DsnError(dsn, "keyword=value settings (libpq's other form): write them as one postgresql:// URL")
-        raise DsnError(dsn, "the scheme must be postgresql://, not missing")
+        raise DsnError(dsn, "no scheme: it must start with postgresql://")
     scheme, rest = text.split("://", 1)
     scheme = scheme.lower()
     backend, _, driver = scheme.partition("+")
