@@ -47,9 +47,9 @@ def terminal_lines(apps: dict[str, Any]) -> list[str]:
 
 def culprit(row: dict[str, Any]) -> str:
     """``target_apps/bad/long_session.py:24 in checkout — ref = await charge(...): 43.0 s idle in transaction of
-    44.1 s held (100%, 417 holds, POST /orders/{item_id}/checkout)``; a connection still out when the code that
-    checked it out returned is said so (with its checkout line when the row is placed elsewhere: a scoped session's
-    middleware), with what became of it."""
+    44.1 s held (100% of the long holds' time, 417 holds, POST /orders/{item_id}/checkout)``; a connection still
+    out when the code that checked it out returned is said so (with its checkout line when the row is placed
+    elsewhere: a scoped session's middleware), with what became of it."""
     code = f" — {_short(str(row.get('code') or ''))}" if row.get("code") else ""
     text = f"{row.get('site')} in {row.get('function')}{code}: "
     if row.get("returned"):
@@ -60,7 +60,8 @@ def culprit(row: dict[str, Any]) -> str:
             else f"its request scope ended with the connection checked out at {checkout}, "
         )
     text += f"{float(row.get('idle_s') or 0):.1f} s idle in transaction of {float(row.get('held_s') or 0):.1f} s held"
-    text += f" ({100 * float(row.get('share') or 0):.0f}%, {row.get('holds', 0)} holds, {row.get('route')})"
+    share = 100 * float(row.get("share") or 0)
+    text += f" ({share:.0f}% of the long holds' time, {row.get('holds', 0)} holds, {row.get('route')})"
     left = [
         f"{row[k]} {what}"
         for k, what in (("open", "still held"), ("reclaimed", "reclaimed by the GC"), ("lost", "lost (invalidated)"))
