@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -109,7 +110,7 @@ def signal_in_load(work: Path) -> float:
     try:
         samples = out / "bad" / "samples.jsonl"
         deadline = time.monotonic() + 120
-        while not (samples.exists() and '"phase": "load"' in samples.read_text()):
+        while not (samples.exists() and re.search(r'"phase":\s*"load"', samples.read_text())):
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError("the run never reached its load")
             time.sleep(0.1)

@@ -93,13 +93,24 @@ def _wait_for_phase(out: Path, phase: str, pid: int) -> None:
                 return
             time.sleep(0.02)
         raise AssertionError("PostgreSQL never started")
-    marker = '"phase": "cooldown"' if phase == "cooldown" else '"phase": "load"'
     samples = out / "bad" / "samples.jsonl"
     while time.monotonic() < deadline:
-        if samples.exists() and marker in samples.read_text():
+        if samples.exists() and _phase_began(samples, phase) is not None:
             return
         time.sleep(0.1)
     raise AssertionError(f"never reached the {phase} phase")
+
+
+def _phase_began(samples: Path, phase: str) -> float | None:
+    """The time of the first sample of ``phase`` in samples.jsonl (a last line may be half written)."""
+    for line in samples.read_text().splitlines():
+        try:
+            sample = json.loads(line)
+        except ValueError:
+            continue
+        if sample.get("phase") == phase:
+            return float(sample["t"])
+    return None
 
 
 def _run_time_left(out: Path, phase: str, phase_s: float) -> float:
@@ -108,9 +119,8 @@ def _run_time_left(out: Path, phase: str, phase_s: float) -> float:
     samples = out / "bad" / "samples.jsonl"
     if phase == "startup" or not samples.exists():
         return phase_s
-    marker = '"phase": "cooldown"' if phase == "cooldown" else '"phase": "load"'
-    began = next(json.loads(line)["t"] for line in samples.read_text().splitlines() if marker in line)
-    return phase_s - (time.time() - began)
+    began = _phase_began(samples, phase)
+    return phase_s if began is None else phase_s - (time.time() - began)
 
 
 def _name(proc: psutil.Process) -> str:
