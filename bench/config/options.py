@@ -44,7 +44,7 @@ def parse_duration(text: str | float, flag: str = "--duration") -> float:
     else:
         match = _DURATION.match(text) if text.strip() else None
         if match is None or not any(match.groups()):
-            raise UsageError(f"{flag} {text!r} is not a duration; use e.g. 20s, 2m, 1h30m, 500ms or plain seconds")
+            raise UsageError(f"{flag} {text!r} is not a duration; use e.g. 20s, 2m, 1h30m or plain seconds")
         h, m, s = (float(g) if g else 0.0 for g in match.groups())
         seconds = h * 3600 + m * 60 + s
     if not math.isfinite(seconds) or seconds < 0:
