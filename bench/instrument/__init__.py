@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from bench.instrument.histogram import Histogram
     from bench.instrument.holds import HoldSites
     from bench.instrument.loop import LoopLag
-    from bench.instrument.pool import SCHEMA, PoolMetrics, TimedAsyncPool, instrument
+    from bench.instrument.pool import TimedAsyncPool, instrument
+    from bench.instrument.poolmetrics import SCHEMA, PoolMetrics
     from bench.instrument.prometheus import prometheus_text
     from bench.instrument.shared import keep_writing
     from bench.instrument.tags import tag_statements
@@ -36,8 +37,8 @@ _MODULES = {
     "Histogram": "histogram",
     "HoldSites": "holds",
     "LoopLag": "loop",
-    "SCHEMA": "pool",
-    "PoolMetrics": "pool",
+    "SCHEMA": "poolmetrics",
+    "PoolMetrics": "poolmetrics",
     "TimedAsyncPool": "pool",
     "instrument": "pool",
     "prometheus_text": "prometheus",

@@ -15,7 +15,7 @@ from bench.instrument.prometheus import prometheus_text
 from bench.instrument.shared import served
 
 if TYPE_CHECKING:  # for annotations: the pool module brings SQLAlchemy's asyncio layer
-    from bench.instrument.pool import PoolMetrics
+    from bench.instrument.poolmetrics import PoolMetrics
 
 ENDPOINT_PATH = "/_bench/pool"
 _ROUTE_FIELDS = ("use_time_by_route", "wait_time_by_route", "hold_open_s_by_route", "hold_sites")

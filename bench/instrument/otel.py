@@ -12,7 +12,7 @@ from opentelemetry import metrics as otel
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
 from bench.instrument.histogram import Histogram
-from bench.instrument.pool import PoolMetrics
+from bench.instrument.poolmetrics import PoolMetrics
 from bench.instrument.prometheus import BOUNDS
 
 log = logging.getLogger("bench.instrument.otel")

@@ -10,7 +10,7 @@ from pathlib import Path
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import REGISTRY, CollectorRegistry
 
-from bench.instrument.pool import PoolMetrics
+from bench.instrument.poolmetrics import PoolMetrics
 from bench.instrument.prometheus import Family, families
 from bench.instrument.shared import served
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from bench.instrument.histogram import GROWTH, Histogram, bucket_bounds
 
 if TYPE_CHECKING:  # for annotations: the pool module brings SQLAlchemy's asyncio layer
-    from bench.instrument.pool import PoolMetrics
+    from bench.instrument.poolmetrics import PoolMetrics
 
 # Upper bounds (seconds) of the exported buckets; the in-process histogram is much finer.
 BOUNDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from bench.instrument.histogram import Histogram
 
 if TYPE_CHECKING:  # for annotations: the pool module brings SQLAlchemy's asyncio layer
-    from bench.instrument.pool import PoolMetrics
+    from bench.instrument.poolmetrics import PoolMetrics
 
 _HISTOGRAMS = ("wait_time", "create_time", "use_time")
 _BY_ROUTE = ("use_time_by_route", "wait_time_by_route")

@@ -99,15 +99,20 @@ def stop_all(timeout: float = 5.0) -> None:
         child.stop(timeout)
 
 
-def wait_for_http(url: str, child: Child, timeout: float = 15.0) -> float:
-    """Poll ``url`` until it answers 200; returns seconds waited. Fails fast if the child exits."""
+def probe(url: str, timeout: float) -> None:
+    """Open and close a TCP connection to ``url``'s host and port: raises ``OSError`` unless something listens."""
     import socket
-    import urllib.error
     import urllib.parse
-    import urllib.request
 
     parts = urllib.parse.urlsplit(url)
-    address = (parts.hostname or "127.0.0.1", parts.port or 80)
+    socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=timeout).close()
+
+
+def wait_for_http(url: str, child: Child, timeout: float = 15.0) -> float:
+    """Poll ``url`` until it answers 200; returns seconds waited. Fails fast if the child exits."""
+    import urllib.error
+    import urllib.request
+
     start = time.monotonic()
     while True:
         code = child.exit_code()
@@ -116,7 +121,7 @@ def wait_for_http(url: str, child: Child, timeout: float = 15.0) -> float:
         # A refused connect costs microseconds, a urllib request a millisecond of the CPU the starting child
         # needs: every 10 ms the port, and the request once something listens there.
         try:
-            socket.create_connection(address, timeout=1.0).close()
+            probe(url, timeout=1.0)
             with urllib.request.urlopen(url, timeout=1.0) as response:
                 if response.status == 200:
                     return time.monotonic() - start

@@ -7,10 +7,8 @@ bench.run.drive asks ``subject_for`` and then goes through the same steps for ei
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
 import time
-import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -23,7 +21,7 @@ from bench.errors import BenchError, InfraError
 from bench.instrument import ENDPOINT_PATH
 from bench.results.layout import AppFiles
 from bench.run.collector import Collector
-from bench.run.processes import Child, wait_for_http
+from bench.run.processes import Child, probe, wait_for_http
 from bench.run.serve import MIGRATE_LOG, Fill, migrate, service_child, wait_until_ready
 from bench.run.state import RunState
 
@@ -281,10 +279,8 @@ async def _drop_database(run: RunState, database: str) -> None:
 
 def _check_reachable(url: str) -> None:
     """Any HTTP answer will do (even 404): what matters is that something listens there."""
-    parts = urllib.parse.urlsplit(url)
     try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=5):
-            return
+        probe(url, timeout=5)
     except OSError as err:
         raise InfraError(f"cannot reach --target {url}: {err.strerror or err}; is the app running?") from None
 
