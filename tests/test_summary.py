@@ -251,23 +251,6 @@ def test_idle_in_tx_total_is_the_servers_plus_what_it_never_counts(
     assert out["db"]["idle_in_tx_per_request_ms"] == total  # 1000 successes
 
 
-def test_idle_per_request_counts_every_request_sent() -> None:
-    """The idle totals run through the cool-down, where the app serves the requests Locust left waiting at its stop
-    and those that failed: per request, all of them count, not the load's successes alone."""
-    requests = _requests(1000, 5, failed_every=10)  # 100 failed
-    requests.loc[requests.index[-40:], "request_type"] = "UNFINISHED"  # 40 still waiting at the stop
-    db = DbFigures(idle_in_tx_seconds_sampled=10.0, server={"idle_in_transaction_time": 10.0})
-    db.idle_in_tx_long_seconds = 5.0
-    metrics = PoolMetrics()
-    metrics.use.record(0.1)
-    pool = {**metrics.snapshot(), "counters": {"idle_in_tx_s": 2.0, "transactions": 1000}}
-    out = summarize_app(requests=requests, pool=pool, db=db, integrity=None, pool_capacity=5)
-    assert (out["requests_recorded"], out["requests_unfinished"]) == (960, 40)
-    assert out["db"]["idle_in_tx_per_request_ms"] == 10.0  # not 10 s / 864 successes
-    assert out["db"]["idle_in_tx_long_per_request_ms"] == 5.0
-    assert out["pool"]["idle_in_tx_app_per_request_ms"] == 2.0
-
-
 def test_a_shared_databases_counters_are_not_the_apps() -> None:
     # Target mode with --app-name: the samples are the app's, pg_stat_database is every client's.
     db = DbFigures(idle_in_tx_seconds_sampled=5.0, server={"idle_in_transaction_time": 30.0, "sessions_fatal": 2.0})

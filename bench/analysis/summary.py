@@ -99,9 +99,6 @@ def summarize_app(
     # Locust's own stats hold the pacer's lost arrivals as failed requests of their own type: not responses.
     locust_stats = [e for e in locust_stats or [] if e.get("method") not in LOST]
     window = period.seconds
-    # The idle totals run through the cool-down, where the app still serves the requests Locust left waiting at its
-    # stop: per request, they count every request sent, those included, as the holds' Little's law counts failures.
-    sent = len(requests) + len(unfinished)
     # The successes' latencies, not a copy of their rows: an hour's log is a million of them.
     ok_ms = requests["response_time_ms"][requests["failed"] == 0]
     throughput = len(ok_ms) / window if window > 0 else 0.0
@@ -122,8 +119,8 @@ def summarize_app(
         "latency_ms": latency_ms(requests["response_time_ms"]),
         "success_latency_ms": latency_ms(ok_ms),
         "pool": _pool_block(pool, pool_capacity, little_window(samples, requests)
-                            or whole_run(pool, requests, window), sent),
-        "db": _db_block(db, sent, shared_database),
+                            or whole_run(pool, requests, window), len(ok_ms)),
+        "db": _db_block(db, len(ok_ms), shared_database),
         "integrity": integrity.to_json() if integrity else None,
         "endpoints": _endpoints(requests, pool),
         "app_log": app_log,
@@ -135,7 +132,7 @@ def summarize_app(
 
 
 def _pool_block(
-    pool: dict[str, Any] | None, capacity: int, law: LittleWindow | None, sent: int = 0
+    pool: dict[str, Any] | None, capacity: int, law: LittleWindow | None, completed: int = 0
 ) -> dict[str, Any] | None:
     if pool is None:
         return None
@@ -171,7 +168,7 @@ def _pool_block(
         "hold_open_s": round(float(gauges.get("hold_open_s", 0.0)), 4),
         "hold_open_max_ms": round(float(gauges.get("hold_open_max_s", 0.0)) * 1000, 3),
         "hold_ms_per_request": round(per_request, 3) if per_request else 0.0,
-        **_idle_app(counters, gauges, sent),
+        **_idle_app(counters, gauges, completed),
         "hold_share_by_route": _hold_shares(pool.get("use_time_by_route", {}), pool.get("hold_open_s_by_route", {})),
         # Where the holds past the threshold come from: the app's lines, from the instrumentation's watchdog.
         "hold_sites": hold_sites(pool),
@@ -183,7 +180,7 @@ def _pool_block(
     }
 
 
-def _idle_app(counters: dict[str, Any], gauges: dict[str, Any], sent: int) -> dict[str, Any]:
+def _idle_app(counters: dict[str, Any], gauges: dict[str, Any], completed: int) -> dict[str, Any]:
     """Idle in transaction as the instrumented app timed it, exactly: ended transactions and open ones so far
     (None from an app whose instrumentation does not time it)."""
     if "idle_in_tx_s" not in counters:
@@ -191,7 +188,7 @@ def _idle_app(counters: dict[str, Any], gauges: dict[str, Any], sent: int) -> di
     total = float(counters["idle_in_tx_s"]) + float(gauges.get("idle_in_tx_open_s", 0.0))
     return {
         "idle_in_tx_app_s": round(total, 4),
-        "idle_in_tx_app_per_request_ms": round(total * 1000 / sent, 3) if sent else None,
+        "idle_in_tx_app_per_request_ms": round(total * 1000 / completed, 3) if completed else None,
         "transactions": int(counters.get("transactions", 0)) + int(gauges.get("transactions_open", 0)),
     }
 
@@ -207,7 +204,7 @@ def _hold_shares(by_route: dict[str, Any], open_by_route: dict[str, Any]) -> dic
     return {route: round(v / total, 4) for route, v in sorted(sums.items(), key=lambda kv: -kv[1])}
 
 
-def _db_block(db: DbFigures, sent: int, shared_database: bool) -> dict[str, Any]:
+def _db_block(db: DbFigures, completed: int, shared_database: bool) -> dict[str, Any]:
     # A shared database's counters are every client's: never the app's (its samples are filtered by name).
     server = {} if shared_database else db.server
     server_idle = server.get("idle_in_transaction_time")
@@ -223,8 +220,8 @@ def _db_block(db: DbFigures, sent: int, shared_database: bool) -> dict[str, Any]
         # Uncapped: above 1 the samples saw more than the total, and that is worth seeing.
         "idle_in_tx_sampled_share": round(db.idle_in_tx_seconds_sampled / total, 3) if total else None,
         "idle_in_tx_long_seconds": round(db.idle_in_tx_long_seconds, 4),
-        "idle_in_tx_long_per_request_ms": round(db.idle_in_tx_long_seconds * 1000 / sent, 3) if sent else None,
-        "idle_in_tx_per_request_ms": round(total * 1000 / sent, 3) if sent else None,
+        "idle_in_tx_long_per_request_ms": round(db.idle_in_tx_long_seconds * 1000 / completed, 3) if completed else None,
+        "idle_in_tx_per_request_ms": round(total * 1000 / completed, 3) if completed else None,
         "idle_in_tx_after_load": db.idle_in_tx_after_load,
         "connections_max": db.connections_max,
         "xact_oldest_s": round(db.xact_oldest_s, 4),

@@ -14,6 +14,7 @@ from bench.results.metric import (
     LOWER,
     NEITHER,
     NONE,
+    OK,
     Metric,
     Shown,
     Window,
@@ -170,9 +171,9 @@ POOL: tuple[Metric, ...] = (
                        "server's `db.idle_in_tx_seconds` counts. Null when the app's instrumentation does not "
                        "time transactions."),
     Metric(path="pool.idle_in_tx_app_per_request_ms", label="idle in tx per request, app-side",
-           unit="ms/request", direction=LOWER, window=BOTH, coverage=ALL, shown=Shown.REPORT,
-           description="`idle_in_tx_app_s` × 1000 / requests sent (as `db.idle_in_tx_per_request_ms`). Null when "
-                       "none was sent or the app does not time transactions."),
+           unit="ms/request", direction=LOWER, window=BOTH, coverage=OK, shown=Shown.REPORT,
+           description="`idle_in_tx_app_s` × 1000 / successful requests (load). Null when none succeeded or the "
+                       "app does not time transactions."),
     Metric(path="pool.transactions", label="transactions", unit="transactions", direction=NEITHER,
            window=BOTH, coverage=CHECKOUTS,
            description="Transactions the app ran (a first statement after a commit or rollback begins one), open "

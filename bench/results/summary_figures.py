@@ -156,15 +156,13 @@ DB: tuple[Metric, ...] = (
     # "CI verdicts"): a correct twin's run-to-run swing on a busy 2-core machine must not count, while a culprit's
     # 67 to 8,400 ms per request does.
     Metric(path="db.idle_in_tx_long_per_request_ms", label="idle in tx past threshold per request",
-           unit="ms/request", direction=LOWER, window=BOTH, coverage=ALL, noise=10.0,
-           description="`idle_in_tx_long_seconds` (load + cool-down) × 1000 / requests sent (see "
-                       "`idle_in_tx_per_request_ms`). Null when none was sent."),
+           unit="ms/request", direction=LOWER, window=BOTH, coverage=OK, noise=10.0,
+           description="`idle_in_tx_long_seconds` (load + cool-down) × 1000 / successful requests (load). Null "
+                       "when none succeeded."),
     Metric(path="db.idle_in_tx_per_request_ms", label="idle in tx per request", unit="ms/request",
-           direction=LOWER, window=BOTH, coverage=ALL, shown=Shown.REPORT, noise=39.0,
-           description="`idle_in_tx_seconds` (load + cool-down) × 1000 / requests sent: those answered or failed "
-                       "in the load (`requests_recorded`) and those still waiting at its stop "
-                       "(`requests_unfinished`), which the app serves in the cool-down, inside the numerator's "
-                       "window. Null when none was sent."),
+           direction=LOWER, window=BOTH, coverage=OK, shown=Shown.REPORT, noise=39.0,
+           description="`idle_in_tx_seconds` (load + cool-down) × 1000 / successful requests (load). Null when "
+                       "none succeeded."),
     Metric(path="db.idle_in_tx_after_load", label="idle in tx after load", unit="connections", direction=LOWER,
            window=Window.COOLDOWN, coverage=NONE, alarm=True, shown=Shown.NONZERO,
            description="Connections idle in transaction for longer than `config.idle_threshold_ms` at the last "

@@ -82,8 +82,8 @@ MUTATIONS = (
     Mutation(
         "M06",
         SUMMARY,
-        '"idle_in_tx_per_request_ms": round(total * 1000 / sent, 3)',
-        '"idle_in_tx_per_request_ms": round(db.idle_in_tx_seconds_sampled * 1000 / sent, 3)',
+        '"idle_in_tx_per_request_ms": round(total * 1000 / completed, 3)',
+        '"idle_in_tx_per_request_ms": round(db.idle_in_tx_seconds_sampled * 1000 / completed, 3)',
         "idle in transaction per request from the sampled estimate, not the total",
         FIGURES,
     ),
