@@ -71,6 +71,23 @@ def _nearest_rank(values: list[float], p: float) -> float:
     return ordered[max(1, math.ceil(p * len(ordered) / 100)) - 1]
 
 
+def test_idle_per_request_is_the_totals_over_the_logs_successes(bad_run: tuple[dict[str, Any], Path]) -> None:
+    """Per successful request of requests.csv. The totals run through the cool-down, in which the app serves the
+    requests left waiting at the stop: idle time is never more than the connection time of every request served."""
+    bad, folder = bad_run
+    with open(folder / "requests.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    ok = sum(1 for r in rows if r["request_type"] != UNFINISHED and r["failed"] == "0")
+    db, pool = bad["db"], bad["pool"]
+    assert db["idle_in_tx_per_request_ms"] == pytest.approx(db["idle_in_tx_seconds"] * 1000 / ok, abs=2e-3)
+    assert db["idle_in_tx_long_per_request_ms"] == pytest.approx(db["idle_in_tx_long_seconds"] * 1000 / ok, abs=2e-3)
+    assert pool["idle_in_tx_app_per_request_ms"] == pytest.approx(pool["idle_in_tx_app_s"] * 1000 / ok, abs=2e-3)
+    # A connection is idle in transaction only while checked out: the server's spell, from its answer to its
+    # reading of the next statement, lies inside the app's checkout to checkin.
+    held_s = pool["hold_s"] + pool["hold_open_s"]
+    assert db["idle_in_tx_seconds"] <= held_s, (db["idle_in_tx_seconds"], held_s)
+
+
 def test_latency_percentiles_are_the_request_logs(bad_run: tuple[dict[str, Any], Path]) -> None:
     bad, folder = bad_run
     with open(folder / "requests.csv", newline="", encoding="utf-8") as handle:

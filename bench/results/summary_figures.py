@@ -162,7 +162,12 @@ DB: tuple[Metric, ...] = (
     Metric(path="db.idle_in_tx_per_request_ms", label="idle in tx per request", unit="ms/request",
            direction=LOWER, window=BOTH, coverage=OK, shown=Shown.REPORT, noise=39.0,
            description="`idle_in_tx_seconds` (load + cool-down) × 1000 / successful requests (load). Null when "
-                       "none succeeded."),
+                       "none succeeded. A cost per unit of work, not a part of one request's time: the total also "
+                       "counts the cool-down, where a leak stays idle and the app serves the requests Locust left "
+                       "waiting at its stop, so a saturated app's figure can read a few percent above its "
+                       "`pool.hold_ms_per_request`, which counts requests and connection time over one window. "
+                       "Failed requests are left out of the count, so a change that makes requests fail raises "
+                       "it instead of hiding behind them."),
     Metric(path="db.idle_in_tx_after_load", label="idle in tx after load", unit="connections", direction=LOWER,
            window=Window.COOLDOWN, coverage=NONE, alarm=True, shown=Shown.NONZERO,
            description="Connections idle in transaction for longer than `config.idle_threshold_ms` at the last "
