@@ -36,9 +36,9 @@ def test_app_side_idle_is_within_the_servers(both: dict[str, Any], app: str) -> 
     sending the next statement, inside the server's spell from its answer to its reading of the next one."""
     figures, app_side, database = _figures(both, app)
     assert 0 < app_side <= database * 1.005, (app, app_side, database)
-    assert figures["pool"]["idle_in_tx_app_per_request_ms"] == pytest.approx(
-        app_side * 1000 / figures["throughput_rps"] / figures["load_window_s"], rel=0.01
-    )
+    # Per request, over Little's-law window (tests/test_figures_cross_check_e2e.py recomputes it): a part of the
+    # connection time per request, counted over the same window and requests.
+    assert 0 < figures["pool"]["idle_in_tx_app_per_request_ms"] <= figures["pool"]["hold_ms_per_request"]
 
 
 def test_the_culprits_idle_time_is_the_servers(both: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from bench.analysis.littleslaw import LittleWindow, little_window, note, whole_run
+from bench.analysis.littleslaw import IdleWindow, LittleWindow, idle_window, little_window, note, whole_run
 from bench.instrument import Histogram
 
 
@@ -77,6 +77,27 @@ def test_a_sample_without_an_open_holds_figure_counts_its_ended_holds_only() -> 
     samples = _samples((1.0, "load", 1.0, None), (2.0, "load", 1.5, 0.75), (3.0, "load", 2.0, 0.0))
     law = little_window(samples, answered)
     assert law == LittleWindow(window_s=1.0, hold_s=(1.5 + 0.75) - 1.0, requests=1)  # 3.0 is past the response
+
+
+def test_idle_over_the_window_counts_each_samples_interval_and_the_successes_inside() -> None:
+    # Samples at 0.5 (before the load), 1, 2, 3 (the window: 1 to 3) and 4 (the cool-down). Each counts for the
+    # interval since the one before: inside, the samples at 2 (1 s x 2 idle, 1 past the threshold) and 3 (1 s x 4,
+    # 3 past it). The app's idle so far, ended and open, grows from 0.25 + 0.0 at 1 to 2.0 + 0.5 at 3.
+    answered = _answered((0.5, 600.0), (1.0, 500.0), (1.2, 1000.0), (1.5, 1000.0), (2.5, 500.0))
+    answered["failed"] = [0, 0, 1, 0, 0]  # ends 1.1, 1.5 (both inside), 2.2 failed, 2.5 and 3.0 inside
+    samples = _samples((0.5, "warmup", 0.0, 0.0), (1.0, "load", 1.0, 0.0), (2.0, "load", 2.0, 0.5),
+                       (3.0, "load", 4.0, 0.0), (4.0, "cooldown", 6.0, 0.0))
+    samples["idle_in_tx"] = [9, 5, 2, 4, 7]
+    samples["idle_in_tx_long"] = [9, 5, 1, 3, 7]
+    samples["pool_idle_in_tx_s"] = [0.0, 0.25, 1.0, 2.0, 3.0]
+    samples["pool_idle_in_tx_open_s"] = [0.0, 0.0, math.nan, 0.5, 0.0]  # NaN: not reported in that sample
+    window = idle_window(samples, answered)
+    assert window == IdleWindow(successes=4, sampled_s=2.0 + 4.0, long_s=1.0 + 3.0, app_s=(2.0 + 0.5) - 0.25)
+    assert idle_window(samples.drop(columns="idle_in_tx"), answered) is None
+    assert idle_window(samples.drop(columns=["pool_idle_in_tx_s", "pool_idle_in_tx_open_s"]), answered) == \
+        IdleWindow(successes=4, sampled_s=6.0, long_s=4.0, app_s=None)
+    answered["failed"] = 1
+    assert idle_window(samples, answered) is None  # no success to divide by
 
 
 def _pool(ended: list[float], open_s: float | None) -> dict[str, Any]:

@@ -204,6 +204,36 @@ def test_littles_law_takes_the_load_window_of_the_samples() -> None:
     assert out["pool"]["ceiling_utilisation"] == pytest.approx(9.5 / 5, rel=1e-3)
 
 
+def test_idle_per_request_takes_littles_window_and_its_successes() -> None:
+    # The window runs 1000.0 to 1001.0; the cool-down sample at 1001.5 (2 idle for 0.5 s: 1 conn-s) is outside.
+    # Every tenth request failed, so the successes inside are nine in ten of those answered inside.
+    requests = _requests(100, 50, failed_every=10)
+    samples = pd.DataFrame({
+        "t": [1000.0, 1000.5, 1001.0, 1001.5],
+        "phase": ["load", "load", "load", "cooldown"],
+        "pool_hold_s": [0.0, 4.0, 9.5, 14.5],
+        "idle_in_tx": [0, 3, 5, 2],  # inside: 0.5 s x 3 + 0.5 s x 5 = 4 conn-s
+        "idle_in_tx_long": [0, 1, 1, 2],  # inside: 1 conn-s
+        "pool_idle_in_tx_s": [0.0, 1.0, 3.0, 4.0],
+        "pool_idle_in_tx_open_s": [0.0, 0.5, 0.5, 0.0],  # the app's own: 3.5 - 0.0 inside
+    })
+    ends = requests["start_epoch_s"] + requests["response_time_ms"] / 1000
+    successes = int(((ends > 1000.0) & (ends <= 1001.0) & (requests["failed"] == 0)).sum())
+    db = DbFigures(idle_in_tx_seconds_sampled=5.0, server={"idle_in_transaction_time": 5.5})
+    db.idle_in_tx_long_seconds = 2.0
+    pool = {**_pool_of([0.1] * 145), "counters": {"idle_in_tx_s": 4.0, "transactions": 145}}
+    out = summarize_app(requests=requests, pool=pool, db=db, integrity=None, pool_capacity=5, samples=samples)
+    # The server's 5.5 conn-s less the 1 the samples saw outside the window (5.0 sampled, 4.0 inside).
+    assert out["db"]["idle_in_tx_per_request_ms"] == round(4500 / successes, 3)
+    assert out["db"]["idle_in_tx_long_per_request_ms"] == round(1000 / successes, 3)
+    assert out["pool"]["idle_in_tx_app_per_request_ms"] == round(3500 / successes, 3)
+    # Without samples, the whole run's totals over the load's 90 successes, as before there was a window.
+    out = summarize_app(requests=requests, pool=pool, db=db, integrity=None, pool_capacity=5)
+    assert out["db"]["idle_in_tx_per_request_ms"] == round(5500 / 90, 3)
+    assert out["db"]["idle_in_tx_long_per_request_ms"] == round(2000 / 90, 3)
+    assert out["pool"]["idle_in_tx_app_per_request_ms"] == round(4000 / 90, 3)
+
+
 def test_the_ceiling_note_shows_the_arithmetic_it_used() -> None:
     # Two checkouts of 4.4 ms per request: the ceiling comes from 8.8 ms per request, and so must the note.
     app = summarize_app(

@@ -41,6 +41,49 @@ def little_window(samples: pd.DataFrame | None, answered: pd.DataFrame) -> Littl
     Cut so, both sides cover the same requests: a request's checkin comes just before its response. The whole
     run's hold would also count the requests Locust left unanswered at its stop, which the app serves afterwards.
     """
+    bounds = _bounds(samples, answered)
+    if bounds is None:
+        return None
+    first, last, inside = bounds
+    requests = int(inside.sum())
+    hold = _held(last) - _held(first)
+    if requests == 0 or hold <= 0:
+        return None
+    return LittleWindow(window_s=float(last["t"] - first["t"]), hold_s=hold, requests=requests)
+
+
+@dataclass(frozen=True)
+class IdleWindow:
+    """Idle in transaction over Little's-law window, and the successful requests answered in it: the per-request
+    idle figures divide one by the other, so that, like the connection time per request, they count no request
+    Locust left waiting at its stop (the app serves those in the cool-down) and no second after the load."""
+
+    successes: int
+    sampled_s: float  # pg_stat_activity's connections idle in transaction, each sample times its interval, inside
+    long_s: float  # the same for those idle past the threshold
+    app_s: float | None  # the app's own exact idle time (ended spells and open ones so far): its growth, inside
+
+
+def idle_window(samples: pd.DataFrame | None, answered: pd.DataFrame) -> IdleWindow | None:
+    """``answered``: the requests that got a response or failed (``failed`` 0 for a success). Each sample stands
+    for the interval since the one before it, as in the collector's totals: the window's first sample for none."""
+    bounds = _bounds(samples, answered)
+    if bounds is None or samples is None or "idle_in_tx" not in samples:
+        return None
+    first, last, inside = bounds
+    successes = int((inside & (answered["failed"] == 0)).sum())
+    if successes == 0:
+        return None
+    rows = samples.sort_values("t", kind="stable")
+    dt = rows["t"].diff()
+    within = (rows["t"] > first["t"]) & (rows["t"] <= last["t"])
+    return IdleWindow(successes=successes, sampled_s=_integral(rows, "idle_in_tx", dt, within),
+                      long_s=_integral(rows, "idle_in_tx_long", dt, within),
+                      app_s=_idle_app(last) - _idle_app(first) if "pool_idle_in_tx_s" in samples else None)
+
+
+def _bounds(samples: pd.DataFrame | None, answered: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series] | None:
+    """The window's first and last sample, and which of ``answered`` got their response inside it."""
     if samples is None or answered.empty or "pool_hold_s" not in samples or "phase" not in samples:
         return None
     ends = answered["start_epoch_s"] + answered["response_time_ms"] / 1000
@@ -48,19 +91,31 @@ def little_window(samples: pd.DataFrame | None, answered: pd.DataFrame) -> Littl
     if len(load) < 2:
         return None
     first, last = load.iloc[0], load.iloc[-1]
-    requests = int(((ends > first["t"]) & (ends <= last["t"])).sum())
-    hold = _held(last) - _held(first)
-    if requests == 0 or hold <= 0:
-        return None
-    return LittleWindow(window_s=float(last["t"] - first["t"]), hold_s=hold, requests=requests)
+    return first, last, (ends > first["t"]) & (ends <= last["t"])
+
+
+def _integral(rows: pd.DataFrame, column: str, dt: pd.Series, within: pd.Series) -> float:
+    if column not in rows:
+        return 0.0
+    return float((rows[column].fillna(0) * dt.fillna(0))[within].sum())
 
 
 def _held(sample: pd.Series) -> float:
     """A sample's connection time so far: ended holds and open ones (0 open from an app that does not say)."""
-    open_s = sample.get("pool_hold_open_s")
+    return _so_far(sample, "pool_hold_s", "pool_hold_open_s")
+
+
+def _idle_app(sample: pd.Series) -> float:
+    """A sample's app-side idle time so far: ended transactions' and the open ones' (0 open from a collector that
+    did not keep them)."""
+    return _so_far(sample, "pool_idle_in_tx_s", "pool_idle_in_tx_open_s")
+
+
+def _so_far(sample: pd.Series, *fields: str) -> float:
     import pandas as pd
 
-    return float(sample["pool_hold_s"]) + (float(open_s) if open_s is not None and pd.notna(open_s) else 0.0)
+    values = (sample.get(field) for field in fields)
+    return sum(float(v) for v in values if v is not None and pd.notna(v))
 
 
 def whole_run(pool: dict[str, Any] | None, answered: pd.DataFrame, window_s: float) -> LittleWindow | None:

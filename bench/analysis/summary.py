@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import operator
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,7 @@ import pandas as pd
 
 from bench.analysis.holdsites import hold_sites
 from bench.analysis.lintmatch import lint_section
-from bench.analysis.littleslaw import LittleWindow, little_window, whole_run
+from bench.analysis.littleslaw import IdleWindow, LittleWindow, idle_window, little_window, whole_run
 from bench.analysis.loadperiod import LoadPeriod, period_figures
 from bench.analysis.rates import add_rates
 from bench.analysis.stats import nearest_rank
@@ -106,6 +107,8 @@ def summarize_app(
     # Final counts come from Locust's own JSON; our per-request log gives the exact percentiles and
     # must agree with it (requests_recorded shows any gap).
     counted = bool(locust_stats)
+    # Idle in transaction per successful request, over Little's-law window when the samples make one.
+    idle_per_request = IdlePerRequest(idle_window(samples, requests), len(ok_ms))
     summary: dict[str, Any] = {
         "requests": sum(int(e.get("num_requests", 0)) for e in locust_stats or []) if counted else len(requests),
         "failures": sum(int(e.get("num_failures", 0)) for e in locust_stats or []) if counted else recorded_failures,
@@ -119,8 +122,8 @@ def summarize_app(
         "latency_ms": latency_ms(requests["response_time_ms"]),
         "success_latency_ms": latency_ms(ok_ms),
         "pool": _pool_block(pool, pool_capacity, little_window(samples, requests)
-                            or whole_run(pool, requests, window), len(ok_ms)),
-        "db": _db_block(db, len(ok_ms), shared_database),
+                            or whole_run(pool, requests, window), idle_per_request),
+        "db": _db_block(db, idle_per_request, shared_database),
         "integrity": integrity.to_json() if integrity else None,
         "endpoints": _endpoints(requests, pool),
         "app_log": app_log,
@@ -131,8 +134,24 @@ def summarize_app(
     return summary
 
 
+@dataclass(frozen=True)
+class IdlePerRequest:
+    """Per successful request, an idle-in-transaction total: its part inside Little's-law window over the
+    successes answered in it, so that it counts the same requests as the connection time per request; without a
+    window (no pool samples), the whole run's total (load and cool-down) over the load's successes."""
+
+    window: IdleWindow | None
+    successes: int  # the load's
+
+    def ms(self, total: float, inside: Callable[[IdleWindow], float | None]) -> float | None:
+        part = inside(self.window) if self.window is not None else None
+        if self.window is not None and part is not None:
+            return round(part * 1000 / self.window.successes, 3)
+        return round(total * 1000 / self.successes, 3) if self.successes else None
+
+
 def _pool_block(
-    pool: dict[str, Any] | None, capacity: int, law: LittleWindow | None, completed: int = 0
+    pool: dict[str, Any] | None, capacity: int, law: LittleWindow | None, idle: IdlePerRequest
 ) -> dict[str, Any] | None:
     if pool is None:
         return None
@@ -168,7 +187,7 @@ def _pool_block(
         "hold_open_s": round(float(gauges.get("hold_open_s", 0.0)), 4),
         "hold_open_max_ms": round(float(gauges.get("hold_open_max_s", 0.0)) * 1000, 3),
         "hold_ms_per_request": round(per_request, 3) if per_request else 0.0,
-        **_idle_app(counters, gauges, completed),
+        **_idle_app(counters, gauges, idle),
         "hold_share_by_route": _hold_shares(pool.get("use_time_by_route", {}), pool.get("hold_open_s_by_route", {})),
         # Where the holds past the threshold come from: the app's lines, from the instrumentation's watchdog.
         "hold_sites": hold_sites(pool),
@@ -180,7 +199,7 @@ def _pool_block(
     }
 
 
-def _idle_app(counters: dict[str, Any], gauges: dict[str, Any], completed: int) -> dict[str, Any]:
+def _idle_app(counters: dict[str, Any], gauges: dict[str, Any], idle: IdlePerRequest) -> dict[str, Any]:
     """Idle in transaction as the instrumented app timed it, exactly: ended transactions and open ones so far
     (None from an app whose instrumentation does not time it)."""
     if "idle_in_tx_s" not in counters:
@@ -188,7 +207,7 @@ def _idle_app(counters: dict[str, Any], gauges: dict[str, Any], completed: int) 
     total = float(counters["idle_in_tx_s"]) + float(gauges.get("idle_in_tx_open_s", 0.0))
     return {
         "idle_in_tx_app_s": round(total, 4),
-        "idle_in_tx_app_per_request_ms": round(total * 1000 / completed, 3) if completed else None,
+        "idle_in_tx_app_per_request_ms": idle.ms(total, lambda window: window.app_s),
         "transactions": int(counters.get("transactions", 0)) + int(gauges.get("transactions_open", 0)),
     }
 
@@ -204,7 +223,7 @@ def _hold_shares(by_route: dict[str, Any], open_by_route: dict[str, Any]) -> dic
     return {route: round(v / total, 4) for route, v in sorted(sums.items(), key=lambda kv: -kv[1])}
 
 
-def _db_block(db: DbFigures, completed: int, shared_database: bool) -> dict[str, Any]:
+def _db_block(db: DbFigures, idle: IdlePerRequest, shared_database: bool) -> dict[str, Any]:
     # A shared database's counters are every client's: never the app's (its samples are filtered by name).
     server = {} if shared_database else db.server
     server_idle = server.get("idle_in_transaction_time")
@@ -220,8 +239,10 @@ def _db_block(db: DbFigures, completed: int, shared_database: bool) -> dict[str,
         # Uncapped: above 1 the samples saw more than the total, and that is worth seeing.
         "idle_in_tx_sampled_share": round(db.idle_in_tx_seconds_sampled / total, 3) if total else None,
         "idle_in_tx_long_seconds": round(db.idle_in_tx_long_seconds, 4),
-        "idle_in_tx_long_per_request_ms": round(db.idle_in_tx_long_seconds * 1000 / completed, 3) if completed else None,
-        "idle_in_tx_per_request_ms": round(total * 1000 / completed, 3) if completed else None,
+        "idle_in_tx_long_per_request_ms": idle.ms(db.idle_in_tx_long_seconds, lambda window: window.long_s),
+        # The total is the server's own, exact: the samples take off only what they saw outside the window.
+        "idle_in_tx_per_request_ms": idle.ms(total, lambda window: min(total, max(
+            0.0, total - max(0.0, db.idle_in_tx_seconds_sampled - window.sampled_s)))),
         "idle_in_tx_after_load": db.idle_in_tx_after_load,
         "connections_max": db.connections_max,
         "xact_oldest_s": round(db.xact_oldest_s, 4),

@@ -156,18 +156,23 @@ DB: tuple[Metric, ...] = (
     # "CI verdicts"): a correct twin's run-to-run swing on a busy 2-core machine must not count, while a culprit's
     # 67 to 8,400 ms per request does.
     Metric(path="db.idle_in_tx_long_per_request_ms", label="idle in tx past threshold per request",
-           unit="ms/request", direction=LOWER, window=BOTH, coverage=OK, noise=10.0,
-           description="`idle_in_tx_long_seconds` (load + cool-down) × 1000 / successful requests (load). Null "
-                       "when none succeeded."),
+           unit="ms/request", direction=LOWER, window=LOAD, coverage=OK, noise=10.0,
+           description="Connection-seconds idle in transaction past the threshold inside `pool.littles_law`'s "
+                       "window (each sample's count of them times the interval since the sample before, as in "
+                       "`idle_in_tx_long_seconds`) × 1000 / the successful requests answered inside it. Without "
+                       "that window (no pool samples): `idle_in_tx_long_seconds` (load + cool-down) × 1000 / "
+                       "successful requests (load). Null when none succeeded."),
     Metric(path="db.idle_in_tx_per_request_ms", label="idle in tx per request", unit="ms/request",
-           direction=LOWER, window=BOTH, coverage=OK, shown=Shown.REPORT, noise=39.0,
-           description="`idle_in_tx_seconds` (load + cool-down) × 1000 / successful requests (load). Null when "
-                       "none succeeded. A cost per unit of work, not a part of one request's time: the total also "
-                       "counts the cool-down, where a leak stays idle and the app serves the requests Locust left "
-                       "waiting at its stop, so a saturated app's figure can read a few percent above its "
-                       "`pool.hold_ms_per_request`, which counts requests and connection time over one window. "
-                       "Failed requests are left out of the count, so a change that makes requests fail raises "
-                       "it instead of hiding behind them."),
+           direction=LOWER, window=LOAD, coverage=OK, shown=Shown.REPORT, noise=39.0,
+           description="`idle_in_tx_seconds` less what the samples saw outside `pool.littles_law`'s window "
+                       "(`idle_in_tx_seconds_sampled` less their part inside it; the result kept between 0 and the "
+                       "total) × 1000 / the successful requests answered inside the window. So it counts the same "
+                       "requests as `pool.hold_ms_per_request`: not those Locust left waiting at its stop, which "
+                       "the app serves in the cool-down, nor a leak's time after the load (that is "
+                       "`idle_in_tx_seconds` and `idle_in_tx_after_load`). Failed requests are left out of the "
+                       "count, so a change that makes requests fail raises it. Without that window (no pool "
+                       "samples): `idle_in_tx_seconds` (load + cool-down) × 1000 / successful requests (load). "
+                       "Null when none succeeded."),
     Metric(path="db.idle_in_tx_after_load", label="idle in tx after load", unit="connections", direction=LOWER,
            window=Window.COOLDOWN, coverage=NONE, alarm=True, shown=Shown.NONZERO,
            description="Connections idle in transaction for longer than `config.idle_threshold_ms` at the last "

@@ -324,7 +324,7 @@ class Collector:
         fields: dict[str, Any] = {
             f"pool_{k}": v
             for k, v in gauges.items()
-            if k in ("checked_out", "pending", "size", "overflow", "checked_in", "hold_open_s")
+            if k in ("checked_out", "pending", "size", "overflow", "checked_in", "hold_open_s", "idle_in_tx_open_s")
         }
         fields.update({f"pool_{k}": v for k, v in counters.items()})
         wait, use = Histogram.from_json(pool["wait_time"]), Histogram.from_json(pool["use_time"])

@@ -25,8 +25,10 @@ from bench.run.drive import Driven
 from bench.run.state import Outcome, RunState, ended_by
 
 # What Little's law needs from samples.jsonl (bench.analysis.littleslaw): the phase and the pool's connection time,
-# ended holds and open ones.
-LITTLE_COLUMNS = ("phase", "pool_hold_s", "pool_hold_open_s")
+# ended holds and open ones; and for the idle time over its window, the connections idle in transaction (past the
+# threshold too) and the app's own idle time, ended transactions' and open ones'.
+LITTLE_COLUMNS = ("phase", "pool_hold_s", "pool_hold_open_s", "idle_in_tx", "idle_in_tx_long", "pool_idle_in_tx_s",
+                  "pool_idle_in_tx_open_s")
 
 
 def summarize(run: RunState, driven: Driven) -> dict[str, Any]:
