@@ -63,7 +63,13 @@ def write_samples(folder: Path, t0: float, hold_ms: float, rng: np.random.Genera
                 "xact_oldest_s": round(float(rng.uniform(0, hold_ms / 1000)), 4), "pool_checked_out": out_now,
                 "pool_pending": 45 if leaky and load else 0, "pool_size": 5, "pool_checked_in": 5 - out_now,
                 "pool_overflow": 0, "pool_checkouts": i * 20, "pool_timeouts": 0, "pool_cancelled": 0,
-                "pool_connections_opened": 5, "pool_invalidated": 0, "pool_pending_max": 50, "pool_checked_out_max": 5,
+                "pool_connect_failures": 0, "pool_connections_opened": 5, "pool_invalidated": 0, "pool_reclaimed": 0,
+                "pool_detached": 0, "pool_pending_max": 50, "pool_checked_out_max": 5,
+                # The counters Little's law and the idle time over its window read: 20 holds per sample so far.
+                "pool_hold_s": round(i * 20 * hold_ms / 1000, 6), "pool_checkins": i * 20,
+                "pool_hold_open_s": round(out_now * hold_ms / 2000, 6),
+                "pool_idle_in_tx_s": round(i * 20 * hold_ms / 1000 * (0.9 if leaky else 0.1), 6),
+                "pool_idle_in_tx_open_s": round(idle * hold_ms / 2000, 6), "pool_transactions": i * 20,
                 "pool_wait_p95_ms": round(float(rng.uniform(900, 1100) if leaky else rng.uniform(1, 60)), 3)
                 if load else None,
                 "pool_use_p95_ms": round(hold_ms * 1.05, 3) if load else None,
