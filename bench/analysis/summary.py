@@ -240,9 +240,7 @@ def _db_block(db: DbFigures, idle: IdlePerRequest, shared_database: bool) -> dic
         "idle_in_tx_sampled_share": round(db.idle_in_tx_seconds_sampled / total, 3) if total else None,
         "idle_in_tx_long_seconds": round(db.idle_in_tx_long_seconds, 4),
         "idle_in_tx_long_per_request_ms": idle.ms(db.idle_in_tx_long_seconds, lambda window: window.long_s),
-        # The total is the server's own, exact: the samples take off only what they saw outside the window.
-        "idle_in_tx_per_request_ms": idle.ms(total, lambda window: min(total, max(
-            0.0, total - max(0.0, db.idle_in_tx_seconds_sampled - window.sampled_s)))),
+        "idle_in_tx_per_request_ms": idle.ms(total, lambda window: _inside(total, db, window)),
         "idle_in_tx_after_load": db.idle_in_tx_after_load,
         "connections_max": db.connections_max,
         "xact_oldest_s": round(db.xact_oldest_s, 4),
@@ -253,6 +251,13 @@ def _db_block(db: DbFigures, idle: IdlePerRequest, shared_database: bool) -> dic
         "idle_in_tx_long_by_site": {k: round(v, 3) for k, v in sorted(
             db.idle_in_tx_long_by_site.items(), key=lambda kv: -kv[1])[:10]},
     }
+
+
+def _inside(total: float, db: DbFigures, window: IdleWindow) -> float:
+    """The part of the idle total inside Little's-law window: the total stays the server's own, exact, and the
+    samples take off only what they saw outside the window (before it, and the cool-down)."""
+    outside = max(0.0, db.idle_in_tx_seconds_sampled - window.sampled_s)
+    return min(total, max(0.0, total - outside))
 
 
 def _idle_total(server_idle: float, db: DbFigures) -> float:
