@@ -172,12 +172,14 @@ POOL: tuple[Metric, ...] = (
                        "time transactions."),
     Metric(path="pool.idle_in_tx_app_per_request_ms", label="idle in tx per request, app-side",
            unit="ms/request", direction=LOWER, window=LOAD, coverage=OK, shown=Shown.REPORT,
-           description="The growth of the app's idle time (ended transactions' and open ones' so far, in "
-                       "samples.jsonl's `pool_idle_in_tx_s` and `pool_idle_in_tx_open_s`) over `littles_law`'s "
-                       "window × 1000 / the successful requests answered inside it, as "
-                       "`db.idle_in_tx_per_request_ms`. Without that window: `idle_in_tx_app_s` × 1000 / "
-                       "successful requests (load). Null when none succeeded or the app does not time "
-                       "transactions."),
+           description="The app's own exact idle time in transaction (see `idle_in_tx_app_s`) per successful "
+                       "request, over `littles_law`'s window: its growth from the window's first sample to its "
+                       "last (ended transactions' and open ones' so far) × 1000 / the successful requests answered "
+                       "inside the window, the same count as `db.idle_in_tx_per_request_ms`. Below that figure by "
+                       "the moments the server's answers wait for the app's busy event loop, which only the server "
+                       "sees. Without that window: `idle_in_tx_app_s` × 1000 / successful requests (load). Null "
+                       "when none succeeded, or when the app's instrumentation does not time transactions "
+                       "(`bench.instrument.instrument()` does; an app without it reports null)."),
     Metric(path="pool.transactions", label="transactions", unit="transactions", direction=NEITHER,
            window=BOTH, coverage=CHECKOUTS,
            description="Transactions the app ran (a first statement after a commit or rollback begins one), open "

@@ -157,22 +157,28 @@ DB: tuple[Metric, ...] = (
     # 67 to 8,400 ms per request does.
     Metric(path="db.idle_in_tx_long_per_request_ms", label="idle in tx past threshold per request",
            unit="ms/request", direction=LOWER, window=LOAD, coverage=OK, noise=10.0,
-           description="Connection-seconds idle in transaction past the threshold inside `pool.littles_law`'s "
-                       "window (each sample's count of them times the interval since the sample before, as in "
-                       "`idle_in_tx_long_seconds`) × 1000 / the successful requests answered inside it. Without "
-                       "that window (no pool samples): `idle_in_tx_long_seconds` (load + cool-down) × 1000 / "
-                       "successful requests (load). Null when none succeeded."),
+           description="Idle in transaction past the threshold per successful request, over `pool.littles_law`'s "
+                       "window: the samples' connection-seconds idle past `config.idle_threshold_ms` inside the "
+                       "window (each sample's count times the interval since the sample before, as "
+                       "`idle_in_tx_long_seconds` counts them) × 1000 / the successful requests answered inside "
+                       "it. Without that window (no pool samples): `idle_in_tx_long_seconds` (load + cool-down) × "
+                       "1000 / successful requests (load). Null when none succeeded."),
     Metric(path="db.idle_in_tx_per_request_ms", label="idle in tx per request", unit="ms/request",
            direction=LOWER, window=LOAD, coverage=OK, shown=Shown.REPORT, noise=39.0,
-           description="`idle_in_tx_seconds` less what the samples saw outside `pool.littles_law`'s window "
-                       "(`idle_in_tx_seconds_sampled` less their part inside it; the result kept between 0 and the "
-                       "total) × 1000 / the successful requests answered inside the window. So it counts the same "
-                       "requests as `pool.hold_ms_per_request`: not those Locust left waiting at its stop, which "
-                       "the app serves in the cool-down, nor a leak's time after the load (that is "
-                       "`idle_in_tx_seconds` and `idle_in_tx_after_load`). Failed requests are left out of the "
-                       "count, so a change that makes requests fail raises it. Without that window (no pool "
-                       "samples): `idle_in_tx_seconds` (load + cool-down) × 1000 / successful requests (load). "
-                       "Null when none succeeded."),
+           description="Idle in transaction per successful request, over `pool.littles_law`'s window (the "
+                       "stretch of the load `pool.hold_ms_per_request` is taken over): the part of "
+                       "`idle_in_tx_seconds` inside the window × 1000 / the successful requests answered inside "
+                       "it. The part inside is the server's exact total less the samples' estimate of the part "
+                       "outside (`idle_in_tx_seconds_sampled` less the samples' own part inside the window, never "
+                       "below 0): the time before the window and the cool-down, where the app serves the requests "
+                       "Locust left waiting at its stop and a leak stays idle. Short spells outside the window "
+                       "that no sample caught stay in, so a correct app's figure can read a percent or two high. "
+                       "Idle in transaction is a part of holding a connection: with no failed request it stays "
+                       "under `pool.hold_ms_per_request`. Failed requests count there and not here, so a change "
+                       "that makes requests fail raises this figure. The whole run's idle time is "
+                       "`idle_in_tx_seconds`, a leak's after the load `idle_in_tx_after_load`. Without that window "
+                       "(no pool samples): `idle_in_tx_seconds` (load + cool-down) × 1000 / successful requests "
+                       "(load). Null when none succeeded."),
     Metric(path="db.idle_in_tx_after_load", label="idle in tx after load", unit="connections", direction=LOWER,
            window=Window.COOLDOWN, coverage=NONE, alarm=True, shown=Shown.NONZERO,
            description="Connections idle in transaction for longer than `config.idle_threshold_ms` at the last "
