@@ -150,8 +150,11 @@ class IdlePerRequest:
         return round(total * 1000 / self.successes, 3) if self.successes else None
 
 
+NOTHING_SUCCEEDED = IdlePerRequest(window=None, successes=0)  # per-request idle figures null
+
+
 def _pool_block(
-    pool: dict[str, Any] | None, capacity: int, law: LittleWindow | None, idle: IdlePerRequest
+    pool: dict[str, Any] | None, capacity: int, law: LittleWindow | None, idle: IdlePerRequest = NOTHING_SUCCEEDED
 ) -> dict[str, Any] | None:
     if pool is None:
         return None
