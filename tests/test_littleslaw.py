@@ -96,6 +96,9 @@ def test_idle_over_the_window_counts_each_samples_interval_and_the_successes_ins
     assert idle_window(samples.drop(columns="idle_in_tx"), answered) is None
     assert idle_window(samples.drop(columns=["pool_idle_in_tx_s", "pool_idle_in_tx_open_s"]), answered) == \
         IdleWindow(successes=4, sampled_s=6.0, long_s=4.0, app_s=None)
+    # A collector that kept no open spells: a session left open would count nothing, so no app-side figure.
+    assert idle_window(samples.assign(pool_idle_in_tx_open_s=math.nan), answered) == \
+        IdleWindow(successes=4, sampled_s=6.0, long_s=4.0, app_s=None)
     answered["failed"] = 1
     assert idle_window(samples, answered) is None  # no success to divide by
 

@@ -78,8 +78,7 @@ def idle_window(samples: pd.DataFrame | None, answered: pd.DataFrame) -> IdleWin
     dt = rows["t"].diff()
     within = (rows["t"] > first["t"]) & (rows["t"] <= last["t"])
     return IdleWindow(successes=successes, sampled_s=_integral(rows, "idle_in_tx", dt, within),
-                      long_s=_integral(rows, "idle_in_tx_long", dt, within),
-                      app_s=_idle_app(last) - _idle_app(first) if "pool_idle_in_tx_s" in samples else None)
+                      long_s=_integral(rows, "idle_in_tx_long", dt, within), app_s=_idle_app(first, last))
 
 
 def _bounds(samples: pd.DataFrame | None, answered: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series] | None:
@@ -105,10 +104,16 @@ def _held(sample: pd.Series) -> float:
     return _so_far(sample, "pool_hold_s", "pool_hold_open_s")
 
 
-def _idle_app(sample: pd.Series) -> float:
-    """A sample's app-side idle time so far: ended transactions' and the open ones' (0 open from a collector that
-    did not keep them)."""
-    return _so_far(sample, "pool_idle_in_tx_s", "pool_idle_in_tx_open_s")
+def _idle_app(first: pd.Series, last: pd.Series) -> float | None:
+    """The app's own idle time's growth from ``first`` to ``last``: ended transactions' and open ones' so far. None
+    unless both samples carry both (an app that does not time transactions, or a collector that did not keep the
+    open ones: without them a session left open, a leak, would count nothing)."""
+    import pandas as pd
+
+    fields = ("pool_idle_in_tx_s", "pool_idle_in_tx_open_s")
+    if not all(pd.notna(sample.get(field)) for sample in (first, last) for field in fields):
+        return None
+    return _so_far(last, *fields) - _so_far(first, *fields)
 
 
 def _so_far(sample: pd.Series, *fields: str) -> float:

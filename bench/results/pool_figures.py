@@ -177,7 +177,8 @@ POOL: tuple[Metric, ...] = (
                        "last (ended transactions' and open ones' so far) × 1000 / the successful requests answered "
                        "inside the window, the same count as `db.idle_in_tx_per_request_ms`. Below that figure by "
                        "the moments the server's answers wait for the app's busy event loop, which only the server "
-                       "sees. Without that window: `idle_in_tx_app_s` × 1000 / successful requests (load). Null "
+                       "sees. Without that window, or from samples that do not carry the open ones (an older "
+                       "collector): `idle_in_tx_app_s` × 1000 / successful requests (load). Null "
                        "when none succeeded, or when the app's instrumentation does not time transactions "
                        "(`bench.instrument.instrument()` does; an app without it reports null)."),
     Metric(path="pool.transactions", label="transactions", unit="transactions", direction=NEITHER,
