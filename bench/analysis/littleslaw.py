@@ -13,6 +13,9 @@ from bench.instrument import Histogram
 if TYPE_CHECKING:  # the terminal imports this before a run's load: pandas loads with the data it reads
     import pandas as pd
 
+    # The window's first and last sample, and which of the answered requests got their response inside it.
+    Bounds = tuple[pd.Series, pd.Series, pd.Series]
+
 
 @dataclass(frozen=True)
 class LittleWindow:
@@ -41,7 +44,10 @@ def little_window(samples: pd.DataFrame | None, answered: pd.DataFrame) -> Littl
     Cut so, both sides cover the same requests: a request's checkin comes just before its response. The whole
     run's hold would also count the requests Locust left unanswered at its stop, which the app serves afterwards.
     """
-    bounds = _bounds(samples, answered)
+    return _little(_bounds(samples, answered))
+
+
+def _little(bounds: Bounds | None) -> LittleWindow | None:
     if bounds is None:
         return None
     first, last, inside = bounds
@@ -65,23 +71,32 @@ class IdleWindow:
 
 
 def idle_window(samples: pd.DataFrame | None, answered: pd.DataFrame) -> IdleWindow | None:
-    """``answered``: the requests that got a response or failed (``failed`` 0 for a success). Each sample stands
-    for the interval since the one before it, as in the collector's totals: the window's first sample for none."""
+    """``answered``: the requests that got a response or failed (``failed`` 0 for a success); ``samples`` sorted by
+    time, as ``read_samples`` gives them. Each sample stands for the interval since the one before it, as in the
+    collector's totals: the window's first sample for none."""
+    return _idle(samples, answered, _bounds(samples, answered))
+
+
+def windows(samples: pd.DataFrame | None, answered: pd.DataFrame) -> tuple[LittleWindow | None, IdleWindow | None]:
+    """``little_window`` and ``idle_window`` at once: the window's bounds are found once."""
     bounds = _bounds(samples, answered)
-    if bounds is None or samples is None or "idle_in_tx" not in samples:
+    return _little(bounds), _idle(samples, answered, bounds)
+
+
+def _idle(samples: pd.DataFrame | None, answered: pd.DataFrame, bounds: Bounds | None) -> IdleWindow | None:
+    if bounds is None or samples is None or not {"idle_in_tx", "idle_in_tx_long"} <= set(samples.columns):
         return None
     first, last, inside = bounds
     successes = int((inside & (answered["failed"] == 0)).sum())
     if successes == 0:
         return None
-    rows = samples.sort_values("t", kind="stable")
-    dt = rows["t"].diff()
-    within = (rows["t"] > first["t"]) & (rows["t"] <= last["t"])
-    return IdleWindow(successes=successes, sampled_s=_integral(rows, "idle_in_tx", dt, within),
-                      long_s=_integral(rows, "idle_in_tx_long", dt, within), app_s=_idle_app(first, last))
+    dt = samples["t"].diff().fillna(0)
+    within = (samples["t"] > first["t"]) & (samples["t"] <= last["t"])
+    return IdleWindow(successes=successes, sampled_s=_integral(samples["idle_in_tx"], dt, within),
+                      long_s=_integral(samples["idle_in_tx_long"], dt, within), app_s=_idle_app(first, last))
 
 
-def _bounds(samples: pd.DataFrame | None, answered: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series] | None:
+def _bounds(samples: pd.DataFrame | None, answered: pd.DataFrame) -> Bounds | None:
     """The window's first and last sample, and which of ``answered`` got their response inside it."""
     if samples is None or answered.empty or "pool_hold_s" not in samples or "phase" not in samples:
         return None
@@ -93,15 +108,17 @@ def _bounds(samples: pd.DataFrame | None, answered: pd.DataFrame) -> tuple[pd.Se
     return first, last, (ends > first["t"]) & (ends <= last["t"])
 
 
-def _integral(rows: pd.DataFrame, column: str, dt: pd.Series, within: pd.Series) -> float:
-    if column not in rows:
-        return 0.0
-    return float((rows[column].fillna(0) * dt.fillna(0))[within].sum())
+def _integral(counts: pd.Series, dt: pd.Series, within: pd.Series) -> float:
+    """Connection-seconds: each sample's count times the interval since the sample before, inside the window."""
+    return float((counts.fillna(0) * dt)[within].sum())
 
 
 def _held(sample: pd.Series) -> float:
     """A sample's connection time so far: ended holds and open ones (0 open from an app that does not say)."""
-    return _so_far(sample, "pool_hold_s", "pool_hold_open_s")
+    open_s = sample.get("pool_hold_open_s")
+    import pandas as pd
+
+    return float(sample["pool_hold_s"]) + (float(open_s) if open_s is not None and pd.notna(open_s) else 0.0)
 
 
 def _idle_app(first: pd.Series, last: pd.Series) -> float | None:
@@ -113,14 +130,7 @@ def _idle_app(first: pd.Series, last: pd.Series) -> float | None:
     fields = ("pool_idle_in_tx_s", "pool_idle_in_tx_open_s")
     if not all(pd.notna(sample.get(field)) for sample in (first, last) for field in fields):
         return None
-    return _so_far(last, *fields) - _so_far(first, *fields)
-
-
-def _so_far(sample: pd.Series, *fields: str) -> float:
-    import pandas as pd
-
-    values = (sample.get(field) for field in fields)
-    return sum(float(v) for v in values if v is not None and pd.notna(v))
+    return sum(float(last[field]) - float(first[field]) for field in fields)
 
 
 def whole_run(pool: dict[str, Any] | None, answered: pd.DataFrame, window_s: float) -> LittleWindow | None:

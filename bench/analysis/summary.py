@@ -16,7 +16,7 @@ import pandas as pd
 
 from bench.analysis.holdsites import hold_sites
 from bench.analysis.lintmatch import lint_section
-from bench.analysis.littleslaw import IdleWindow, LittleWindow, idle_window, little_window, whole_run
+from bench.analysis.littleslaw import IdleWindow, LittleWindow, whole_run, windows
 from bench.analysis.loadperiod import LoadPeriod, period_figures
 from bench.analysis.rates import add_rates
 from bench.analysis.stats import nearest_rank
@@ -107,8 +107,10 @@ def summarize_app(
     # Final counts come from Locust's own JSON; our per-request log gives the exact percentiles and
     # must agree with it (requests_recorded shows any gap).
     counted = bool(locust_stats)
-    # Idle in transaction per successful request, over Little's-law window when the samples make one.
-    idle_per_request = IdlePerRequest(idle_window(samples, requests), len(ok_ms))
+    # Connection time per request, and idle in transaction per successful request, over Little's-law window when
+    # the samples make one.
+    law, idle_window = windows(samples, requests)
+    idle_per_request = IdlePerRequest(idle_window, len(ok_ms))
     summary: dict[str, Any] = {
         "requests": sum(int(e.get("num_requests", 0)) for e in locust_stats or []) if counted else len(requests),
         "failures": sum(int(e.get("num_failures", 0)) for e in locust_stats or []) if counted else recorded_failures,
@@ -121,8 +123,7 @@ def summarize_app(
         # Every request, failed ones included (as Locust and k6 report it): a success turned timeout must worsen it.
         "latency_ms": latency_ms(requests["response_time_ms"]),
         "success_latency_ms": latency_ms(ok_ms),
-        "pool": _pool_block(pool, pool_capacity, little_window(samples, requests)
-                            or whole_run(pool, requests, window), idle_per_request),
+        "pool": _pool_block(pool, pool_capacity, law or whole_run(pool, requests, window), idle_per_request),
         "db": _db_block(db, idle_per_request, shared_database),
         "integrity": integrity.to_json() if integrity else None,
         "endpoints": _endpoints(requests, pool),
