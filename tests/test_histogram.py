@@ -89,3 +89,30 @@ def test_a_percentile_in_a_low_bucket_is_that_buckets_midpoint() -> None:
     assert hist.percentile(50) == pytest.approx(low * (1 + GROWTH) / 2, rel=1e-12)
     assert bucket_bounds(bucket_index(0.1))[0] * (1 + GROWTH) / 2 > 0.1
     assert hist.percentile(100) == 0.1  # its bucket's midpoint lies past the largest value: the value, then
+
+
+def test_samples_summed_at_once_are_the_histograms_merged_one_by_one() -> None:
+    # bench.analysis.histbuckets.summed adds the samples' interval histograms with numpy; Histogram.merge does it
+    # bucket by bucket. Intervals with values under MIN_S, shared buckets, one empty field and a missing one.
+    from bench.analysis.histbuckets import BucketCounts, summed
+    from bench.results.samples import SampleHistogram
+
+    intervals = [[5e-7, 0.001, 0.001], [0.0012, 0.5], [], [0.001, 2.0, 2.0000001]]
+    merged = Histogram()
+    fields: list[object] = [None]
+    for values in intervals:
+        hist = Histogram()
+        for value in values:
+            hist.record(value)
+        merged.merge(hist)
+        fields.append(SampleHistogram.of(hist.to_json()))
+    total = summed(fields)
+    assert total is not None
+    assert (total.buckets, total.count, total.max) == (merged.buckets, merged.count, merged.max)
+    assert total.total == pytest.approx(merged.total, rel=1e-12)
+    assert summed([None, "not a histogram"]) is None
+    # As one group of bucket counts, it ranks as the histogram does.
+    counts = BucketCounts.of_histogram(total)
+    assert counts.total == merged.count and counts.max_s == merged.max
+    for q in (1, 25, 50, 75, 95, 99, 100):
+        assert counts.percentile(q) == merged.percentile(q), q

@@ -11,8 +11,18 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from bench.analysis.littleslaw import IdleWindow, LittleWindow, idle_window, little_window, note, whole_run
+from bench.analysis.littleslaw import (
+    IdleWindow,
+    LittleWindow,
+    idle_window,
+    little_window,
+    load_waits,
+    note,
+    whole_run,
+    windows,
+)
 from bench.instrument import Histogram
+from bench.results.samples import SampleHistogram
 
 
 def _answered(*spans: tuple[float, float]) -> pd.DataFrame:
@@ -101,6 +111,34 @@ def test_idle_over_the_window_counts_each_samples_interval_and_the_successes_ins
         IdleWindow(successes=4, sampled_s=6.0, long_s=4.0, app_s=None)
     answered["failed"] = 1
     assert idle_window(samples, answered) is None  # no success to divide by
+
+
+def _waits(*seconds: float) -> SampleHistogram:
+    """A sample's wait histogram field as read_samples gives it; ``max_s`` is the pool's running maximum."""
+    hist = Histogram()
+    for value in seconds:
+        hist.record(value)
+    return SampleHistogram.of(hist.to_json())  # type: ignore[return-value]
+
+
+def test_waits_over_the_window_are_the_intervals_inside_it() -> None:
+    # Samples at 0.5 (before the load), 1, 2, 3 (the window: 1 to 3, the last response ends at 3.0) and 4 (the
+    # cool-down, where the requests queued at the stop get their connection after the longest waits). The samples
+    # at 2 and 3 stand for the intervals inside; the one at 1 for the interval before the window.
+    answered = _answered((0.5, 600.0), (1.5, 1000.0), (2.0, 1000.0))  # ends 1.1, 2.5 and 3.0
+    samples = _samples((0.5, "warmup", 0.0, 0.0), (1.0, "load", 1.0, 0.0), (2.0, "load", 2.0, 0.5),
+                       (3.0, "load", 4.0, 0.0), (4.0, "cooldown", 6.0, 0.0))
+    samples["wait_hist"] = [_waits(0.001), _waits(0.002), None, _waits(0.010, 0.020, 0.030), _waits(2.0, 2.5)]
+    waits = load_waits(samples, answered)
+    assert waits is not None and waits.count == 3
+    assert waits.total == pytest.approx(0.060) and waits.max == pytest.approx(0.030)
+    assert waits.percentile(50) == pytest.approx(0.020, rel=0.005)
+    assert waits.percentile(100) == pytest.approx(0.030)  # capped at the largest, never the cool-down's 2.5 s
+    assert windows(samples, answered).waits is not None and windows(samples, answered).waits.count == 3
+    # No window, or no histograms (a collector that did not write them): none, and the summary reads the pool's.
+    assert load_waits(samples.iloc[:2], answered) is None
+    assert load_waits(samples.drop(columns="wait_hist"), answered) is None
+    assert load_waits(samples.assign(wait_hist=None), answered) is None
 
 
 def _pool(ended: list[float], open_s: float | None) -> dict[str, Any]:

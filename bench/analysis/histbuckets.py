@@ -2,7 +2,8 @@
 
 bench.analysis.timeline builds one from the samples' per-interval wait histograms (``SampleHistogram``); the report
 plots and tabulates it. Percentiles follow bench.instrument's Histogram.percentile exactly (rank by bucket, the
-bucket's midpoint).
+bucket's midpoint). ``summed`` adds up a stretch of those intervals into one Histogram (bench.analysis.littleslaw:
+the waits inside Little's-law window).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from bench.instrument.histogram import GROWTH, MIN_S
+from bench.instrument.histogram import GROWTH, MIN_S, Histogram
 from bench.results.samples import SampleHistogram
 
 FloatArray = NDArray[np.float64]
@@ -54,6 +55,13 @@ class BucketCounts:
                    # numpy's text parser reads a million bucket keys in milliseconds; int() on each takes 200
                    bucket=np.fromstring(" ".join(keys), dtype=np.int64, sep=" ") if keys else np.zeros(0, np.int64),
                    count=np.asarray(counts, dtype=np.int64), group_max_s=top)
+
+    @classmethod
+    def of_histogram(cls, hist: Histogram) -> BucketCounts:
+        """One histogram, as one group (0)."""
+        buckets = sorted(hist.buckets)
+        return cls(group=np.zeros(len(buckets), dtype=np.int64), bucket=np.asarray(buckets, dtype=np.int64),
+                   count=np.asarray([hist.buckets[b] for b in buckets], dtype=np.int64), group_max_s={0: hist.max})
 
     @property
     def total(self) -> int:
@@ -109,3 +117,20 @@ class BucketCounts:
         counts = np.bincount(index, weights=self.count, minlength=len(edges_ms) - 1).astype(np.int64)
         total = counts.sum()
         return (counts / total if total else counts.astype(float)), counts
+
+
+def summed(hists: list[Any]) -> Histogram | None:
+    """The samples' histogram fields (``SampleHistogram``; anything else is left out) added up into one Histogram;
+    None when none is a histogram. Its max is the largest ``max_s``: the collector writes the pool's running
+    maximum there, so it is the largest value up to the last interval's end."""
+    present = [h for h in hists if isinstance(h, SampleHistogram)]
+    if not present:
+        return None
+    counts = BucketCounts.of_samples(present, np.zeros(len(present)))
+    buckets, merged = counts._merged
+    out = Histogram()
+    out.buckets = dict(zip(buckets.tolist(), merged.tolist(), strict=True))
+    out.count = int(merged.sum())
+    out.total = float(sum(h.sum_s for h in present))
+    out.max = max(float(h.max_s or 0.0) for h in present)
+    return out

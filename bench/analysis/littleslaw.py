@@ -77,10 +77,28 @@ def idle_window(samples: pd.DataFrame | None, answered: pd.DataFrame) -> IdleWin
     return _idle(samples, answered, _bounds(samples, answered))
 
 
-def windows(samples: pd.DataFrame | None, answered: pd.DataFrame) -> tuple[LittleWindow | None, IdleWindow | None]:
-    """``little_window`` and ``idle_window`` at once: the window's bounds are found once."""
+def load_waits(samples: pd.DataFrame | None, answered: pd.DataFrame) -> Histogram | None:
+    """The pool waits that ended inside Little's-law window, those of the requests answered in it: the samples'
+    per-interval wait histograms (``wait_hist``) added up. None without a window or without those histograms
+    (samples recorded before the collector wrote them). The whole run's waits also count the checkouts of the
+    requests Locust left queued at its stop, served in the cool-down after waiting the longest; the latency
+    figures count none of those requests."""
+    return _waits(samples, _bounds(samples, answered))
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Little's-law window's figures, each None where the samples do not make it."""
+
+    law: LittleWindow | None
+    idle: IdleWindow | None
+    waits: Histogram | None
+
+
+def windows(samples: pd.DataFrame | None, answered: pd.DataFrame) -> Windows:
+    """``little_window``, ``idle_window`` and ``load_waits`` at once: the window's bounds are found once."""
     bounds = _bounds(samples, answered)
-    return _little(bounds), _idle(samples, answered, bounds)
+    return Windows(_little(bounds), _idle(samples, answered, bounds), _waits(samples, bounds))
 
 
 def _idle(samples: pd.DataFrame | None, answered: pd.DataFrame, bounds: Bounds | None) -> IdleWindow | None:
@@ -91,9 +109,24 @@ def _idle(samples: pd.DataFrame | None, answered: pd.DataFrame, bounds: Bounds |
     if successes == 0:
         return None
     dt = samples["t"].diff().fillna(0)
-    within = (samples["t"] > first["t"]) & (samples["t"] <= last["t"])
+    within = _within(samples, first, last)
     return IdleWindow(successes=successes, sampled_s=_integral(samples["idle_in_tx"], dt, within),
                       long_s=_integral(samples["idle_in_tx_long"], dt, within), app_s=_idle_app(first, last))
+
+
+def _waits(samples: pd.DataFrame | None, bounds: Bounds | None) -> Histogram | None:
+    if bounds is None or samples is None or "wait_hist" not in samples:
+        return None
+    from bench.analysis.histbuckets import summed  # numpy: loaded with the data, after the load
+
+    first, last, _inside = bounds
+    return summed(samples["wait_hist"][_within(samples, first, last)].tolist())
+
+
+def _within(samples: pd.DataFrame, first: pd.Series, last: pd.Series) -> pd.Series:
+    """The samples whose interval (since the sample before) lies inside the window: after its first sample, up to
+    its last."""
+    return (samples["t"] > first["t"]) & (samples["t"] <= last["t"])
 
 
 def _bounds(samples: pd.DataFrame | None, answered: pd.DataFrame) -> Bounds | None:

@@ -99,18 +99,17 @@ def summarize_app(
     requests, dropped = split_dropped(requests)
     # Locust's own stats hold the pacer's lost arrivals as failed requests of their own type: not responses.
     locust_stats = [e for e in locust_stats or [] if e.get("method") not in LOST]
-    window = period.seconds
     # The successes' latencies, not a copy of their rows: an hour's log is a million of them.
     ok_ms = requests["response_time_ms"][requests["failed"] == 0]
-    throughput = len(ok_ms) / window if window > 0 else 0.0
+    throughput = len(ok_ms) / period.seconds if period.seconds > 0 else 0.0
     recorded_failures = int(requests["failed"].sum()) if not requests.empty else 0
     # Final counts come from Locust's own JSON; our per-request log gives the exact percentiles and
     # must agree with it (requests_recorded shows any gap).
     counted = bool(locust_stats)
-    # Connection time per request, and idle in transaction per successful request, over Little's-law window when
-    # the samples make one.
-    law, idle_window = windows(samples, requests)
-    idle_per_request = IdlePerRequest(idle_window, len(ok_ms))
+    # Connection time per request, idle in transaction per successful request and the pool's waits, over
+    # Little's-law window when the samples make one.
+    window = windows(samples, requests)
+    idle_per_request = IdlePerRequest(window.idle, len(ok_ms))
     summary: dict[str, Any] = {
         "requests": sum(int(e.get("num_requests", 0)) for e in locust_stats or []) if counted else len(requests),
         "failures": sum(int(e.get("num_failures", 0)) for e in locust_stats or []) if counted else recorded_failures,
@@ -123,7 +122,8 @@ def summarize_app(
         # Every request, failed ones included (as Locust and k6 report it): a success turned timeout must worsen it.
         "latency_ms": latency_ms(requests["response_time_ms"]),
         "success_latency_ms": latency_ms(ok_ms),
-        "pool": _pool_block(pool, pool_capacity, law or whole_run(pool, requests, window), idle_per_request),
+        "pool": _pool_block(pool, pool_capacity, window.law or whole_run(pool, requests, period.seconds),
+                            idle_per_request, window.waits),
         "db": _db_block(db, idle_per_request, shared_database),
         "integrity": integrity.to_json() if integrity else None,
         "endpoints": _endpoints(requests, pool),
@@ -155,11 +155,13 @@ NOTHING_SUCCEEDED = IdlePerRequest(window=None, successes=0)  # per-request idle
 
 
 def _pool_block(
-    pool: dict[str, Any] | None, capacity: int, law: LittleWindow | None, idle: IdlePerRequest = NOTHING_SUCCEEDED
+    pool: dict[str, Any] | None, capacity: int, law: LittleWindow | None, idle: IdlePerRequest = NOTHING_SUCCEEDED,
+    waits: Histogram | None = None,
 ) -> dict[str, Any] | None:
+    """``waits``: the pool waits inside Little's-law window; without them, every checkout's (the pool's own)."""
     if pool is None:
         return None
-    wait = Histogram.from_json(pool["wait_time"])
+    wait = waits if waits is not None else Histogram.from_json(pool["wait_time"])
     hold = Histogram.from_json(pool["use_time"])
     counters = pool.get("counters", {})
     gauges = pool.get("gauges", {})
@@ -171,7 +173,7 @@ def _pool_block(
     ceiling = capacity * 1000 / per_request if per_request else None
     connect = Histogram.from_json(pool["create_time"])
     return {
-        "wait_ms": hist_ms(wait),
+        "wait_ms": {**hist_ms(wait), "count": wait.count},
         "hold_ms": hist_ms(hold),
         # Its count, to set against connections_opened: every connection opened is timed, reopened ones included.
         "connect_ms": {**hist_ms(connect), "count": connect.count},

@@ -13,12 +13,13 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from bench.analysis.histbuckets import BucketCounts
-from bench.results.requestlog import read_requests, split_unfinished
+from bench.analysis.histbuckets import BucketCounts, summed
+from bench.analysis.littleslaw import load_waits
+from bench.results.requestlog import read_requests, split_dropped, split_unfinished
 from bench.results.samples import read_samples
 
 SAMPLE_COLUMNS = ("t", "phase", "pool_wait_p95_ms", "pool_checked_out", "pool_size", "idle_in_tx",
-                  "idle_in_tx_oldest_s", "wait_hist")
+                  "idle_in_tx_oldest_s", "wait_hist", "pool_hold_s")
 # A one-second bucket the load's end cuts short is scaled to a rate over the part inside the load; under half a
 # second inside, a handful of responses would swing it either way, so it is left out rather than drawn.
 MIN_SPAN_S = 0.5
@@ -61,6 +62,8 @@ class Timeline:
     unreadable_samples: int = 0  # samples.jsonl lines that were not a sample
     load_window_s: float | None = None  # summary.json's: seconds from the go to Locust's stop
     waits: BucketCounts | None = None  # the samples' per-interval wait histograms, grouped by second
+    # Those inside Little's-law window added up, as summary.json's ``pool.wait_ms`` ranks them (else every one)
+    window_waits: BucketCounts | None = None
 
     @property
     def stop_s(self) -> float:
@@ -106,9 +109,10 @@ class Timeline:
                      high=grouped.max().reindex(index).to_numpy(dtype=float))
 
     def wait_counts(self) -> BucketCounts | None:
-        """The pool's wait histogram per sample interval (samples' ``wait_hist``), with each interval's second;
-        None for runs recorded before the collector wrote it."""
-        return self.waits
+        """The pool's waits that ``pool.wait_ms`` ranks: those inside Little's-law window (the requests answered in
+        it), or every one where the samples make no window; None for runs recorded before the collector wrote
+        the samples' wait histograms."""
+        return self.window_waits
 
     def routes(self) -> list[str]:
         """The routes of the request log, busiest first."""
@@ -139,23 +143,27 @@ def read_timeline(app_dir: Path, load_window_s: float | None = None) -> Timeline
     """The app's time line, its clock started at its first load sample or first request, whichever came first
     (the harness's go, within a sampling interval)."""
     sample_log, request_log = read_samples(app_dir, SAMPLE_COLUMNS), read_requests(app_dir)
-    samples, (requests, _unfinished) = sample_log.frame, split_unfinished(request_log.frame)
+    samples, (answered, _unfinished) = sample_log.frame, split_unfinished(request_log.frame)
     load = samples.loc[samples["phase"] == "load", "t"]
     starts = [float(load.min())] if not load.empty else []
-    starts += [float(requests["start_epoch_s"].min())] if not requests.empty else []
+    starts += [float(answered["start_epoch_s"].min())] if not answered.empty else []
     starts += [float(samples["t"].min())] if not samples.empty and not starts else []
     t0 = min(starts, default=0.0)
     requests = pd.DataFrame({
-        "end_s": requests["start_epoch_s"] + requests["response_time_ms"] / 1000 - t0,
-        "response_time_ms": requests["response_time_ms"], "failed": requests["failed"],
+        "end_s": answered["start_epoch_s"] + answered["response_time_ms"] / 1000 - t0,
+        "response_time_ms": answered["response_time_ms"], "failed": answered["failed"],
         # A category: the per-route series compare routes a million rows at a time.
-        "name": requests["name"].astype("category"), "error": requests["error"]})
+        "name": answered["name"].astype("category"), "error": answered["error"]})
     samples = samples.assign(x=samples["t"] - t0)
     cooldown = samples.loc[samples["phase"] == "cooldown", "x"]
     hists = samples[samples["wait_hist"].notna()]  # a SampleHistogram where a sample has one
     waits = BucketCounts.of_samples(hists["wait_hist"].tolist(), np.floor(hists["x"].to_numpy(dtype=float))) \
         if not hists.empty else None
-    del hists
+    # The table's and the distribution's: the waits summary.json's pool.wait_ms ranks (its window, as the summary
+    # finds it from the requests that were sent), else every one.
+    window = load_waits(samples, split_dropped(answered)[0])
+    window = window if window is not None else summed(hists["wait_hist"].tolist())
+    del hists, answered
     # Read into ``waits``, they are most of the samples' memory; a copy, so no view keeps them alive.
     samples = samples.drop(columns="wait_hist").copy()
     ends = [float(samples["x"].max())] if not samples.empty else []
@@ -163,4 +171,5 @@ def read_timeline(app_dir: Path, load_window_s: float | None = None) -> Timeline
     return Timeline(requests=requests.reset_index(drop=True), samples=samples, end_s=max(ends, default=0.0),
                     load_end_s=float(cooldown.min()) if not cooldown.empty else None,
                     unreadable_requests=request_log.unreadable, unreadable_samples=sample_log.unreadable,
-                    load_window_s=load_window_s if load_window_s and load_window_s > 0 else None, waits=waits)
+                    load_window_s=load_window_s if load_window_s and load_window_s > 0 else None, waits=waits,
+                    window_waits=BucketCounts.of_histogram(window) if window is not None else None)

@@ -149,7 +149,7 @@ def _chart(title: str, y_label: str, lines: list[_Line], common: _Phases,
 def _pool_wait_chart(timelines: dict[str, Timeline], colors: dict[str, str], common: _Phases) -> Chart:
     lines = []
     for app, t in timelines.items():
-        counts = t.wait_counts()
+        counts = t.waits  # every sample's, load and cool-down: the chart shows both
         if counts is not None:
             seconds = math.ceil(t.end_s) if t.end_s > 0 else 0
             lines.append(_Line(app, counts.per_group(95, seconds) * 1000, colors[app], "{:,.2f} ms"))

@@ -107,7 +107,10 @@ def percentile_table(timelines: dict[str, Timeline]) -> Table:
             rows.append(_ladder_row("pool wait (ms)", app, bucket_ladder(counts)))
     columns = ("distribution", "app", "count", *(f"p{p:g}" for p in LADDER), "max")
     notes = [("Latency: every answered request in requests.csv, failed ones included (nearest rank: a latency some "
-              "request had). Pool wait: every checkout, from the pool's histograms (bucket midpoints, within 0.5%).")]
+              "request had). Pool wait: the checkouts inside Little's-law window, those of the requests answered "
+              "in it, as `pool.wait_ms` counts them, from the samples' histograms (bucket midpoints, within 0.5%); "
+              "the requests Locust left queued at its stop, which wait longest, are in neither row. Where the "
+              "samples make no window, every checkout.")]
     if not any(t.wait_counts() for t in timelines.values()):
         notes.append("Pool wait: this run's samples carry no wait histograms (recorded before they did).")
     return Table("percentiles", "Percentiles", columns, tuple(rows), tuple(notes))

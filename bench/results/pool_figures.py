@@ -26,10 +26,25 @@ POOL: tuple[Metric, ...] = (
     *family("pool.wait_ms", "pool wait", "time a checkout waited for the pool to hand it a connection slot (the "
              "queue, and an overflow slot), minus any time that checkout spent opening a new connection in the "
              "pool's `_do_get`; reopening the slot's connection after an invalidation, a recycle or a reclaim "
-             "comes after that and is never in it (it is in `connect_ms`). Over every checkout (those that timed "
-             "out or were cancelled included)",
-             HIST, unit="ms", direction=LOWER, window=BOTH, coverage=CHECKOUTS,
+             "comes after that and is never in it (it is in `connect_ms`). Over the checkouts whose wait ended "
+             "inside `littles_law`'s window, those of the requests answered in it (checkouts that timed out or "
+             "were cancelled included): the collector's per-interval wait histograms (`wait_hist` in "
+             "samples.jsonl) added up over the window. The requests Locust left queued at its stop get their "
+             "connection in the cool-down, after the longest waits of the run, and are in no latency figure: they "
+             "are in no wait figure either, so a saturated app's wait p95 stays comparable with its latency p95. "
+             "Without pool samples or their histograms (a run recorded before the samples carried them), every "
+             "checkout's, from the pool's own histogram. The max is the largest wait up to the window's end (each "
+             "sample carries the pool's running maximum)",
+             HIST, unit="ms", direction=LOWER, window=LOAD, coverage=CHECKOUTS,
              shown={"p95": Shown.ALWAYS}, histogram=True),
+    Metric(path="pool.wait_ms.count", label="waits ranked", unit="checkouts", direction=NEITHER, window=LOAD,
+           coverage=CHECKOUTS,
+           description="Checkout waits `wait_ms` ranks: those that ended inside `littles_law`'s window, timed-out "
+                       "and cancelled checkouts included; where the samples make no window, every one "
+                       "(`checkouts` + `timeouts` + `cancelled`). For an app that checks out one connection per "
+                       "request for the whole request, with no timeout, it is `littles_law.requests` give or take "
+                       "`capacity`: only the requests holding a connection at either end of the window got it on "
+                       "the other side of that end."),
     *family("pool.hold_ms", "pool hold", "time a connection stayed checked out, from checkout to its checkin, or "
              "to the detach that freed its slot when the garbage collector reclaimed a leaked connection (see "
              "`reclaimed`) or the app detached it; a connection still checked out is not in it",

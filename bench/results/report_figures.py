@@ -64,18 +64,19 @@ REPORT: tuple[Metric, ...] = (
        "As `over_time.latency_ms.p95`, for one route; plotted alongside it."),
     _m("latency_histogram.<bin>", "latency distribution", "fraction", NEITHER, LOAD, ALL,
        f"Share of the answered requests (failed ones included) whose response time falls in the bin: {_BINS}."),
-    _m("pool_wait_histogram.<bin>", "pool wait distribution", "fraction", NEITHER, BOTH, CHECKOUTS,
+    _m("pool_wait_histogram.<bin>", "pool wait distribution", "fraction", NEITHER, LOAD, CHECKOUTS,
        f"Share of the checkouts whose pool wait falls in the bin, each histogram bucket counted at its midpoint: "
-       f"the samples' `wait_hist` summed over the run, which is the pool's own histogram at the last sample (the "
-       f"one `pool.wait_ms` reads); {_BINS}. Not shown for runs recorded before the samples carried it."),
+       f"the samples' `wait_hist` summed over `pool.littles_law`'s window, the checkouts `pool.wait_ms` ranks "
+       f"(summed over the run where the samples make no window); {_BINS}. Not shown for runs recorded before the "
+       f"samples carried it."),
     _m("percentiles.latency_ms.<p>", "latency percentiles", "ms", LOWER, LOAD, ALL,
        f"{_LADDER} of the response time of every answered request, failed ones included, by nearest rank: the "
        "ones `latency_ms` also has are equal to it."),
-    _m("percentiles.pool_wait_ms.<p>", "pool wait percentiles", "ms", LOWER, BOTH, CHECKOUTS,
-       f"{_LADDER} of the pool wait of every checkout, from the summed `wait_hist` (see `pool_wait_histogram`), "
-       "ranked as `pool.wait_ms` is."),
+    _m("percentiles.pool_wait_ms.<p>", "pool wait percentiles", "ms", LOWER, LOAD, CHECKOUTS,
+       f"{_LADDER} of the pool wait of the checkouts `pool.wait_ms` ranks, from the `wait_hist` summed over its "
+       "window (see `pool_wait_histogram`), ranked as `pool.wait_ms` is: the ones it also has are equal to it."),
     _m("percentiles.<distribution>.count", "values ranked", "requests", NEITHER, BOTH, ALL,
-       "Answered requests (latency) or checkouts (pool wait) the row's percentiles rank."),
+       "Answered requests (latency) or checkouts (pool wait: `pool.wait_ms.count`) the row's percentiles rank."),
     _m("endpoints.<route>.rate_rps", "route rate", "req/s", NEITHER, LOAD, ALL,
        "`endpoints.<route>.requests` (answered, failed ones included) / `load_window_s`."),
     _m("failures_by_message.<route>.<message>.occurrences", "failures with this message", "requests", LOWER, LOAD,

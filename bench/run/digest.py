@@ -25,10 +25,11 @@ from bench.run.drive import Driven
 from bench.run.state import Outcome, RunState, ended_by
 
 # What Little's law needs from samples.jsonl (bench.analysis.littleslaw): the phase and the pool's connection time,
-# ended holds and open ones; and for the idle time over its window, the connections idle in transaction (past the
-# threshold too) and the app's own idle time, ended transactions' and open ones'.
+# ended holds and open ones; for the idle time over its window, the connections idle in transaction (past the
+# threshold too) and the app's own idle time, ended transactions' and open ones'; for the pool's waits over it,
+# each interval's wait histogram.
 LITTLE_COLUMNS = ("phase", "pool_hold_s", "pool_hold_open_s", "idle_in_tx", "idle_in_tx_long", "pool_idle_in_tx_s",
-                  "pool_idle_in_tx_open_s")
+                  "pool_idle_in_tx_open_s", "wait_hist")
 
 
 def summarize(run: RunState, driven: Driven) -> dict[str, Any]:
