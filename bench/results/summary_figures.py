@@ -271,7 +271,9 @@ ROUTES: tuple[Metric, ...] = (
             window=LOAD, coverage=OK),
     *family("endpoints.<route>.pool_hold_ms", "route pool hold", "hold time of the route's checkins", HIST, unit="ms", direction=LOWER, window=BOTH, coverage=CHECKOUTS,
             histogram=True),
-    *family("endpoints.<route>.pool_wait_ms", "route pool wait", "queue wait of the route's checkouts", HIST, unit="ms", direction=LOWER, window=BOTH, coverage=CHECKOUTS,
+    *family("endpoints.<route>.pool_wait_ms", "route pool wait", "queue wait of the route's checkouts, every one, "
+            "load and cool-down: the samples carry no histogram per route, so unlike `pool.wait_ms` it also counts "
+            "the requests Locust left queued at its stop, which wait longest", HIST, unit="ms", direction=LOWER, window=BOTH, coverage=CHECKOUTS,
             histogram=True),
 )
 
