@@ -115,8 +115,8 @@ def test_idle_per_request_is_over_littles_window(bad_run: tuple[dict[str, Any], 
 
 def test_pool_wait_is_over_littles_window(bad_run: tuple[dict[str, Any], Path]) -> None:
     """The waits summary.json ranks, merged from samples.jsonl's intervals inside the window one by one. Over the
-    whole run they also counted the 45 requests queued at Locust's stop, which wait longest and get their
-    connection in the cool-down, and the wait p95 could read above the latency p95 of the requests answered."""
+    whole run they also counted the 45 requests queued at Locust's stop, which get their connection in the
+    cool-down and are in no latency figure."""
     bad, folder = bad_run
     pool, law = bad["pool"], bad["pool"]["littles_law"]
     with open(folder / "requests.csv", newline="", encoding="utf-8") as handle:

@@ -123,7 +123,7 @@ def _waits(*seconds: float) -> SampleHistogram:
 
 def test_waits_over_the_window_are_the_intervals_inside_it() -> None:
     # Samples at 0.5 (before the load), 1, 2, 3 (the window: 1 to 3, the last response ends at 3.0) and 4 (the
-    # cool-down, where the requests queued at the stop get their connection after the longest waits). The samples
+    # cool-down, where the requests queued at the stop get their connection, here after 2 s and more). The samples
     # at 2 and 3 stand for the intervals inside; the one at 1 for the interval before the window.
     answered = _answered((0.5, 600.0), (1.5, 1000.0), (2.0, 1000.0))  # ends 1.1, 2.5 and 3.0
     samples = _samples((0.5, "warmup", 0.0, 0.0), (1.0, "load", 1.0, 0.0), (2.0, "load", 2.0, 0.5),

@@ -81,8 +81,7 @@ def load_waits(samples: pd.DataFrame | None, answered: pd.DataFrame) -> Histogra
     """The pool waits that ended inside Little's-law window, those of the requests answered in it: the samples'
     per-interval wait histograms (``wait_hist``) added up. None without a window or without those histograms
     (samples recorded before the collector wrote them). The whole run's waits also count the checkouts of the
-    requests Locust left queued at its stop, served in the cool-down after waiting the longest; the latency
-    figures count none of those requests."""
+    requests Locust left queued at its stop, served in the cool-down, which no latency figure counts."""
     return _waits(samples, _bounds(samples, answered))
 
 

@@ -107,10 +107,10 @@ def percentile_table(timelines: dict[str, Timeline]) -> Table:
             rows.append(_ladder_row("pool wait (ms)", app, bucket_ladder(counts)))
     columns = ("distribution", "app", "count", *(f"p{p:g}" for p in LADDER), "max")
     notes = [("Latency: every answered request in requests.csv, failed ones included (nearest rank: a latency some "
-              "request had). Pool wait: the checkouts inside Little's-law window, those of the requests answered "
-              "in it, as `pool.wait_ms` counts them, from the samples' histograms (bucket midpoints, within 0.5%); "
-              "the requests Locust left queued at its stop, which wait longest, are in neither row. Where the "
-              "samples make no window, every checkout.")]
+              "request had). Pool wait: the checkouts whose wait ended inside Little's-law window, as `pool.wait_ms` "
+              "counts them, from the samples' histograms (bucket midpoints, within 0.5%): those of the requests "
+              "answered in it, give or take the few holding a connection at either end. The requests Locust left "
+              "queued at its stop are in neither row. Where the samples make no window, every checkout.")]
     if not any(t.wait_counts() for t in timelines.values()):
         notes.append("Pool wait: this run's samples carry no wait histograms (recorded before they did).")
     return Table("percentiles", "Percentiles", columns, tuple(rows), tuple(notes))
@@ -145,7 +145,9 @@ def routes_table(folder: RunFolder) -> Table:
     columns = ("route", "app", "requests", "req/s", "failures", "p50", "p95", "p99", "max", "pool wait p95",
                "pool hold p95")
     explained = ("Times in ms. req/s: the route's requests (failed ones included) per second of the load window. "
-                 "Latency: every answered request of the route; pool wait and hold: the route's checkouts.")
+                 "Latency: every answered request of the route; pool wait and hold: every checkout of the route, "
+                 "load and cool-down (the samples carry no histogram per route), so a route's pool wait also "
+                 "counts the requests Locust left queued at its stop, which the headline's does not.")
     notes = (explained,) if rows else ("no per-route figures in summary.json",)
     return Table("routes", "Per route", columns, tuple(rows), notes)
 

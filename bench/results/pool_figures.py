@@ -27,14 +27,15 @@ POOL: tuple[Metric, ...] = (
              "queue, and an overflow slot), minus any time that checkout spent opening a new connection in the "
              "pool's `_do_get`; reopening the slot's connection after an invalidation, a recycle or a reclaim "
              "comes after that and is never in it (it is in `connect_ms`). Over the checkouts whose wait ended "
-             "inside `littles_law`'s window, those of the requests answered in it (checkouts that timed out or "
-             "were cancelled included): the collector's per-interval wait histograms (`wait_hist` in "
-             "samples.jsonl) added up over the window. The requests Locust left queued at its stop get their "
-             "connection in the cool-down, after the longest waits of the run, and are in no latency figure: they "
-             "are in no wait figure either, so a saturated app's wait p95 stays comparable with its latency p95. "
-             "Without pool samples or their histograms (a run recorded before the samples carried them), every "
-             "checkout's, from the pool's own histogram. The max is the largest wait up to the window's end (each "
-             "sample carries the pool's running maximum)",
+             "inside `littles_law`'s window (those that timed out or were cancelled included): the collector's "
+             "per-interval wait histograms (`wait_hist` in samples.jsonl) added up over the window. These are the "
+             "checkouts of the requests answered in it, but for those still holding a connection at either end "
+             "(see `count`). The requests Locust left queued at its stop get their connection in the cool-down "
+             "and are in no latency figure; they are in no wait figure either, so wait and latency count the same "
+             "requests. Without pool samples or their histograms (a run recorded before the samples carried "
+             "them), every checkout's, from the pool's own histogram. The max is the largest wait recorded up to "
+             "the window's last sample (the samples carry the pool's running maximum); the collector's first "
+             "sample comes before the load's first checkout, so it is the window's own",
              HIST, unit="ms", direction=LOWER, window=LOAD, coverage=CHECKOUTS,
              shown={"p95": Shown.ALWAYS}, histogram=True),
     Metric(path="pool.wait_ms.count", label="waits ranked", unit="checkouts", direction=NEITHER, window=LOAD,
@@ -43,8 +44,9 @@ POOL: tuple[Metric, ...] = (
                        "and cancelled checkouts included; where the samples make no window, every one "
                        "(`checkouts` + `timeouts` + `cancelled`). For an app that checks out one connection per "
                        "request for the whole request, with no timeout, it is `littles_law.requests` give or take "
-                       "`capacity`: only the requests holding a connection at either end of the window got it on "
-                       "the other side of that end."),
+                       "`capacity`: a request counted in one and not the other holds a connection at an end of the "
+                       "window (a saturated app's reads `requests` + `capacity`: none held at the first sample, "
+                       "every connection at the last)."),
     *family("pool.hold_ms", "pool hold", "time a connection stayed checked out, from checkout to its checkin, or "
              "to the detach that freed its slot when the garbage collector reclaimed a leaked connection (see "
              "`reclaimed`) or the app detached it; a connection still checked out is not in it",
@@ -149,9 +151,11 @@ POOL: tuple[Metric, ...] = (
                        "is open."),
     Metric(path="pool.littles_law.window_s", label="Little's-law window", unit="s", direction=NEITHER,
            window=LOAD, coverage=NONE,
-           description="Seconds from the collector's first pool sample in the load to its last one before the last "
-                       "response: the stretch the Little's-law figures are measured over (falls back to "
-                       "`load_window_s` when there are fewer than two such samples)."),
+           description="Seconds from the collector's first pool sample in the load to its last pool sample in the "
+                       "load taken at or before the last response: the stretch the Little's-law figures are "
+                       "measured over (falls back to `load_window_s` when there are fewer than two such samples). "
+                       "A sample stands for the interval since the one before it, so the window's figures take "
+                       "the samples after its first, up to and including its last."),
     Metric(path="pool.littles_law.hold_s", label="Little's-law connection time", unit="conn-s",
            direction=NEITHER, window=LOAD, coverage=CHECKOUTS,
            description="Connection-seconds the pool lent inside `littles_law.window_s`: the growth, between its "

@@ -75,7 +75,7 @@ REPORT: tuple[Metric, ...] = (
     _m("percentiles.pool_wait_ms.<p>", "pool wait percentiles", "ms", LOWER, LOAD, CHECKOUTS,
        f"{_LADDER} of the pool wait of the checkouts `pool.wait_ms` ranks, from the `wait_hist` summed over its "
        "window (see `pool_wait_histogram`), ranked as `pool.wait_ms` is: the ones it also has are equal to it."),
-    _m("percentiles.<distribution>.count", "values ranked", "requests", NEITHER, BOTH, ALL,
+    _m("percentiles.<distribution>.count", "values ranked", "requests", NEITHER, LOAD, ALL,
        "Answered requests (latency) or checkouts (pool wait: `pool.wait_ms.count`) the row's percentiles rank."),
     _m("endpoints.<route>.rate_rps", "route rate", "req/s", NEITHER, LOAD, ALL,
        "`endpoints.<route>.requests` (answered, failed ones included) / `load_window_s`."),

@@ -273,7 +273,7 @@ ROUTES: tuple[Metric, ...] = (
             histogram=True),
     *family("endpoints.<route>.pool_wait_ms", "route pool wait", "queue wait of the route's checkouts, every one, "
             "load and cool-down: the samples carry no histogram per route, so unlike `pool.wait_ms` it also counts "
-            "the requests Locust left queued at its stop, which wait longest", HIST, unit="ms", direction=LOWER, window=BOTH, coverage=CHECKOUTS,
+            "the requests Locust left queued at its stop, served in the cool-down", HIST, unit="ms", direction=LOWER, window=BOTH, coverage=CHECKOUTS,
             histogram=True),
 )
 
