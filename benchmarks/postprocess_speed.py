@@ -114,7 +114,7 @@ def _pool_snapshot(count: int, hold_ms: float, routes: list[str], rng: np.random
 
 def _one_pass(run_dir: Path, pools: dict[str, dict[str, Any]], write_routes: list[str]) -> dict[str, float]:
     from bench.analysis.compare import compare, load_side
-    from bench.analysis.loadperiod import LoadPeriod, stall_events
+    from bench.analysis.loadperiod import LoadPeriod, Quiet
     from bench.analysis.summary import Integrity, summarize_app
     from bench.render.compare_render import render_text
     from bench.render.run_report import render_report
@@ -133,13 +133,14 @@ def _one_pass(run_dir: Path, pools: dict[str, dict[str, Any]], write_routes: lis
         read_s += time.perf_counter() - t
         # As bench.run.digest.summarize: the stalls for the run's events, the samples Little's law needs.
         period = LoadPeriod.of_requests(requests)
-        stall_events(app, requests, period)
+        quiet = Quiet.of(requests, period)
+        quiet.events(app)
         samples = read_samples(folder, LITTLE_COLUMNS).frame
         ok = requests[requests["failed"] == 0]
         acknowledged = {name: int((ok["name"] == name).sum()) for name in write_routes}
         figures = summarize_app(requests=requests, pool=pool, db=DbFigures(samples=36_300),
                                 integrity=Integrity(acknowledged=acknowledged, written=acknowledged), pool_capacity=5,
-                                period=period, samples=samples)
+                                period=period, samples=samples, quiet=quiet)
         write_json(folder / "summary-perf.json", figures)
     summary_s = time.perf_counter() - started
     t = time.perf_counter()

@@ -116,3 +116,16 @@ def test_samples_summed_at_once_are_the_histograms_merged_one_by_one() -> None:
     assert counts.total == merged.count and counts.max_s == merged.max
     for q in (1, 25, 50, 75, 95, 99, 100):
         assert counts.percentile(q) == merged.percentile(q), q
+
+
+def test_summed_buckets_far_apart_are_counted_as_well() -> None:
+    # Past _DENSE_BUCKETS between the lowest and the highest index, summed sorts the keys rather than count them in
+    # one array: the same buckets either way.
+    from bench.analysis.histbuckets import summed
+    from bench.results.samples import SampleHistogram
+
+    fields = [SampleHistogram.of({"count": 3, "sum_s": 1.0, "max_s": 0.5, "buckets": {"-1": 1, "200000": 2}}),
+              SampleHistogram.of({"count": 2, "sum_s": 1.0, "max_s": 0.7, "buckets": {"5": 1, "200000": 1}})]
+    total = summed(fields)
+    assert total is not None and total.buckets == {-1: 1, 5: 1, 200000: 3}
+    assert (total.count, total.total, total.max) == (5, 2.0, 0.7)

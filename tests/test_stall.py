@@ -23,7 +23,7 @@ import pandas as pd
 import psutil
 import pytest
 
-from bench.analysis.loadperiod import LoadPeriod, find_stalls, period_figures
+from bench.analysis.loadperiod import LoadPeriod, Quiet
 from bench.config.catalog import get_scenario
 from bench.config.options import resolve_config
 from bench.render.terminal import Console, render_summary
@@ -49,10 +49,12 @@ def test_a_frozen_app_is_a_stall_over_the_whole_period() -> None:
     answered = [(100 + i * 0.01, 0.1) for i in range(800)]
     requests = _frame(answered, unfinished=[107.95 + u * 0.005 for u in range(10)])
     period = LoadPeriod(100.0, 120.0)
-    [stall] = find_stalls(requests, period)
+    quiet = Quiet.of(requests, period)
+    [stall] = quiet.stalls()
     assert stall.waiting == 10 and stall.seconds == pytest.approx(120 - 108.09, abs=0.02)
     assert STALL.fullmatch(stall.describe(period)).groups() == ("11.9", "10", "8.1")
-    figures = period_figures(requests, period)
+    figures = quiet.figures()
+    assert quiet.events("bad") == [{"t": stall.start, "event": "stall", "app": "bad", "detail": stall.describe(period)}]
     assert figures == {"load_window_s": 20.0, "stalls": 1, "longest_stall_s": pytest.approx(11.91, abs=0.02)}
 
 
@@ -60,12 +62,14 @@ def test_quiet_stretches_that_are_not_stalls() -> None:
     period = LoadPeriod(0.0, 60.0)
     # Nothing waiting: a pause between requests is not a stall, however long.
     idle = _frame([(1.0, 0.1), (20.0, 0.1), (40.0, 0.1)])
-    assert find_stalls(idle, period) == [] and period_figures(idle, period)["longest_stall_s"] == pytest.approx(0.1)
+    assert Quiet.of(idle, period).stalls() == [] and Quiet.of(idle, period).figures()["longest_stall_s"] == \
+        pytest.approx(0.1)
     # One user whose requests take 6 s each: slow, but answering as it always does (5 medians = 30 s).
     slow = _frame([(6.0 * i, 6.0) for i in range(10)])
-    assert find_stalls(slow, period) == [] and period_figures(slow, period)["longest_stall_s"] == pytest.approx(6.0)
+    assert Quiet.of(slow, period).stalls() == [] and Quiet.of(slow, period).figures()["longest_stall_s"] == \
+        pytest.approx(6.0)
     # The same user, then a request that waits 20 s past the load's end: that one is.
-    [stall] = find_stalls(_frame([(6.0 * i, 6.0) for i in range(5)], unfinished=[30.0]), period)
+    [stall] = Quiet.of(_frame([(6.0 * i, 6.0) for i in range(5)], unfinished=[30.0]), period).stalls()
     assert (stall.start, stall.seconds, stall.waiting) == (30.0, 30.0, 1)
 
 

@@ -97,25 +97,36 @@ def stall_threshold_s(requests: pd.DataFrame) -> float:
     return max(STALL_MIN_S, STALL_MEDIANS * median_s)
 
 
-def find_stalls(requests: pd.DataFrame, period: LoadPeriod) -> list[Stall]:
-    """The quiet stretches long enough to be a stall (see STALL_MIN_S), in time order."""
-    starts, seconds, waiting = _quiet(requests, period)
-    long = seconds >= stall_threshold_s(requests)
-    return [Stall(start=float(t), seconds=float(s), waiting=int(w))
-            for t, s, w in zip(starts[long], seconds[long], waiting[long], strict=True)]
+@dataclass(frozen=True)
+class Quiet:
+    """The load period's quiet stretches (see ``_quiet``) and the stall threshold, found once for summary.json's
+    figures (``figures``) and the run's stall events (``events``): an hour's log takes a tenth of a second a search."""
 
+    period: LoadPeriod
+    starts: FloatArray  # each stretch's start, epoch seconds
+    seconds: FloatArray
+    waiting: FloatArray  # requests waiting at its end
+    threshold_s: float  # a stretch this long or longer is a stall
 
-def period_figures(requests: pd.DataFrame, period: LoadPeriod) -> dict[str, Any]:
-    """summary.json's figures of the load period itself (``load_window_s``, ``stalls``, ``longest_stall_s``)."""
-    _starts, seconds, _waiting = _quiet(requests, period)
-    return {
-        "load_window_s": round(period.seconds, 3),
-        "stalls": int((seconds >= stall_threshold_s(requests)).sum()),
-        "longest_stall_s": round(float(seconds.max()) if seconds.size else 0.0, 3),
-    }
+    @classmethod
+    def of(cls, requests: pd.DataFrame, period: LoadPeriod) -> Quiet:
+        return cls(period, *_quiet(requests, period), threshold_s=stall_threshold_s(requests))
 
+    def stalls(self) -> list[Stall]:
+        """The quiet stretches long enough to be a stall (see STALL_MIN_S), in time order."""
+        long = self.seconds >= self.threshold_s
+        return [Stall(start=float(t), seconds=float(s), waiting=int(w))
+                for t, s, w in zip(self.starts[long], self.seconds[long], self.waiting[long], strict=True)]
 
-def stall_events(app: str, requests: pd.DataFrame, period: LoadPeriod) -> list[dict[str, Any]]:
-    """The run's time line entries for an app's stalls (summary.json's ``events``)."""
-    return [{"t": s.start, "event": STALL_EVENT, "app": app, "detail": s.describe(period)}
-            for s in find_stalls(requests, period)]
+    def figures(self) -> dict[str, Any]:
+        """summary.json's figures of the load period itself (``load_window_s``, ``stalls``, ``longest_stall_s``)."""
+        return {
+            "load_window_s": round(self.period.seconds, 3),
+            "stalls": int((self.seconds >= self.threshold_s).sum()),
+            "longest_stall_s": round(float(self.seconds.max()) if self.seconds.size else 0.0, 3),
+        }
+
+    def events(self, app: str) -> list[dict[str, Any]]:
+        """The run's time line entries for an app's stalls (summary.json's ``events``)."""
+        return [{"t": s.start, "event": STALL_EVENT, "app": app, "detail": s.describe(self.period)}
+                for s in self.stalls()]

@@ -17,7 +17,7 @@ import pandas as pd
 from bench.analysis.holdsites import hold_sites
 from bench.analysis.lintmatch import lint_section
 from bench.analysis.littleslaw import IdleWindow, LittleWindow, whole_run, windows
-from bench.analysis.loadperiod import LoadPeriod, period_figures
+from bench.analysis.loadperiod import LoadPeriod, Quiet
 from bench.analysis.rates import add_rates
 from bench.analysis.stats import nearest_rank
 from bench.errors import UsageError
@@ -88,13 +88,15 @@ def summarize_app(
     unreadable: int = 0,
     samples: pd.DataFrame | None = None,
     shared_database: bool = False,
+    quiet: Quiet | None = None,
 ) -> dict[str, Any]:
     """``samples`` are the collector's (samples.jsonl); ``shared_database`` says the run's database has other
-    clients than the app (target mode with --app-name), so its pg_stat_database counters are not the app's."""
+    clients than the app (target mode with --app-name), so its pg_stat_database counters are not the app's;
+    ``quiet``: the period's quiet stretches when the caller has found them already (for its stall events)."""
     # Throughput is over the load period the harness drove, a stall included; requests still waiting when it
     # stopped are counted apart (every closed-model run ends with some): neither responses nor failures.
     period = period or LoadPeriod.of_requests(requests)
-    load = period_figures(requests, period)
+    load = (quiet or Quiet.of(requests, period)).figures()
     requests, unfinished = split_unfinished(requests)
     requests, dropped = split_dropped(requests)
     # Locust's own stats hold the pacer's lost arrivals as failed requests of their own type: not responses.

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from bench.analysis import applog
-from bench.analysis.loadperiod import NO_STALL_CHECK, stall_events
+from bench.analysis.loadperiod import NO_STALL_CHECK, Quiet
 from bench.analysis.summary import Check, Integrity, evaluate, evaluate_each, summarize_app
 from bench.config.slo import Slo
 from bench.errors import BenchError
@@ -39,13 +39,14 @@ def summarize(run: RunState, driven: Driven) -> dict[str, Any]:
     requests = log.frame
     # The paired apps' log is ours to read; a target's log is wherever the user keeps it.
     app_log = None if cfg.target else applog.scan(driven.files.app_log)
-    run.events.extend(stall_events(driven.app, requests, driven.load))
+    quiet = Quiet.of(requests, driven.load)  # for the stall events here and the summary's figures
+    run.events.extend(quiet.events(driven.app))
     samples = read_samples(driven.files.root, LITTLE_COLUMNS).frame if driven.pool is not None else None
     return summarize_app(requests=requests, pool=driven.pool, db=driven.db,
                          integrity=_integrity(run, driven, requests), pool_capacity=cfg.pool_size + cfg.max_overflow,
                          locust_stats=list(read_locust_json(driven.files.root).entries), app_log=app_log,
                          period=driven.load, unreadable=log.unreadable, samples=samples,
-                         shared_database=shared_database(run))
+                         shared_database=shared_database(run), quiet=quiet)
 
 
 def shared_database(run: RunState) -> bool:
