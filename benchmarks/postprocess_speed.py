@@ -135,12 +135,12 @@ def _one_pass(run_dir: Path, pools: dict[str, dict[str, Any]], write_routes: lis
         period = LoadPeriod.of_requests(requests)
         quiet = Quiet.of(requests, period)
         quiet.events(app)
-        samples = read_samples(folder, LITTLE_COLUMNS).frame
         ok = requests[requests["failed"] == 0]
         acknowledged = {name: int((ok["name"] == name).sum()) for name in write_routes}
         figures = summarize_app(requests=requests, pool=pool, db=DbFigures(samples=36_300),
                                 integrity=Integrity(acknowledged=acknowledged, written=acknowledged), pool_capacity=5,
-                                period=period, samples=samples, quiet=quiet)
+                                period=period, samples=read_samples(folder, LITTLE_COLUMNS).frame,  # as the digest
+                                quiet=quiet)
         write_json(folder / "summary-perf.json", figures)
     summary_s = time.perf_counter() - started
     t = time.perf_counter()

@@ -41,12 +41,13 @@ def summarize(run: RunState, driven: Driven) -> dict[str, Any]:
     app_log = None if cfg.target else applog.scan(driven.files.app_log)
     quiet = Quiet.of(requests, driven.load)  # for the stall events here and the summary's figures
     run.events.extend(quiet.events(driven.app))
-    samples = read_samples(driven.files.root, LITTLE_COLUMNS).frame if driven.pool is not None else None
     return summarize_app(requests=requests, pool=driven.pool, db=driven.db,
                          integrity=_integrity(run, driven, requests), pool_capacity=cfg.pool_size + cfg.max_overflow,
                          locust_stats=list(read_locust_json(driven.files.root).entries), app_log=app_log,
-                         period=driven.load, unreadable=log.unreadable, samples=samples,
-                         shared_database=shared_database(run), quiet=quiet)
+                         period=driven.load, unreadable=log.unreadable, shared_database=shared_database(run),
+                         quiet=quiet,
+                         # Read here and held by nothing else, so the summary lets it go once it has used it.
+                         samples=None if driven.pool is None else read_samples(driven.files.root, LITTLE_COLUMNS).frame)
 
 
 def shared_database(run: RunState) -> bool:
