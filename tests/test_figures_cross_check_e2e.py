@@ -72,6 +72,24 @@ def _nearest_rank(values: list[float], p: float) -> float:
     return ordered[max(1, math.ceil(p * len(ordered) / 100)) - 1]
 
 
+def _raw(folder: Path) -> tuple[list[tuple[float, bool]], list[dict[str, Any]]]:
+    """(each answered request's response time and whether it succeeded, the samples in time order)."""
+    with open(folder / "requests.csv", newline="", encoding="utf-8") as handle:
+        answered = [(float(r["start_epoch_s"]) + float(r["response_time_ms"]) / 1000, r["failed"] == "0")
+                    for r in csv.DictReader(handle) if r["request_type"] != UNFINISHED]
+    samples = sorted((json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines()),
+                     key=lambda s: s["t"])
+    return answered, samples
+
+
+def _window(answered: list[tuple[float, bool]], samples: list[dict[str, Any]]) -> tuple[dict[str, Any], ...]:
+    """docs/metrics.md's Little's-law window: its first and last sample, the load's pool readings up to the last
+    response."""
+    last_end = max(end for end, _ in answered)
+    load = [s for s in samples if s["phase"] == "load" and s.get("pool_hold_s") is not None and s["t"] <= last_end]
+    return load[0], load[-1]
+
+
 def test_idle_per_request_is_over_littles_window(bad_run: tuple[dict[str, Any], Path]) -> None:
     """Recomputed from samples.jsonl and requests.csv with the standard library: idle in transaction inside
     Little's-law window over the successes answered inside it. Over the whole run (load and cool-down) per
@@ -79,14 +97,8 @@ def test_idle_per_request_is_over_littles_window(bad_run: tuple[dict[str, Any], 
     the requests Locust left waiting at its stop, which the load's successes do not count."""
     bad, folder = bad_run
     pool, db, law = bad["pool"], bad["db"], bad["pool"]["littles_law"]
-    with open(folder / "requests.csv", newline="", encoding="utf-8") as handle:
-        answered = [(float(r["start_epoch_s"]) + float(r["response_time_ms"]) / 1000, r["failed"] == "0")
-                    for r in csv.DictReader(handle) if r["request_type"] != UNFINISHED]
-    last_end = max(end for end, _ in answered)
-    samples = sorted((json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines()),
-                     key=lambda s: s["t"])
-    load = [s for s in samples if s["phase"] == "load" and s.get("pool_hold_s") is not None and s["t"] <= last_end]
-    first, last = load[0], load[-1]
+    answered, samples = _raw(folder)
+    first, last = _window(answered, samples)
     assert last["t"] - first["t"] == pytest.approx(law["window_s"], abs=1e-3)
     successes = sum(1 for end, ok in answered if ok and first["t"] < end <= last["t"])
 
@@ -119,15 +131,11 @@ def test_pool_wait_is_over_littles_window(bad_run: tuple[dict[str, Any], Path]) 
     cool-down and are in no latency figure."""
     bad, folder = bad_run
     pool, law = bad["pool"], bad["pool"]["littles_law"]
-    with open(folder / "requests.csv", newline="", encoding="utf-8") as handle:
-        last_end = max(float(r["start_epoch_s"]) + float(r["response_time_ms"]) / 1000
-                       for r in csv.DictReader(handle) if r["request_type"] != UNFINISHED)
-    samples = [json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines()]
-    load = [s["t"] for s in samples if s["phase"] == "load" and s.get("pool_hold_s") is not None
-            and s["t"] <= last_end]
+    answered, samples = _raw(folder)
+    first, last = _window(answered, samples)
     waits = Histogram()
     for sample in samples:
-        if "wait_hist" in sample and load[0] < sample["t"] <= load[-1]:
+        if "wait_hist" in sample and first["t"] < sample["t"] <= last["t"]:
             waits.merge(Histogram.from_json(sample["wait_hist"]))
     assert pool["wait_ms"] == pytest.approx({
         **{f"p{p}": waits.percentile(p) * 1000 for p in (50, 95, 99)},

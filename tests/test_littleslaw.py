@@ -11,16 +11,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from bench.analysis.littleslaw import (
-    IdleWindow,
-    LittleWindow,
-    idle_window,
-    little_window,
-    load_waits,
-    note,
-    whole_run,
-    windows,
-)
+from bench.analysis.littleslaw import IdleWindow, LittleWindow, note, whole_run, windows
 from bench.instrument import Histogram
 from bench.results.samples import SampleHistogram
 
@@ -48,21 +39,21 @@ def test_the_window_runs_from_the_first_load_sample_to_the_last_before_the_last_
     answered = _answered((0.5, 500.0), (1.2, 300.0), (2.0, 1000.0))  # ends 1.0, 1.5, 3.0
     samples = _samples((1.0, "load", 2.0, 0.0), (2.0, "load", 3.0, 0.5), (3.0, "load", 5.0, 0.25),
                        (4.0, "load", 9.0, 0.0))
-    law = little_window(samples, answered)
+    law = windows(samples, answered).law
     assert law == LittleWindow(window_s=2.0, hold_s=(5.0 + 0.25) - (2.0 + 0.0), requests=2)
 
 
 def test_a_response_a_fraction_of_a_millisecond_inside_the_window_is_in_it() -> None:
     answered = _answered((0.5, 500.4), (1.5, 500.0))  # ends 1.0004 (inside, after the sample at 1.0) and 2.0
     samples = _samples((1.0, "load", 0.0, None), (2.0, "load", 1.0, None))
-    law = little_window(samples, answered)
+    law = windows(samples, answered).law
     assert law is not None and law.requests == 2 and law.hold_s == 1.0
 
 
 def test_two_load_samples_and_one_request_make_a_window() -> None:
     answered = _answered((1.1, 400.0))  # ends 1.5
     samples = _samples((1.0, "load", 0.0, None), (2.0, "cooldown", 0.5, None), (1.5, "load", 0.5, None))
-    law = little_window(samples, answered)
+    law = windows(samples, answered).law
     assert law == LittleWindow(window_s=0.5, hold_s=0.5, requests=1)
     assert law.hold_ms_per_request == 500.0 and law.rps == 2.0
 
@@ -70,22 +61,22 @@ def test_two_load_samples_and_one_request_make_a_window() -> None:
 def test_no_window_without_what_it_needs() -> None:
     answered = _answered((1.1, 400.0))
     samples = _samples((1.0, "load", 0.0, None), (1.5, "load", 0.5, None))
-    assert little_window(None, answered) is None
-    assert little_window(samples, answered.iloc[0:0]) is None
-    assert little_window(samples.drop(columns="phase"), answered) is None
-    assert little_window(samples.drop(columns="pool_hold_s"), answered) is None
-    assert little_window(samples.iloc[:1], answered) is None  # one load sample: no stretch
+    assert windows(None, answered).law is None
+    assert windows(samples, answered.iloc[0:0]).law is None
+    assert windows(samples.drop(columns="phase"), answered).law is None
+    assert windows(samples.drop(columns="pool_hold_s"), answered).law is None
+    assert windows(samples.iloc[:1], answered).law is None  # one load sample: no stretch
     still = _samples((1.0, "load", 0.5, 0.0), (1.5, "load", 0.5, 0.0))
-    assert little_window(still, answered) is None  # no connection time in the window
+    assert windows(still, answered).law is None  # no connection time in the window
     little = _samples((1.0, "load", 0.0, None), (1.5, "load", 0.5, None))
-    assert little_window(little, answered) == LittleWindow(window_s=0.5, hold_s=0.5, requests=1)  # under 1 conn-s
+    assert windows(little, answered).law == LittleWindow(window_s=0.5, hold_s=0.5, requests=1)  # under 1 conn-s
 
 
 def test_a_sample_without_an_open_holds_figure_counts_its_ended_holds_only() -> None:
     # The first sample has no open-holds figure (NaN: an app that does not report them), the last 0.75 s of them.
     answered = _answered((1.0, 800.0), (1.0, 1500.0))  # ends 1.8 (in the window) and 2.5 (after it)
     samples = _samples((1.0, "load", 1.0, None), (2.0, "load", 1.5, 0.75), (3.0, "load", 2.0, 0.0))
-    law = little_window(samples, answered)
+    law = windows(samples, answered).law
     assert law == LittleWindow(window_s=1.0, hold_s=(1.5 + 0.75) - 1.0, requests=1)  # 3.0 is past the response
 
 
@@ -101,16 +92,16 @@ def test_idle_over_the_window_counts_each_samples_interval_and_the_successes_ins
     samples["idle_in_tx_long"] = [9, 5, 1, 3, 7]
     samples["pool_idle_in_tx_s"] = [0.0, 0.25, 1.0, 2.0, 3.0]
     samples["pool_idle_in_tx_open_s"] = [0.0, 0.0, math.nan, 0.5, 0.0]  # NaN: not reported in that sample
-    window = idle_window(samples, answered)
+    window = windows(samples, answered).idle
     assert window == IdleWindow(successes=4, sampled_s=2.0 + 4.0, long_s=1.0 + 3.0, app_s=(2.0 + 0.5) - 0.25)
-    assert idle_window(samples.drop(columns="idle_in_tx"), answered) is None
-    assert idle_window(samples.drop(columns=["pool_idle_in_tx_s", "pool_idle_in_tx_open_s"]), answered) == \
+    assert windows(samples.drop(columns="idle_in_tx"), answered).idle is None
+    assert windows(samples.drop(columns=["pool_idle_in_tx_s", "pool_idle_in_tx_open_s"]), answered).idle == \
         IdleWindow(successes=4, sampled_s=6.0, long_s=4.0, app_s=None)
     # A collector that kept no open spells: a session left open would count nothing, so no app-side figure.
-    assert idle_window(samples.assign(pool_idle_in_tx_open_s=math.nan), answered) == \
+    assert windows(samples.assign(pool_idle_in_tx_open_s=math.nan), answered).idle == \
         IdleWindow(successes=4, sampled_s=6.0, long_s=4.0, app_s=None)
     answered["failed"] = 1
-    assert idle_window(samples, answered) is None  # no success to divide by
+    assert windows(samples, answered).idle is None  # no success to divide by
 
 
 def _waits(*seconds: float) -> SampleHistogram:
@@ -129,16 +120,15 @@ def test_waits_over_the_window_are_the_intervals_inside_it() -> None:
     samples = _samples((0.5, "warmup", 0.0, 0.0), (1.0, "load", 1.0, 0.0), (2.0, "load", 2.0, 0.5),
                        (3.0, "load", 4.0, 0.0), (4.0, "cooldown", 6.0, 0.0))
     samples["wait_hist"] = [_waits(0.001), _waits(0.002), None, _waits(0.010, 0.020, 0.030), _waits(2.0, 2.5)]
-    waits = load_waits(samples, answered)
+    waits = windows(samples, answered).waits
     assert waits is not None and waits.count == 3
     assert waits.total == pytest.approx(0.060) and waits.max == pytest.approx(0.030)
     assert waits.percentile(50) == pytest.approx(0.020, rel=0.005)
     assert waits.percentile(100) == pytest.approx(0.030)  # capped at the largest, never the cool-down's 2.5 s
-    assert windows(samples, answered).waits is not None and windows(samples, answered).waits.count == 3
     # No window, or no histograms (a collector that did not write them): none, and the summary reads the pool's.
-    assert load_waits(samples.iloc[:2], answered) is None
-    assert load_waits(samples.drop(columns="wait_hist"), answered) is None
-    assert load_waits(samples.assign(wait_hist=None), answered) is None
+    assert windows(samples.iloc[:2], answered).waits is None
+    assert windows(samples.drop(columns="wait_hist"), answered).waits is None
+    assert windows(samples.assign(wait_hist=None), answered).waits is None
 
 
 def _pool(ended: list[float], open_s: float | None) -> dict[str, Any]:

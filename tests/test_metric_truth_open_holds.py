@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
-from bench.analysis.littleslaw import LittleWindow, little_window
+from bench.analysis.littleslaw import LittleWindow, windows
 from bench.analysis.summary import summarize_app
 from bench.db import server as postgres
 from bench.instrument import PoolMetrics, TimedAsyncPool, instrument
@@ -152,7 +152,7 @@ def test_littles_law_counts_a_connection_never_returned(
 
     load = asyncio.run(scenario())
     samples, answered = load.frames()
-    law = little_window(samples, answered)
+    law = windows(samples, answered).law
     assert isinstance(law, LittleWindow)
     first, last = samples.iloc[0], samples.iloc[-1]
     assert law.window_s == pytest.approx(last["t"] - first["t"])

@@ -7,7 +7,7 @@ import re
 import pandas as pd
 import pytest
 
-from bench.analysis.littleslaw import little_window
+from bench.analysis.littleslaw import windows
 from bench.analysis.summary import Check, Integrity, evaluate, summarize_app
 from bench.config.catalog import load_catalog
 from bench.errors import UsageError
@@ -157,7 +157,7 @@ def test_littles_law_counts_only_the_requests_answered_inside_its_window() -> No
     ends = [1000 + i * 0.01 + (50 + i % 10) / 1000 for i in range(100)]
     inside = sum(1 for end in ends if 1000.5 < end <= 1001.0)
     assert 0 < inside < sum(1 for end in ends if end <= 1001.0)  # some answered before the window
-    law = little_window(samples, requests)
+    law = windows(samples, requests).law
     assert law is not None and (law.window_s, law.hold_s, law.requests) == (0.5, 3.0, inside)
 
 
@@ -186,7 +186,7 @@ def test_littles_law_takes_the_load_window_of_the_samples() -> None:
             "pool_hold_s": [0.0, 4.0, 9.5, 14.5],
         }
     )
-    law = little_window(samples, requests)
+    law = windows(samples, requests).law
     ends = requests["start_epoch_s"] + requests["response_time_ms"] / 1000
     assert law is not None and law.window_s == 1.0 and law.hold_s == 9.5
     assert law.requests == int(((ends > 1000.0) & (ends <= 1001.0)).sum())

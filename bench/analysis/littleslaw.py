@@ -34,30 +34,6 @@ class LittleWindow:
         return self.requests / self.window_s
 
 
-def little_window(samples: pd.DataFrame | None, answered: pd.DataFrame) -> LittleWindow | None:
-    """From the first to the last load sample of the pool taken before the last response: the pool's connection
-    time in between and the requests whose response came in between.
-
-    The connection time is the growth of the ended holds' total plus the open holds' age so far: the integral of
-    checked-out connections over the window. A connection never returned (a session kept forever) is held all
-    along; the ended holds alone would miss it and put the ceiling at thousands of requests a second.
-    Cut so, both sides cover the same requests: a request's checkin comes just before its response. The whole
-    run's hold would also count the requests Locust left unanswered at its stop, which the app serves afterwards.
-    """
-    return _little(_bounds(samples, answered))
-
-
-def _little(bounds: Bounds | None) -> LittleWindow | None:
-    if bounds is None:
-        return None
-    first, last, inside = bounds
-    requests = int(inside.sum())
-    hold = _held(last) - _held(first)
-    if requests == 0 or hold <= 0:
-        return None
-    return LittleWindow(window_s=float(last["t"] - first["t"]), hold_s=hold, requests=requests)
-
-
 @dataclass(frozen=True)
 class IdleWindow:
     """Idle in transaction over Little's-law window, and the successful requests answered in it: the per-request
@@ -70,34 +46,43 @@ class IdleWindow:
     app_s: float | None  # the app's own exact idle time (ended spells and open ones so far): its growth, inside
 
 
-def idle_window(samples: pd.DataFrame | None, answered: pd.DataFrame) -> IdleWindow | None:
-    """``answered``: the requests that got a response or failed (``failed`` 0 for a success); ``samples`` sorted by
-    time, as ``read_samples`` gives them. Each sample stands for the interval since the one before it, as in the
-    collector's totals: the window's first sample for none."""
-    return _idle(samples, answered, _bounds(samples, answered))
-
-
-def load_waits(samples: pd.DataFrame | None, answered: pd.DataFrame) -> Histogram | None:
-    """The pool waits that ended inside Little's-law window, those of the requests answered in it: the samples'
-    per-interval wait histograms (``wait_hist``) added up. None without a window or without those histograms
-    (samples recorded before the collector wrote them). The whole run's waits also count the checkouts of the
-    requests Locust left queued at its stop, served in the cool-down, which no latency figure counts."""
-    return _waits(samples, _bounds(samples, answered))
-
-
 @dataclass(frozen=True)
 class Windows:
-    """Little's-law window's figures, each None where the samples do not make it."""
+    """Little's-law window's figures, each None where the samples do not make it (too few pool samples in the load,
+    or a column missing, as from an app without the pool endpoint or an older collector)."""
 
-    law: LittleWindow | None
-    idle: IdleWindow | None
-    waits: Histogram | None
+    law: LittleWindow | None  # connection time and the requests answered
+    idle: IdleWindow | None  # idle in transaction and the successes answered
+    waits: Histogram | None  # the pool waits that ended inside it: the samples' ``wait_hist`` added up
 
 
 def windows(samples: pd.DataFrame | None, answered: pd.DataFrame) -> Windows:
-    """``little_window``, ``idle_window`` and ``load_waits`` at once: the window's bounds are found once."""
+    """From the first to the last load sample of the pool taken at or before the last response: what the pool and
+    the server did in between, and the requests whose response came in between. ``answered``: the requests that got
+    a response or failed (``failed`` 0 for a success); ``samples`` sorted by time, as ``read_samples`` gives them.
+    Each sample stands for the interval since the one before it, as in the collector's totals: the window's first
+    sample for none. The window's bounds are found once for all three figures.
+
+    The connection time is the growth of the ended holds' total plus the open holds' age so far: the integral of
+    checked-out connections over the window. A connection never returned (a session kept forever) is held all
+    along; the ended holds alone would miss it and put the ceiling at thousands of requests a second.
+    Cut so, both sides cover the same requests: a request's checkin comes just before its response. The whole
+    run's hold, idle time and waits would also count the requests Locust left unanswered at its stop, which the
+    app serves afterwards and no latency figure counts.
+    """
     bounds = _bounds(samples, answered)
     return Windows(_little(bounds), _idle(samples, answered, bounds), _waits(samples, bounds))
+
+
+def _little(bounds: Bounds | None) -> LittleWindow | None:
+    if bounds is None:
+        return None
+    first, last, inside = bounds
+    requests = int(inside.sum())
+    hold = _held(last) - _held(first)
+    if requests == 0 or hold <= 0:
+        return None
+    return LittleWindow(window_s=float(last["t"] - first["t"]), hold_s=hold, requests=requests)
 
 
 def _idle(samples: pd.DataFrame | None, answered: pd.DataFrame, bounds: Bounds | None) -> IdleWindow | None:

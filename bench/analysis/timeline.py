@@ -14,7 +14,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from bench.analysis.histbuckets import BucketCounts, summed
-from bench.analysis.littleslaw import load_waits
+from bench.analysis.littleslaw import windows
 from bench.results.requestlog import read_requests, split_dropped, split_unfinished
 from bench.results.samples import read_samples
 
@@ -161,7 +161,7 @@ def read_timeline(app_dir: Path, load_window_s: float | None = None) -> Timeline
         if not hists.empty else None
     # The table's and the distribution's: the waits summary.json's pool.wait_ms ranks (its window, as the summary
     # finds it from the requests that were sent), else every one.
-    window = load_waits(samples, split_dropped(answered)[0])
+    window = windows(samples, split_dropped(answered)[0]).waits
     window = window if window is not None else summed(hists["wait_hist"].tolist())
     del hists, answered
     # Read into ``waits``, they are most of the samples' memory; a copy, so no view keeps them alive.
