@@ -108,9 +108,10 @@ def percentile_table(timelines: dict[str, Timeline]) -> Table:
     columns = ("distribution", "app", "count", *(f"p{p:g}" for p in LADDER), "max")
     notes = [("Latency: every answered request in requests.csv, failed ones included (nearest rank: a latency some "
               "request had). Pool wait: the checkouts whose wait ended inside Little's-law window, as `pool.wait_ms` "
-              "counts them, from the samples' histograms (bucket midpoints, within 0.5%): those of the requests "
-              "answered in it, give or take the few holding a connection at either end. The requests Locust left "
-              "queued at its stop are in neither row. Where the samples make no window, every checkout.")]
+              "counts them, from the samples' histograms (bucket midpoints, within 0.5%): one per checkout of the "
+              "requests answered in it (an app that checks out twice a request ranks twice as many), give or take "
+              "the few holding a connection at either end. The requests Locust left queued at its stop are in "
+              "neither row. Where the samples make no window, every checkout.")]
     if not any(t.wait_counts() for t in timelines.values()):
         notes.append("Pool wait: this run's samples carry no wait histograms (recorded before they did).")
     return Table("percentiles", "Percentiles", columns, tuple(rows), tuple(notes))
