@@ -121,36 +121,45 @@ def _one_pass(run_dir: Path, pools: dict[str, dict[str, Any]], write_routes: lis
     from bench.results.folder import write_json
     from bench.results.records import DbFigures
     from bench.results.requestlog import read_requests
-    from bench.results.samples import read_samples
-    from bench.run.digest import LITTLE_COLUMNS
+    from bench.run.digest import plot
 
     read_s = 0.0
+    timelines: dict[Path, Any] = {}
     started = time.perf_counter()
     for app, pool in pools.items():
         folder = run_dir / app
         t = time.perf_counter()
-        requests = read_requests(folder).frame  # bench.run.digest reads it once, for the integrity check and the rest
+        log = read_requests(folder)  # bench.run.digest reads it once, for the summary and the report's time line
+        requests = log.frame
         read_s += time.perf_counter() - t
-        # As bench.run.digest.summarize: the stalls for the run's events, the samples Little's law needs.
+        # As bench.run.digest.summarize: the stalls for the run's events, the samples Little's law and the report's
+        # time line need, read once.
         period = LoadPeriod.of_requests(requests)
         quiet = Quiet.of(requests, period)
         quiet.events(app)
-        ok = requests[requests["failed"] == 0]
-        acknowledged = {name: int((ok["name"] == name).sum()) for name in write_routes}
+        acknowledged = _acknowledged(requests, write_routes)
+        timeline = plot(folder, log, timelines)
+        assert timeline is not None, folder
         figures = summarize_app(requests=requests, pool=pool, db=DbFigures(samples=36_300),
                                 integrity=Integrity(acknowledged=acknowledged, written=acknowledged), pool_capacity=5,
-                                period=period, samples=read_samples(folder, LITTLE_COLUMNS).frame,  # as the digest
-                                quiet=quiet)
+                                period=period, window=timeline.window, quiet=quiet)
         write_json(folder / "summary-perf.json", figures)
+        del log, requests, timeline
     summary_s = time.perf_counter() - started
     t = time.perf_counter()
-    render_report(run_dir)
+    render_report(run_dir, timelines)
     report_s = time.perf_counter() - t
     t = time.perf_counter()
     render_text(compare(load_side(run_dir), load_side(run_dir)))
     compare_s = time.perf_counter() - t
     return {"read_s": read_s, "summary_s": summary_s, "report_s": report_s, "compare_s": compare_s,
             "total_s": summary_s + report_s + compare_s}
+
+
+def _acknowledged(requests: Any, routes: list[str]) -> dict[str, int]:
+    """As bench.run.digest's integrity check: the successes of each write route (the rows go with the call)."""
+    ok = requests[requests["failed"] == 0]
+    return {name: int((ok["name"] == name).sum()) for name in routes}
 
 
 def write_pools(path: Path) -> None:

@@ -52,6 +52,15 @@ def test_summary_is_what_the_current_code_makes_of_the_raw_files(name: str) -> N
     assert not differ, f"tests/data/{name} is stale; {FIX}:\n" + "\n".join(differ[:20])
 
 
+@pytest.mark.parametrize("name", RUNS)
+def test_a_repeats_summary_reads_the_samples_as_a_first_runs_does(name: str) -> None:
+    """An app's first run finds Little's-law window in the report's time line (one read of samples.jsonl for both); a
+    repeat, not plotted, reads the samples for its summary alone. Same files, same figures."""
+    plotted, alone = redigest(DATA / name), redigest(DATA / name, plotted=False)
+    assert not _differences(plotted, alone), _differences(plotted, alone)[:20]
+    assert any(app["pool"]["wait_ms"]["count"] for app in alone["apps"].values())
+
+
 def test_compare_fixtures_are_the_run_fixtures_summaries() -> None:
     for name, run in (("base.json", "long-session-run"), ("current.json", "compare/current-run")):
         assert _json(DATA / "compare" / name) == _json(DATA / run / "summary.json"), f"compare/{name} is stale; {FIX}"

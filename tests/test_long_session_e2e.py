@@ -82,3 +82,24 @@ def test_startup_is_measured(both_run: tuple[Any, Path]) -> None:
     timings = both_run[0].summary["timings"]
     # Inside pytest the process started long before the run; the figure is still taken and positive.
     assert timings["database_start_s"] > 0 and timings["startup_s"] > 0
+
+
+def test_the_runs_report_is_the_folders(both_run: tuple[Any, Path]) -> None:
+    """`bench run` reports from the time lines its digest made while reading each app's files for the summary, not
+    from the files again; `bench report` reads the folder. The two must write the same report, byte for byte."""
+    from bench.analysis.timeline import read_timeline
+    from bench.render.run_report import render_report
+
+    _result, out = both_run
+    written = {name: (out / name).read_bytes() for name in ("report.md", "report.html")}
+    assert b"Little" in written["report.md"]
+    render_report(out)
+    assert {name: (out / name).read_bytes() for name in written} == written
+    # And the summary's Little's-law figures are the time line's window, found again from the files.
+    summary = json.loads((out / "summary.json").read_text())
+    for app in ("good", "bad"):
+        window = read_timeline(out / app).window
+        assert window is not None and window.law is not None
+        pool = summary["apps"][app]["pool"]
+        assert pool["hold_ms_per_request"] == pytest.approx(window.law.hold_s / window.law.requests * 1000, abs=1e-3)
+        assert pool["wait_ms"]["count"] == window.waits.count  # type: ignore[union-attr]

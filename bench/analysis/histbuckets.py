@@ -21,14 +21,15 @@ from bench.instrument.histogram import GROWTH, MIN_S, Histogram
 from bench.results.samples import SampleHistogram
 
 FloatArray = NDArray[np.float64]
-IntArray = NDArray[np.int64]
+IntArray = NDArray[np.signedinteger[Any]]
 _DENSE_BUCKETS = 100_000  # ``summed`` counts bucket indexes this far apart in one array
 _SUMMED_AT_ONCE = 4096  # samples
 
 
 @dataclass(frozen=True)
 class BucketCounts:
-    """Observations by (group, bucket): one entry per bucket of each histogram, tagged with its group (a second)."""
+    """Observations by (group, bucket): one entry per bucket of each histogram, tagged with its group (a second).
+    The samples' are int32 (an hour's is a million of each, kept for the report); one histogram's are int64."""
 
     group: IntArray
     bucket: IntArray  # the instrumentation's bucket index; -1 holds everything under MIN_S
@@ -54,10 +55,10 @@ class BucketCounts:
             high = float(hist.max_s or 0.0)
             if high > top.get(g, 0.0):
                 top[g] = high
-        return cls(group=np.repeat(np.asarray(kept, dtype=np.int64), np.asarray(sizes, dtype=np.int64)),
+        return cls(group=np.repeat(np.asarray(kept, dtype=np.int32), np.asarray(sizes, dtype=np.int64)),
                    # numpy's text parser reads a million bucket keys in milliseconds; int() on each takes 200
-                   bucket=np.fromstring(" ".join(keys), dtype=np.int64, sep=" ") if keys else np.zeros(0, np.int64),
-                   count=np.asarray(counts, dtype=np.int64), group_max_s=top)
+                   bucket=np.fromstring(" ".join(keys), dtype=np.int32, sep=" ") if keys else np.zeros(0, np.int32),
+                   count=np.asarray(counts, dtype=np.int32), group_max_s=top)
 
     @classmethod
     def of_histogram(cls, hist: Histogram) -> BucketCounts:
@@ -96,7 +97,7 @@ class BucketCounts:
         keep = (self.group >= 0) & (self.group < groups) & (self.count > 0)
         if not keep.any():
             return out
-        key = self.group[keep] * (1 << 32) + (self.bucket[keep] + 1)
+        key = self.group[keep].astype(np.int64) * (1 << 32) + (self.bucket[keep].astype(np.int64) + 1)
         keys, inverse = np.unique(key, return_inverse=True)
         counts = np.bincount(inverse, weights=self.count[keep]).astype(np.int64)
         group, bucket = keys >> 32, (keys & ((1 << 32) - 1)) - 1

@@ -16,6 +16,12 @@ if TYPE_CHECKING:  # the terminal imports this before a run's load: pandas loads
     # The window's first and last sample, and which of the answered requests got their response inside it.
     Bounds = tuple[pd.Series, pd.Series, pd.Series]
 
+# What ``windows`` reads from samples.jsonl besides "t": the phase and the pool's connection time, ended holds and
+# open ones; for the idle time, the connections idle in transaction (past the threshold too) and the app's own idle
+# time, ended transactions' and open ones'; for the pool's waits, each interval's wait histogram.
+COLUMNS = ("phase", "pool_hold_s", "pool_hold_open_s", "idle_in_tx", "idle_in_tx_long", "pool_idle_in_tx_s",
+           "pool_idle_in_tx_open_s", "wait_hist")
+
 
 @dataclass(frozen=True)
 class LittleWindow:

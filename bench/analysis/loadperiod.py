@@ -103,14 +103,22 @@ class Quiet:
     figures (``figures``) and the run's stall events (``events``): an hour's log takes a tenth of a second a search."""
 
     period: LoadPeriod
-    starts: FloatArray  # each stretch's start, epoch seconds
+    # The stretches asked for: the stalls and the longest (an hour's log has one between most two responses).
+    starts: FloatArray  # each one's start, epoch seconds
     seconds: FloatArray
     waiting: FloatArray  # requests waiting at its end
     threshold_s: float  # a stretch this long or longer is a stall
 
     @classmethod
     def of(cls, requests: pd.DataFrame, period: LoadPeriod) -> Quiet:
-        return cls(period, *_quiet(requests, period), threshold_s=stall_threshold_s(requests))
+        import numpy as np
+
+        starts, seconds, waiting = _quiet(requests, period)
+        threshold = stall_threshold_s(requests)
+        kept = seconds >= threshold
+        if seconds.size:
+            kept[np.argmax(seconds)] = True
+        return cls(period, starts[kept], seconds[kept], waiting[kept], threshold)
 
     def stalls(self) -> list[Stall]:
         """The quiet stretches long enough to be a stall (see STALL_MIN_S), in time order."""

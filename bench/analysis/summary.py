@@ -16,7 +16,7 @@ import pandas as pd
 
 from bench.analysis.holdsites import hold_sites
 from bench.analysis.lintmatch import lint_section
-from bench.analysis.littleslaw import IdleWindow, LittleWindow, whole_run, windows
+from bench.analysis.littleslaw import IdleWindow, LittleWindow, Windows, whole_run, windows
 from bench.analysis.loadperiod import LoadPeriod, Quiet
 from bench.analysis.rates import add_rates
 from bench.analysis.stats import nearest_rank
@@ -89,10 +89,13 @@ def summarize_app(
     samples: pd.DataFrame | None = None,
     shared_database: bool = False,
     quiet: Quiet | None = None,
+    window: Windows | None = None,
 ) -> dict[str, Any]:
     """``samples`` are the collector's (samples.jsonl); ``shared_database`` says the run's database has other
     clients than the app (target mode with --app-name), so its pg_stat_database counters are not the app's;
-    ``quiet``: the period's quiet stretches when the caller has found them already (for its stall events)."""
+    ``quiet``: the period's quiet stretches when the caller has found them already (for its stall events);
+    ``window``: Little's-law window when the caller has found it from the samples already (``bench run`` does, in
+    the report's time line), in place of ``samples``."""
     # Throughput is over the load period the harness drove, a stall included; requests still waiting when it
     # stopped are counted apart (every closed-model run ends with some): neither responses nor failures.
     period = period or LoadPeriod.of_requests(requests)
@@ -110,7 +113,7 @@ def summarize_app(
     counted = bool(locust_stats)
     # Connection time per request, idle in transaction per successful request and the pool's waits, over
     # Little's-law window when the samples make one.
-    window = windows(samples, requests)
+    window = window if window is not None else windows(samples, requests)
     del samples  # an hour's holds 36,000 histograms (20-odd MiB): gone before the log's group-bys, if no caller keeps it
     idle_per_request = IdlePerRequest(window.idle, len(ok_ms))
     summary: dict[str, Any] = {

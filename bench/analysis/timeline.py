@@ -6,20 +6,23 @@ The raw files are read through bench.results (a --workers run's request log is o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from bench.analysis import littleslaw
 from bench.analysis.histbuckets import BucketCounts, summed
-from bench.analysis.littleslaw import windows
-from bench.results.requestlog import read_requests, split_dropped, split_unfinished
-from bench.results.samples import read_samples
+from bench.analysis.littleslaw import Windows, windows
+from bench.results.requestlog import RequestLog, read_requests, split_dropped, split_unfinished
+from bench.results.samples import SampleLog, read_samples
 
-SAMPLE_COLUMNS = ("t", "phase", "pool_wait_p95_ms", "pool_checked_out", "pool_size", "idle_in_tx",
-                  "idle_in_tx_oldest_s", "wait_hist", "pool_hold_s")
+# The plotted gauges, and what Little's-law window needs: the table's pool waits are the window's, and bench run's
+# digest hands the summary the time line's window (one read of the samples for both).
+SAMPLE_COLUMNS = tuple(dict.fromkeys(("t", "phase", "pool_wait_p95_ms", "pool_checked_out", "pool_size", "idle_in_tx",
+                                      "idle_in_tx_oldest_s", *littleslaw.COLUMNS)))
 # A one-second bucket the load's end cuts short is scaled to a rate over the part inside the load; under half a
 # second inside, a handful of responses would swing it either way, so it is left out rather than drawn.
 MIN_SPAN_S = 0.5
@@ -64,6 +67,11 @@ class Timeline:
     waits: BucketCounts | None = None  # the samples' per-interval wait histograms, grouped by second
     # Those inside Little's-law window added up, as summary.json's ``pool.wait_ms`` ranks them (else every one)
     window_waits: BucketCounts | None = None
+    window: Windows | None = None  # Little's-law window, as summary.json's figures over it are found
+
+    def with_load_window(self, load_window_s: float | None) -> Timeline:
+        """This time line with summary.json's ``load_window_s`` (none where it is missing or not positive)."""
+        return replace(self, load_window_s=load_window_s if load_window_s and load_window_s > 0 else None)
 
     @property
     def stop_s(self) -> float:
@@ -142,7 +150,12 @@ def ranked(group: NDArray[np.int64], values: FloatArray, groups: int,
 def read_timeline(app_dir: Path, load_window_s: float | None = None) -> Timeline:
     """The app's time line, its clock started at its first load sample or first request, whichever came first
     (the harness's go, within a sampling interval)."""
-    sample_log, request_log = read_samples(app_dir, SAMPLE_COLUMNS), read_requests(app_dir)
+    return timeline_of(read_samples(app_dir, SAMPLE_COLUMNS), read_requests(app_dir)).with_load_window(load_window_s)
+
+
+def timeline_of(sample_log: SampleLog, request_log: RequestLog) -> Timeline:
+    """``read_timeline`` from files already read, without a load window: ``bench run`` reads each app's once, for
+    its summary and this, and hands the summary the time line's ``window``. ``sample_log`` holds SAMPLE_COLUMNS."""
     samples, (answered, _unfinished) = sample_log.frame, split_unfinished(request_log.frame)
     load = samples.loc[samples["phase"] == "load", "t"]
     starts = [float(load.min())] if not load.empty else []
@@ -151,7 +164,8 @@ def read_timeline(app_dir: Path, load_window_s: float | None = None) -> Timeline
     t0 = min(starts, default=0.0)
     requests = pd.DataFrame({
         "end_s": answered["start_epoch_s"] + answered["response_time_ms"] / 1000 - t0,
-        "response_time_ms": answered["response_time_ms"], "failed": answered["failed"],
+        # 0 or 1: a byte each, not eight, in the time line the report holds for every app.
+        "response_time_ms": answered["response_time_ms"], "failed": answered["failed"].astype(np.int8),
         # A category: the per-route series compare routes a million rows at a time.
         "name": answered["name"].astype("category"), "error": answered["error"]})
     samples = samples.assign(x=samples["t"] - t0)
@@ -161,15 +175,15 @@ def read_timeline(app_dir: Path, load_window_s: float | None = None) -> Timeline
         if not hists.empty else None
     # The table's and the distribution's: the waits summary.json's pool.wait_ms ranks (its window, as the summary
     # finds it from the requests that were sent), else every one.
-    window = windows(samples, split_dropped(answered)[0]).waits
-    window = window if window is not None else summed(hists["wait_hist"].tolist())
+    window = windows(samples, split_dropped(answered)[0])
+    waited = window.waits if window.waits is not None else summed(hists["wait_hist"].tolist())
     del hists, answered
     # Read into ``waits``, they are most of the samples' memory; a copy, so no view keeps them alive.
-    samples = samples.drop(columns="wait_hist").copy()
+    samples = samples[[c for c in (*SAMPLE_COLUMNS, "x") if c != "wait_hist"]].copy()
     ends = [float(samples["x"].max())] if not samples.empty else []
     ends += [float(requests["end_s"].max())] if not requests.empty else []
     return Timeline(requests=requests.reset_index(drop=True), samples=samples, end_s=max(ends, default=0.0),
                     load_end_s=float(cooldown.min()) if not cooldown.empty else None,
                     unreadable_requests=request_log.unreadable, unreadable_samples=sample_log.unreadable,
-                    load_window_s=load_window_s if load_window_s and load_window_s > 0 else None, waits=waits,
-                    window_waits=BucketCounts.of_histogram(window) if window is not None else None)
+                    waits=waits,
+                    window_waits=BucketCounts.of_histogram(waited) if waited is not None else None, window=window)

@@ -7,6 +7,7 @@ distributions and tables, the run's parameters last.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -43,17 +44,24 @@ DISTRIBUTION_NOTE = ("Ten bins per decade of a log scale: a bin's height is the 
                      "that took that long. Values under the first bin count in it.")
 
 
-def render_report(run_dir: Path) -> tuple[Path, Path]:
-    """Write report.md and report.html into ``run_dir`` (atomically) and return their paths."""
+def render_report(run_dir: Path, read: Mapping[Path, Timeline] | None = None) -> tuple[Path, Path]:
+    """Write report.md and report.html into ``run_dir`` (atomically) and return their paths. ``read``: app folders'
+    time lines already read (``timeline_of``, without the summary's load window), by folder; the rest are read here.
+    """
     folder = load_run(run_dir)
-    timelines = {app: read_timeline(folder.app_dir(app), _number(_obj(folder.apps.get(app)).get("load_window_s")))
-                 for app in folder.plotted_apps()}
+    timelines = {app: _timeline(folder, app, read or {}) for app in folder.plotted_apps()}
     blocks = [_redacted(b) for b in build_blocks(folder, timelines)]
     head = heading(folder)
     md_path, html_path = RunFiles(run_dir).report_md, RunFiles(run_dir).report_html
     write_text(md_path, to_markdown(head, blocks))
     write_text(html_path, to_html(head, blocks))
     return md_path, html_path
+
+
+def _timeline(folder: RunFolder, app: str, read: Mapping[Path, Timeline]) -> Timeline:
+    window = _number(_obj(folder.apps.get(app)).get("load_window_s"))
+    timeline = read.get(folder.app_dir(app))
+    return read_timeline(folder.app_dir(app), window) if timeline is None else timeline.with_load_window(window)
 
 
 def build_blocks(folder: RunFolder, timelines: dict[str, Timeline]) -> list[Block]:

@@ -118,7 +118,7 @@ async def _interleave(runs: list[RunState]) -> None:
         for index in range(first.config.repeat):
             for run in runs:
                 app = run.config.apps[0]
-                figures = summarize(run, await drive(run, app, index))
+                figures = summarize(run, await drive(run, app, index), plotted=index == 0)
                 run.repeats.setdefault(app, []).append(figures)
                 run.apps[app] = median_summary(run.repeats[app])
                 write_json(RunFiles(run.folder).run_json, run.run_json("running"))

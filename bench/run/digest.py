@@ -10,30 +10,26 @@ from typing import Any
 
 import pandas as pd
 
-from bench.analysis import applog
+from bench.analysis import applog, littleslaw
 from bench.analysis.loadperiod import NO_STALL_CHECK, Quiet
 from bench.analysis.summary import Check, Integrity, evaluate, evaluate_each, summarize_app
+from bench.analysis.timeline import SAMPLE_COLUMNS, Timeline, timeline_of
 from bench.config.slo import Slo
 from bench.errors import BenchError
 from bench.results.folder import write_json
 from bench.results.layout import RunFiles
 from bench.results.locustfiles import read_locust_json
-from bench.results.requestlog import read_requests
+from bench.results.requestlog import RequestLog, read_requests
 from bench.results.samples import read_samples
 from bench.results.summaryfile import SCHEMA_VERSION
 from bench.run.drive import Driven
 from bench.run.state import Outcome, RunState, ended_by
 
-# What Little's law needs from samples.jsonl (bench.analysis.littleslaw): the phase and the pool's connection time,
-# ended holds and open ones; for the idle time over its window, the connections idle in transaction (past the
-# threshold too) and the app's own idle time, ended transactions' and open ones'; for the pool's waits over it,
-# each interval's wait histogram.
-LITTLE_COLUMNS = ("phase", "pool_hold_s", "pool_hold_open_s", "idle_in_tx", "idle_in_tx_long", "pool_idle_in_tx_s",
-                  "pool_idle_in_tx_open_s", "wait_hist")
 
-
-def summarize(run: RunState, driven: Driven) -> dict[str, Any]:
-    """One app run's figures (summary.json's ``apps.<app>``) from its raw files and what the drive measured."""
+def summarize(run: RunState, driven: Driven, *, plotted: bool = False) -> dict[str, Any]:
+    """One app run's figures (summary.json's ``apps.<app>``) from its raw files and what the drive measured.
+    ``plotted``: the report will plot this folder (an app's first run): its time line is made from the same reads
+    (``plot``) and kept in ``run.timelines`` for ``render_report``."""
     cfg = run.config
     log = read_requests(driven.files.root)
     requests = log.frame
@@ -41,13 +37,28 @@ def summarize(run: RunState, driven: Driven) -> dict[str, Any]:
     app_log = None if cfg.target else applog.scan(driven.files.app_log)
     quiet = Quiet.of(requests, driven.load)  # for the stall events here and the summary's figures
     run.events.extend(quiet.events(driven.app))
+    little = driven.pool is not None  # the pool's samples make Little's-law window
+    timeline = plot(driven.files.root, log, run.timelines) if plotted else None
     return summarize_app(requests=requests, pool=driven.pool, db=driven.db,
                          integrity=_integrity(run, driven, requests), pool_capacity=cfg.pool_size + cfg.max_overflow,
                          locust_stats=list(read_locust_json(driven.files.root).entries), app_log=app_log,
                          period=driven.load, unreadable=log.unreadable, shared_database=shared_database(run),
-                         quiet=quiet,
-                         # Read here and held by nothing else, so the summary lets it go once it has used it.
-                         samples=None if driven.pool is None else read_samples(driven.files.root, LITTLE_COLUMNS).frame)
+                         quiet=quiet, window=timeline.window if little and timeline else None,
+                         # Else read for the summary alone, and held by nothing else: it lets them go once used.
+                         samples=read_samples(driven.files.root, littleslaw.COLUMNS).frame
+                         if little and timeline is None else None)
+
+
+def plot(root: Path, log: RequestLog, timelines: dict[Path, Timeline]) -> Timeline | None:
+    """The report's time line of an app folder, kept in ``timelines`` by folder: made from the request log the summary
+    reads and one read of samples.jsonl, which also finds Little's-law window for the summary. None when samples.jsonl
+    cannot be read: the report says why it has no time line, and the summary, reading it, fails as it would."""
+    try:
+        timeline = timeline_of(read_samples(root, SAMPLE_COLUMNS), log)
+    except BenchError:
+        return None
+    timelines[root] = timeline
+    return timeline
 
 
 def shared_database(run: RunState) -> bool:
@@ -127,7 +138,7 @@ def render_report(run: RunState) -> Path | None:
     from bench.render.run_report import render_report as render
 
     try:
-        _md, html = render(run.folder)
+        _md, html = render(run.folder, run.timelines)
     except BenchError as err:  # the run's own results are safe on disk; say why there is no report
         run.console.info(f"no report: {err}")
         return None

@@ -70,7 +70,7 @@ async def _drive_and_digest(run: RunState) -> None:
             from bench.analysis.summary import median_summary
             from bench.run.digest import summarize
 
-            figures = summarize(run, driven)
+            figures = summarize(run, driven, plotted=index == 0)
             run.repeats.setdefault(app, []).append(figures)
             run.apps[app] = median_summary(run.repeats[app])
             write_json(RunFiles(run.folder).run_json, run.run_json("running"))

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.config.catalog import Scenario
 from bench.config.options import RunConfig, redact_argv
@@ -27,6 +27,9 @@ from bench.results.layout import HARNESS_ERROR, RunFiles
 from bench.results.summaryfile import SCHEMA_VERSION
 from bench.run.collector import Collector
 from bench.run.environment import describe
+
+if TYPE_CHECKING:  # pandas loads once the first load is over
+    from bench.analysis.timeline import Timeline
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,8 @@ class RunState:
     timings: dict[str, float] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
     faults: list[str] = field(default_factory=list)
+    # The apps' time lines the digest made from the reads it shares with the summary, by folder, for the report.
+    timelines: dict[Path, Timeline] = field(default_factory=dict)
     _environment: dict[str, Any] | None = None
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     hooks: RunHooks = field(default_factory=RunHooks)

@@ -101,14 +101,14 @@ def _bench_with_inputs_recorded(argv: list[str]) -> None:
     from bench.run import runner
     from bench.run.digest import summarize
 
-    def recording(run: Any, driven: Any) -> dict[str, Any]:
+    def recording(run: Any, driven: Any, **how: Any) -> dict[str, Any]:
         measured = {
             "db": dataclasses.asdict(driven.db),
             "written": driven.written,
             "load": {"start": driven.load.start, "end": driven.load.end},
         }
         (driven.files.root / MEASURED).write_text(json.dumps(measured, indent=1) + "\n", encoding="utf-8")
-        figures: dict[str, Any] = summarize(run, driven)
+        figures: dict[str, Any] = summarize(run, driven, **how)
         return figures
 
     setattr(runner, "summarize", recording)  # the name the runner calls its digest by  # noqa: B010
@@ -119,9 +119,10 @@ def _bench_with_inputs_recorded(argv: list[str]) -> None:
 # --- re-digesting a stored folder ---------------------------------------------------------------------------
 
 
-def redigest(folder: Path) -> dict[str, Any]:
+def redigest(folder: Path, *, plotted: bool = True) -> dict[str, Any]:
     """summary.json's schema_version, apps and checks as the current code computes them from ``folder``'s raw
-    files and measured.json, through the runner's own digest (bench.run.digest.summarize)."""
+    files and measured.json, through the runner's own digest (bench.run.digest.summarize): as for an app's first run,
+    whose samples the report's time line shares, or (``plotted`` False) as for a repeat, read for the summary alone."""
     from bench.analysis.loadperiod import NO_STALL_CHECK, LoadPeriod
     from bench.analysis.summary import Check, evaluate, median_summary
     from bench.render.terminal import Console
@@ -146,7 +147,7 @@ def redigest(folder: Path) -> dict[str, Any]:
             written=measured["written"],
             load=LoadPeriod(**measured["load"]),
         )
-        run.repeats.setdefault(app, []).append(summarize(run, driven))
+        run.repeats.setdefault(app, []).append(summarize(run, driven, plotted=plotted))
         run.apps[app] = median_summary(run.repeats[app])  # as the runner files a run of one repeat
     # As bench.run.digest.build_summary judges a completed run.
     texts = [*scenario.checks, *(NO_STALL_CHECK.format(app=app) for app in run.apps)]
