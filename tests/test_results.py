@@ -8,6 +8,7 @@ import json
 import math
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -83,6 +84,19 @@ def test_samples_are_sorted_typed_and_counted(tmp_path: Path) -> None:
     assert log.frame["idle_in_tx"].isna().tolist() == [True, False] and log.frame["pool_size"].isna().all()
     assert log.frame["wait_hist"].tolist() == [None, SampleHistogram(1, 0.0, 0.0, "", ())]
     assert log.unreadable == 3 and log.present
+
+
+@pytest.mark.parametrize("values", [[1, 2, 3], [1.5, 2, None], [None, None], [], [1, "x", 2], ["1", "2"], [True, False],
+                                    [2**70, 1], [float("nan"), 1], [{"a": 1}, 2], [[1], 2], [1, [2, 3]]])
+def test_sample_numbers_are_what_pandas_makes_of_them(tmp_path: Path, values: list[Any]) -> None:
+    """A numeric field is read by numpy when it can be, else by pandas: the same values and dtype either way."""
+    import pandas as pd
+
+    AppFiles(tmp_path).samples.write_text("".join(json.dumps({"t": float(i), "n": v}) + "\n"
+                                                  for i, v in enumerate(values)).replace("NaN", "null"))
+    read = read_samples(tmp_path, ["n"]).frame["n"]
+    expected = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").reset_index(drop=True)
+    assert read.dtype == expected.dtype and read.equals(expected.rename("n")), (read.tolist(), expected.tolist())
 
 
 def test_sample_histograms_are_kept_compact_and_read_back_whole(tmp_path: Path) -> None:

@@ -104,8 +104,24 @@ def _parse(line: bytes) -> dict[str, Any] | None:
 def _frame(values: list[list[Any]], names: list[str]) -> pd.DataFrame:
     import pandas as pd
 
-    frame = pd.DataFrame({name: pd.Series(column, dtype=object) for name, column in zip(names, values, strict=True)},
-                         columns=names)
-    numeric = [c for c in names if c not in TEXT_FIELDS and c not in HISTOGRAM_FIELDS]
-    frame[numeric] = frame[numeric].apply(pd.to_numeric, errors="coerce")
+    frame = pd.DataFrame({name: column if name in TEXT_FIELDS or name in HISTOGRAM_FIELDS else _numbers(column)
+                          for name, column in zip(names, values, strict=True)}, columns=names)
     return frame.dropna(subset=["t"]).sort_values("t", kind="stable").reset_index(drop=True)
+
+
+def _numbers(column: list[Any]) -> Any:
+    """A numeric field's values as ``pd.to_numeric(errors="coerce")`` makes them: int64 when every one is an integer,
+    else float64 with NaN for a missing one. numpy reads a column of plain numbers (or numbers and None) directly,
+    in a third of the time; anything else (text in a damaged file) goes through pandas."""
+    import numpy as np
+    import pandas as pd
+
+    try:
+        array = np.array(column)
+        if array.dtype.kind in "if" and array.size:
+            return array
+        if array.dtype.kind == "O":
+            return np.array(column, dtype=np.float64)  # numbers and None: None is NaN
+    except (TypeError, ValueError, OverflowError):
+        pass
+    return pd.to_numeric(pd.Series(column, dtype=object), errors="coerce")
