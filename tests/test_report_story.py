@@ -178,7 +178,8 @@ def test_checks_use_the_registry_labels_with_the_raw_check_on_hover(run_dir: Pat
         ("✓", "bad: stalls = 0"),
     ]
     assert [t[1] for t in titles] == [c["name"] for c in summary["checks"]]  # the raw check, on hover
-    assert _row(checks, "✓", "bad/good: idle in tx past threshold ≥ 10×")[2] == "∞×"
+    idle = summary["apps"]["bad"]["db"]["idle_in_tx_long_seconds"]
+    assert _row(checks, "✓", "bad/good: idle in tx past threshold ≥ 10×")[2] == f"∞× (bad {idle:,.4g} vs good 0 conn-s)"
     throughput = _value(summary, "good/bad: throughput_rps >= 3")
     assert _row(checks, "✓", "good/bad: throughput ≥ 3×")[2] == f"{throughput:.2f}×"
     md = md_path.read_text()
@@ -186,6 +187,28 @@ def test_checks_use_the_registry_labels_with_the_raw_check_on_hover(run_dir: Pat
     assert f"## Checks: {len(checks)} of {len(checks)} passed" in md
     assert f"| ✓ | bad: ceiling utilisation (fraction) ≥ 0.9 | {used:.3f} |" in md
     assert "throughput_rps" not in page.text["checks"] and "pool.wait_ms.p95" not in md.split("## Checks")[1]
+
+
+def test_a_huge_ratio_shows_the_two_figures_it_divides(run_dir: Path, summary: dict[str, Any], tmp_path: Path) -> None:
+    """A pair check past 1,000× (good's pool wait p50 is a 4 µs bucket: it never queued) shows both apps' figures in
+    the report, the terminal and a JUnit failure. They are summary.json's figures, and their quotient is the check's
+    value, to the 4 significant digits shown; a ratio under 1,000× shows none."""
+    from bench.render.junit import checks_junit
+    from bench.render.terminal import render_summary
+
+    _, html_path = render_report(run_dir)
+    rows = _parse(html_path.read_text()).tables["checks"][1:]
+    huge = next(c for c in summary["checks"] if c["name"] == "bad/good: pool.wait_ms.p50 >= 5")
+    bad, good = (summary["apps"][app]["pool"]["wait_ms"]["p50"] for app in ("bad", "good"))
+    assert huge["value"] >= 1000 and good > 0
+    shown = _row(rows, "✓", "bad/good: pool wait p50 ≥ 5×")[2]
+    assert shown == f"{huge['value']:,.0f}× (bad {bad:,.4g} vs good {good:,.4g} ms)", shown
+    figures = [float(x) for x in re.findall(r"(?:bad|good) ([\d.,]+)", shown)]
+    assert figures[0] / figures[1] == pytest.approx(huge["value"], rel=1e-3)
+    assert "(" not in _row(rows, "✓", "good/bad: throughput ≥ 3×")[2]
+    assert f"(bad {bad:,.4g} vs good {good:,.4g} ms)" in render_summary(summary, tmp_path)
+    failing = {**summary, "checks": [{**huge, "passed": False}]}
+    assert f"measured {huge['value']:,.0f}× (bad {bad:,.4g} vs good {good:,.4g} ms)" in checks_junit(failing)
 
 
 def test_the_littles_law_ceiling_is_a_bound_not_a_regression(run_dir: Path) -> None:

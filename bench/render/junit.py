@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-from bench.render.report_tables import check_label, check_value
+from bench.render.report_tables import check_figures, check_label, check_value
 
 
 def case(classname: str, name: str, failure: str | None = None, skipped: str | None = None) -> str:
@@ -42,7 +42,9 @@ def checks_junit(summary: dict[str, Any]) -> str:
     scenario = str(summary.get("scenario", "?"))
     classname = f"scopebench.{scenario}"
     checks = [c for c in summary.get("checks") or [] if isinstance(c, dict)]
-    cases = [case(classname, check_label(c), None if c.get("passed") else f"measured {check_value(c)}") for c in checks]
+    apps = summary.get("apps") or {}
+    cases = [case(classname, check_label(c),
+                  None if c.get("passed") else f"measured {check_value(c)}{check_figures(c, apps)}") for c in checks]
     failures = sum(not c.get("passed") for c in checks)
     if summary.get("status") != "completed":
         cases.append(case(classname, "run completed", f"run {summary.get('status')}: {summary.get('error')}"))

@@ -13,7 +13,7 @@ from bench.analysis import littleslaw as littles_law
 from bench.analysis.distribution import LADDER, Ladder, bucket_ladder, failure_groups, ladder
 from bench.analysis.loadperiod import STALL_EVENT
 from bench.render.page import Cell, Table
-from bench.results.metric import Metric, Shown
+from bench.results.metric import COUNT_UNITS, Metric, Shown
 from bench.results.metrics import SHOWN, find, ratio, value_at
 from bench.results.summaryfile import RunFolder
 
@@ -59,11 +59,16 @@ def headline_table(folder: RunFolder) -> Table:
     return Table("headline", title, columns, tuple(rows), tuple(notes))
 
 
+# A pair check's ratio from which its two figures are shown beside it (``check_figures``).
+FIGURES_PAST = 1000.0
+
+
 def checks_table(folder: RunFolder) -> Table:
     checks = [c for c in folder.summary.get("checks") or [] if isinstance(c, dict)]
     passed = sum(bool(c.get("passed")) for c in checks)
     rows = tuple((Cell("✓", "pass") if c.get("passed") else Cell("✗", "fail"),
-                  Cell(check_label(c), title=str(c.get("name", "?"))), Cell(check_value(c), "num")) for c in checks)
+                  Cell(check_label(c), title=str(c.get("name", "?"))),
+                  Cell(check_value(c) + check_figures(c, folder.apps), "num")) for c in checks)
     title = f"Checks: {passed} of {len(checks)} passed" if checks else "Checks"
     notes = () if checks else (f"no checks were evaluated (run {folder.status})",)
     stalls = tuple(f"Stall: {e.get('app', '?')}: {e.get('detail')}" for e in folder.summary.get("events") or []
@@ -94,6 +99,22 @@ def check_value(check: dict[str, Any]) -> str:
     if "/" in str(check.get("app", "")):
         return f"{number:,.3g}×" if number < 1000 else f"{number:,.0f}×"
     return (metric.number_format if metric else "{:,.4g}").format(number)
+
+
+def check_figures(check: dict[str, Any], apps: dict[str, Any]) -> str:
+    """" (bad 924 vs good 0.003 ms)": the two figures of a pair check whose ratio is past ``FIGURES_PAST`` or
+    infinite (the second's is 0), from summary.json's ``apps``; "" for any other check. "∞×" or "307,993×" alone
+    hide that the second figure is next to nothing: a pool wait of 3 µs, a checkout that never queued."""
+    metric, names = find(str(check.get("metric", ""))), str(check.get("app", "")).split("/")
+    number = _number(check.get("value"))
+    if metric is None or len(names) != 2 or check.get("slo") or (number is not None and number < FIGURES_PAST) \
+            or (number is None and str(check.get("value")) != "inf"):
+        return ""
+    figures = [_number(value_at(apps.get(name) or {}, str(check["metric"]).split("."))) for name in names]
+    if figures[0] is None or figures[1] is None:
+        return ""
+    unit = "" if metric.unit in COUNT_UNITS else f" {metric.unit}"
+    return f" ({names[0]} {figures[0]:,.4g} vs {names[1]} {figures[1]:,.4g}{unit})"
 
 
 def percentile_table(timelines: dict[str, Timeline]) -> Table:

@@ -121,7 +121,7 @@ def render_summary(summary: dict[str, Any], folder: Path, report: Path | None = 
     from bench.analysis import littleslaw as littles_law
     from bench.render.hold_sites import terminal_lines as hold_site_lines
     from bench.render.lint_lines import terminal_lines as lint_lines
-    from bench.render.report_tables import check_label, check_value
+    from bench.render.report_tables import check_figures, check_label, check_value
 
     apps: dict[str, Any] = summary.get("apps", {})
     names = list(apps)
@@ -154,7 +154,7 @@ def render_summary(summary: dict[str, Any], folder: Path, report: Path | None = 
         for check in checks:
             # As the report shows it: the registry's label ("good/bad: throughput ≥ 5×"), not the raw path.
             mark = "✓" if check["passed"] else "✗"
-            lines.append(f"  {mark} {check_label(check):<52} {check_value(check):>9}")
+            lines.append(f"  {mark} {check_label(check):<52} {check_value(check):>9}{check_figures(check, apps)}")
         if failed := sum(not check["passed"] for check in checks):
             lines.append(f"{failed} of {len(checks)} checks failed")
     startup = summary.get("timings", {}).get("startup_s")
