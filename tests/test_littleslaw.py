@@ -164,7 +164,7 @@ def _app(used: float | None = 0.8, ceiling: float | None = 250.0, law: Any = "wi
 def test_the_note_shows_the_arithmetic_it_used() -> None:
     assert note("bad", _app()) == (
         "bad: Little's-law ceiling 5 connections / 10.0 ms per request (4.00 conn-s held over 400 requests) = "
-        "250.0 req/s; 200.0 req/s answered (400 in 2.00 s) = 80% of it"
+        "250.0 req/s; 200.0 req/s answered between pool samples (400 in 2.00 s) = 80% of it"
     )
 
 

@@ -175,5 +175,6 @@ def note(name: str, app: dict[str, Any]) -> str | None:
         return None
     return (f"{name}: Little's-law ceiling {pool['capacity']} connections / {pool['hold_ms_per_request']:,.1f} ms "
             f"per request ({law['hold_s']:,.2f} conn-s held over {law['requests']:,} requests) = {ceiling:,.1f} "
-            f"req/s; {law['rps']:,.1f} req/s answered ({law['requests']:,} in {law['window_s']:,.2f} s) = "
+            f"req/s; {law['rps']:,.1f} req/s answered between pool samples ({law['requests']:,} in "
+            f"{law['window_s']:,.2f} s) = "
             f"{100 * used:.0f}% of it")

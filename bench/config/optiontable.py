@@ -147,7 +147,9 @@ OPTIONS: dict[str, Option] = {
     "allow_remote": Option(flag="--allow-remote", kind="switch", default=False,
                            help="Allow a --target that is not a loopback address."),
     # The command line itself.
-    "quiet": Option(flag="--quiet", kind="switch", default=False, help="No progress line."),
+    "quiet": Option(flag="--quiet", kind="switch", default=False,
+                    help="No progress lines (a terminal redraws one line; a log gets one every 5 s of each app's "
+                         "load and cool-down, and one at each one's end)."),
     # bench run's thresholds: the capacity grammar, but no BENCH_SLO (that is capacity's default SLO).
     "run_slo": Option(flag="--slo", metavar="SLO",
                       help="Thresholds the run is held to, as checks (exit 1 when one fails): p50|p95|p99|max, errors, "

@@ -48,6 +48,9 @@ def lookup(app: dict[str, Any], path: str) -> float | None:
     return value_at(app, path.split("."))
 
 
+PROGRESS_EVERY_S = 5.0  # between progress lines written to a log rather than redrawn on a terminal
+
+
 class Console:
     def __init__(self, out: TextIO | None = None, err: TextIO | None = None, quiet: bool = False) -> None:
         self.out = out or sys.stdout
@@ -55,6 +58,7 @@ class Console:
         self.quiet = quiet
         self.live = self.err.isatty()
         self._last_line = 0.0
+        self._phase: tuple[str, str] | None = None
         self._width = 0
 
     def info(self, message: str) -> None:
@@ -80,10 +84,15 @@ class Console:
         self.info(f"run folder: {folder}")
 
     def progress(
-        self, app: str, phase: str, elapsed: float, total: float, tail: RequestTail, collector: LiveFigures
+        self, app: str, phase: str, elapsed: float, total: float, tail: RequestTail, collector: LiveFigures,
+        last: bool = False,
     ) -> None:
+        """The app's phase so far: one line redrawn in place on a terminal; else (a log, CI) a line every
+        PROGRESS_EVERY_S of the phase and one at its end (``last``), the same lines for every app."""
         now = time.monotonic()
-        if self.quiet or (not self.live and now - self._last_line < 5.0):
+        if (app, phase) != self._phase:
+            self._phase, self._last_line = (app, phase), now
+        if self.quiet or (not self.live and not last and now - self._last_line < PROGRESS_EVERY_S):
             return
         self._last_line = now
         pool = collector.last_pool or {}

@@ -64,8 +64,8 @@ class SideConsole(Console):
         super().__init__(console.out, console.err, console.quiet)
         self.side = side.upper()
 
-    def progress(self, app: str, *rest: Any) -> None:
-        super().progress(f"{self.side} {app}", *rest)
+    def progress(self, app: str, *rest: Any, **more: Any) -> None:
+        super().progress(f"{self.side} {app}", *rest, **more)
 
 
 async def run_ab(request: AbRequest, console: Console) -> AbResult:

@@ -148,6 +148,7 @@ async def _load(run: RunState, subject: Subject, plan: LoadPlan, locust: Child, 
     locust.stop(timeout=5)
     _check_worker_rows(run, subject.name, tail.files.root)
     tail.poll()
+    run.console.progress(subject.name, "load", stopped_at - go_at, duration, tail, collector, last=True)
     if tail.requests + tail.unfinished == 0:
         raise InfraError(f"Locust sent no request (exit code {locust.exit_code()}): {locust.log_tail()}")
     return LoadPeriod(start=go_at, end=stopped_at)
@@ -179,6 +180,7 @@ async def _cool_down(run: RunState, subject: Subject, collector: Collector, tail
         await asyncio.sleep(_TICK_S)
         subject.check_alive()
         run.console.progress(subject.name, "cool-down", total - (end - time.monotonic()), total, tail, collector)
+    run.console.progress(subject.name, "cool-down", total, total, tail, collector, last=True)
 
 
 def _record_events(run: RunState, app: str, collector: Collector) -> None:
