@@ -129,3 +129,34 @@ def test_summed_buckets_far_apart_are_counted_as_well() -> None:
     total = summed(fields)
     assert total is not None and total.buckets == {-1: 1, 5: 1, 200000: 3}
     assert (total.count, total.total, total.max) == (5, 2.0, 0.7)
+
+
+@pytest.mark.parametrize("n", [20, 1000, 2000, 3000, 10_000])
+def test_a_percentile_ranks_as_the_raw_values_do(n: int) -> None:
+    """Rank ceil(p·n / 100) exactly, as bench.analysis.stats.nearest_rank on the raw values: in floating point
+    99.9 / 100 · 1000 is 999.0000000000001, which once ranked the 99.9th percentile one value too high. One value per
+    bucket, so a rank off by one reads another bucket; the report's BucketCounts ranks the same way."""
+    from bench.analysis.histbuckets import BucketCounts
+    from bench.analysis.stats import nearest_rank
+
+    values = [MIN_S * GROWTH ** (i + 0.5) for i in range(n)]  # the middle of every bucket from 1 µs
+    hist = Histogram()
+    for v in values:
+        hist.record(v)
+    for p in (50, 95, 99, 99.9):
+        expected = nearest_rank(values, p)
+        assert expected is not None
+        assert bucket_index(hist.percentile(p)) == bucket_index(expected), (n, p)
+        assert BucketCounts.of_histogram(hist).percentile(p) == hist.percentile(p), (n, p)
+
+
+def test_summary_milliseconds_keep_four_significant_digits() -> None:
+    """summary.json's ms: 3 decimals, and 4 significant digits under 1 ms, so a 2.49 µs wait is not 0.002 (20% off)
+    and every figure is within 0.05% of the histogram's reading, well inside its own 0.5%."""
+    from bench.analysis.stats import ms, rounded
+
+    assert ms(2.4855e-6) == 0.002486 and ms(0.0149) == 14.9 and ms(1.8727484) == 1872.748 and ms(0.0) == 0.0
+    assert rounded(0.00392821, 4) == 0.003928 and rounded(249674.37029, 4) == 249674.3703
+    for i in range(-1, 2000, 7):
+        seconds = 0.0 if i < 0 else MIN_S * GROWTH**i * (1 + GROWTH) / 2
+        assert ms(seconds) == pytest.approx(seconds * 1000, rel=5e-4, abs=5e-4 if seconds >= 1e-3 else 0), seconds

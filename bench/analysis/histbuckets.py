@@ -87,7 +87,7 @@ class BucketCounts:
         total = int(counts.sum())
         if total == 0:
             return None
-        rank = max(1, math.ceil(q / 100.0 * total))  # as Histogram.percentile
+        rank = max(1, math.ceil(q * total / 100.0 - 1e-9))  # as Histogram.percentile
         index = int(buckets[int(np.searchsorted(np.cumsum(counts), rank))])
         return 0.0 if index < 0 else min(MIN_S * GROWTH**index * (1 + GROWTH) / 2, self.max_s)
 
@@ -103,7 +103,7 @@ class BucketCounts:
         group, bucket = keys >> 32, (keys & ((1 << 32) - 1)) - 1
         totals = np.bincount(group, weights=counts, minlength=groups).astype(np.int64)
         # As Histogram.percentile: rank ceil(q/100 · n), the first bucket whose running count reaches it.
-        rank = np.maximum(1, np.ceil(q / 100.0 * totals)).astype(np.int64)
+        rank = np.maximum(1, np.ceil(q * totals / 100.0 - 1e-9)).astype(np.int64)
         running = np.cumsum(counts) - np.concatenate([[0], np.cumsum(totals)])[group]
         reached = np.flatnonzero(running >= rank[group])
         first = reached[np.unique(group[reached], return_index=True)[1]]

@@ -47,6 +47,20 @@ def _at_rank(ordered: np.ndarray, p: float) -> float:
     return float(ordered[min(rank, ordered.size) - 1])
 
 
+def rounded(value: float, decimals: int) -> float:
+    """``value`` to ``decimals`` places, and to 4 significant digits where that keeps more: summary.json's figures.
+    A checkout that never queued waits 2 to 3 µs; at 3 decimals of a millisecond alone that reads up to 20% off
+    (0.0025 ms as 0.002), where the histogram it comes from is within 0.5%, and a ratio to it is off as much."""
+    if value == 0 or not math.isfinite(value):
+        return value
+    return round(value, max(decimals, 3 - math.floor(math.log10(abs(value)))))
+
+
+def ms(seconds: float) -> float:
+    """Seconds as summary.json's milliseconds: 3 decimals, 4 significant digits under 1 ms (``rounded``)."""
+    return rounded(seconds * 1000, 3)
+
+
 def mann_whitney_p(a: list[float], b: list[float]) -> float:
     """Two-sided p-value that ``a`` and ``b`` come from the same distribution (Mann-Whitney U / Wilcoxon).
 

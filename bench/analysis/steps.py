@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.analysis.stats import nearest_rank
+from bench.analysis.stats import ms, nearest_rank
 from bench.analysis.stepsamples import COLUMNS, WindowSamples, window
 from bench.config.sweep import SweepPlan
 from bench.errors import UsageError
@@ -136,8 +136,8 @@ def _hist_ms(hist: Histogram, with_mean: bool = False) -> dict[str, float | None
     if hist.count == 0:
         out: dict[str, float | None] = {"p50": None, "p95": None, "p99": None}
         return out | ({"mean": None} if with_mean else {})
-    out = {f"p{p}": round(hist.percentile(p) * 1000, 3) for p in (50, 95, 99)}
-    return out | ({"mean": round(hist.mean * 1000, 3)} if with_mean else {})
+    out = {f"p{p}": ms(hist.percentile(p)) for p in (50, 95, 99)}
+    return out | ({"mean": ms(hist.mean)} if with_mean else {})
 
 
 def _round(value: float | None, digits: int = 3) -> float | None:

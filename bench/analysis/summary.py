@@ -19,7 +19,7 @@ from bench.analysis.lintmatch import lint_section
 from bench.analysis.littleslaw import IdleWindow, LittleWindow, Windows, whole_run, windows
 from bench.analysis.loadperiod import LoadPeriod, Quiet
 from bench.analysis.rates import add_rates
-from bench.analysis.stats import nearest_rank
+from bench.analysis.stats import ms, nearest_rank, rounded
 from bench.errors import UsageError
 from bench.instrument import Histogram
 from bench.results.metrics import ratio, value_at
@@ -69,9 +69,9 @@ def latency_ms(values: pd.Series) -> dict[str, float]:
 
 
 def hist_ms(hist: Histogram) -> dict[str, float]:
-    out = {f"p{p}": round(hist.percentile(p) * 1000, 3) for p in PERCENTILES}
-    out["max"] = round(hist.max * 1000, 3)
-    out["mean"] = round(hist.mean * 1000, 3)
+    out = {f"p{p}": ms(hist.percentile(p)) for p in PERCENTILES}
+    out["max"] = ms(hist.max)
+    out["mean"] = ms(hist.mean)
     return out
 
 
@@ -379,7 +379,7 @@ def median_summary(repeats: list[dict[str, Any]]) -> dict[str, Any]:
             out[key] = median_summary(values)  # type: ignore[arg-type]
         elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
             mid = float(np.median(np.asarray(values, dtype=float)))
-            out[key] = int(mid) if all(isinstance(v, int) for v in values) and mid.is_integer() else round(mid, 4)
+            out[key] = int(mid) if all(isinstance(v, int) for v in values) and mid.is_integer() else rounded(mid, 4)
         else:
             out[key] = value
     return out

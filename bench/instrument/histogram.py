@@ -96,7 +96,8 @@ class Histogram:
         """The q-th percentile (0..100) in seconds; 0.0 when empty."""
         if self.count == 0:
             return 0.0
-        rank = max(1, math.ceil(q / 100.0 * self.count))
+        # q·n in integer-friendly order, as bench.analysis.stats.nearest_rank: 99.9 / 100 * 1000 is not 999.
+        rank = max(1, math.ceil(q * self.count / 100.0 - 1e-9))
         seen = 0
         for index in sorted(self.buckets):
             seen += self.buckets[index]

@@ -102,7 +102,7 @@ def check_value(check: dict[str, Any]) -> str:
 
 
 def check_figures(check: dict[str, Any], apps: dict[str, Any]) -> str:
-    """" (bad 924 vs good 0.003 ms)": the two figures of a pair check whose ratio is past ``FIGURES_PAST`` or
+    """" (bad 923.979 vs good 0.003 ms)": the two figures of a pair check whose ratio is past ``FIGURES_PAST`` or
     infinite (the second's is 0), from summary.json's ``apps``; "" for any other check. "∞×" or "307,993×" alone
     hide that the second figure is next to nothing: a pool wait of 3 µs, a checkout that never queued."""
     metric, names = find(str(check.get("metric", ""))), str(check.get("app", "")).split("/")
@@ -111,10 +111,12 @@ def check_figures(check: dict[str, Any], apps: dict[str, Any]) -> str:
             or (number is None and str(check.get("value")) != "inf"):
         return ""
     figures = [_number(value_at(apps.get(name) or {}, str(check["metric"]).split("."))) for name in names]
-    if figures[0] is None or figures[1] is None:
+    # As summary.json holds them, every digit: the check divided these, so the quotient must come out as shown.
+    shown = [f"{f:,.0f}" if f.is_integer() else f"{f:,}" for f in figures if f is not None]
+    if len(shown) != 2:
         return ""
     unit = "" if metric.unit in COUNT_UNITS else f" {metric.unit}"
-    return f" ({names[0]} {figures[0]:,.4g} vs {names[1]} {figures[1]:,.4g}{unit})"
+    return f" ({names[0]} {shown[0]} vs {names[1]} {shown[1]}{unit})"
 
 
 def percentile_table(timelines: dict[str, Timeline]) -> Table:

@@ -168,7 +168,8 @@ _FROM_HISTOGRAM = {
 }
 _BUCKET_READING = (" Read from the pool's log-bucketed histogram (buckets 1% wide from 1 µs): the nearest rank, "
                    "ceil(p·n / 100), falls in a bucket, and the figure is that bucket's arithmetic midpoint (at most "
-                   "the largest value; 0 below 1 µs), within 0.5% of the value itself.")
+                   "the largest value; 0 below 1 µs), within 0.5% of the value itself. Written in ms with 3 "
+                   "decimals, and 4 significant digits under 1 ms (a wait of 2.49 µs is 0.002486).")
 
 
 def family(prefix: str, label: str, what: str, keys: tuple[str, ...], *, unit: str, direction: Direction,
