@@ -459,3 +459,18 @@ def test_bench_compare_lists_the_sites_new_in_the_current_run(tmp_path: Path) ->
     assert line in render_markdown(result)
     assert json.loads(render_json(result))["new_sites"][0]["site"] == "app/orders.py:41"
     assert "new in the current run" not in render_text(compare(sides[1], sides[1]))
+
+
+def test_what_runs_the_app_is_not_the_apps_code() -> None:
+    """uvicorn started from its command line runs the app under click, and serves it through h11 or websockets:
+    their frames are on a hold's stack, but none is a line of the app's (a long-session stack once listed
+    click/core.py beside the app's middleware). The app's own files stay the app's."""
+    import click
+    import h11
+
+    from bench.instrument.frames import APP, LIBRARY, Classifier
+
+    classifier = Classifier()
+    for module in (click.core, h11._connection, anyio, asyncio.tasks):
+        assert classifier.kind(inspect.getfile(module)) == LIBRARY, module
+    assert classifier.kind(__file__) == APP

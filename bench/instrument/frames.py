@@ -2,8 +2,9 @@
 a suspended task's chain of frames, and a code position resolved to file:line. ``holds`` and ``pool`` call it.
 
 The app's code is every frame outside the standard library (asyncio, contextlib...), SQLAlchemy and the database
-drivers, the ASGI stack (Starlette, FastAPI, anyio, uvicorn) and this package. The app's middleware is its frames
-whose function takes an ASGI call's ``(scope, receive, send)`` or a ``dispatch``'s ``(request, call_next)``.
+drivers, the ASGI stack (Starlette, FastAPI, anyio, uvicorn and what runs it) and this package. The app's middleware
+is its frames whose function takes an ASGI call's ``(scope, receive, send)`` or a ``dispatch``'s
+``(request, call_next)``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,10 @@ DATABASE: tuple[str, ...] = (
     "aiosqlite",
     "oracledb",
 )
-LIBRARIES: tuple[str, ...] = (*DATABASE, "greenlet", "starlette", "fastapi", "anyio", "sniffio", "uvicorn", "uvloop")
+# The ASGI stack, with the command line and protocols uvicorn runs the app under (click, h11, websockets): none of
+# them is the app's code, so none of them is a line a hold site's stack shows.
+LIBRARIES: tuple[str, ...] = (*DATABASE, "greenlet", "starlette", "fastapi", "anyio", "sniffio", "uvicorn", "uvloop",
+                              "click", "h11", "websockets", "wsproto")
 
 APP, LIBRARY, DB = 0, 1, 2  # what a file is
 CodePosition = tuple[types.CodeType, int]  # a frame's code and its last instruction's offset (f_lasti)

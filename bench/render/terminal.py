@@ -98,11 +98,12 @@ class Console:
         pool = collector.last_pool or {}
         gauges = pool.get("gauges", {})
         rate = tail.requests / elapsed if phase == "load" and elapsed > 0 else 0.0
+        # The cool-down keeps the load's columns: Locust has stopped, so its count stays and there is no rate.
         line = (
-            f"{app:>4} {phase:<9} {elapsed:5.1f}/{total:g}s  {tail.requests:>7} req"
-            f"{f'  {rate:7.1f} req/s' if phase == 'load' else ''}  {tail.failures} failed"
+            f"{app:>4} {phase:<9} {f'{elapsed:.1f}/{total:g}s':>11}  {tail.requests:>7} req"
+            f"{f'  {rate:7.1f} req/s' if phase == 'load' else ' ' * 15}  {tail.failures} failed"
             f"  pool {gauges.get('checked_out', '?')}/{gauges.get('size', '?')} out, {gauges.get('pending', 0)} waiting"
-            f"  idle-in-tx {collector.figures.idle_in_tx_after_load}"
+            f"  idle in tx past threshold {collector.figures.idle_in_tx_after_load}"
         )
         if self.live:
             pad = max(0, self._width - len(line))
