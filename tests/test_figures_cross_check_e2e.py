@@ -159,3 +159,19 @@ def test_latency_percentiles_are_the_request_logs(bad_run: tuple[dict[str, Any],
     for key, values in (("latency_ms", every), ("success_latency_ms", ok)):
         expected = {f"p{p}": round(_nearest_rank(values, p), 3) for p in (50, 95, 99)} | {"max": max(values)}
         assert bad[key] == expected, key
+
+
+def test_throughput_is_over_the_load_period_on_the_time_line(bad_run: tuple[dict[str, Any], Path]) -> None:
+    """summary.json's time line holds each app run's go signal and Locust's stop (`load started`, `load stopped`):
+    from them and requests.csv alone, throughput is every success over the period, and load_window_s its length.
+    No request was sent before the go."""
+    bad, folder = bad_run
+    events = json.loads((folder.parent / "summary.json").read_text())["events"]
+    [start] = [e["t"] for e in events if e.get("event") == "load started" and e.get("app") == "bad"]
+    [stop] = [e["t"] for e in events if e.get("event") == "load stopped" and e.get("app") == "bad"]
+    with open(folder / "requests.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    successes = sum(r["request_type"] != UNFINISHED and r["failed"] == "0" for r in rows)
+    assert bad["load_window_s"] == round(stop - start, 3)
+    assert bad["throughput_rps"] == round(successes / (stop - start), 3)
+    assert start <= min(float(r["start_epoch_s"]) for r in rows) < stop

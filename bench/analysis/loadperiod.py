@@ -23,6 +23,8 @@ if TYPE_CHECKING:  # the run's driver imports this before its load: pandas (0.3 
 STALL_MIN_S = 5.0
 STALL_MEDIANS = 5.0
 STALL_EVENT = "stall"
+# The time line's entries for each app run's load period (``t``: the go signal, Locust's stop).
+LOAD_STARTED, LOAD_STOPPED = "load started", "load stopped"
 # The check every run gets: a stalled app is not a healthy run, whatever its scenario's own checks say.
 NO_STALL_CHECK = "{app}: stalls == 0"
 

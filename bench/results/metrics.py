@@ -33,7 +33,9 @@ NOT_FIGURES: Mapping[Scope, Mapping[str, str]] = {
         "schema_version": "the file format's version (1)",
         "config": "the settings the run was given: flags, BENCH_* variables, the scenario's defaults",
         "environment": "the machine (CPUs, memory) and software versions",
-        "events": "the time line of what went wrong during the run (`t` in epoch seconds)",
+        "events": "the run's time line (`t` in epoch seconds): each app run's load period, its go signal (`load "
+                  "started`) and Locust's stop (`load stopped`), the span `throughput_rps` and the stalls are taken "
+                  "over; and what went wrong",
     },
     Scope.CAPACITY: {
         "schema_version": "the file format's version (1)",

@@ -15,7 +15,7 @@ from typing import Any
 import psutil
 
 import bench
-from bench.analysis.loadperiod import LoadPeriod
+from bench.analysis.loadperiod import LOAD_STARTED, LOAD_STOPPED, LoadPeriod
 from bench.errors import InfraError, UsageError
 from bench.results.folder import write_json
 from bench.results.layout import AppFiles, RunFiles
@@ -151,6 +151,9 @@ async def _load(run: RunState, subject: Subject, plan: LoadPlan, locust: Child, 
     run.console.progress(subject.name, "load", stopped_at - go_at, duration, tail, collector, last=True)
     if tail.requests + tail.unfinished == 0:
         raise InfraError(f"Locust sent no request (exit code {locust.exit_code()}): {locust.log_tail()}")
+    # On the run's time line, so throughput and the stalls can be worked out again from the request log alone.
+    run.events += [{"t": go_at, "app": subject.name, "event": LOAD_STARTED},
+                   {"t": stopped_at, "app": subject.name, "event": LOAD_STOPPED}]
     return LoadPeriod(start=go_at, end=stopped_at)
 
 
