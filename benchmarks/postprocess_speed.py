@@ -121,7 +121,7 @@ def _one_pass(run_dir: Path, pools: dict[str, dict[str, Any]], write_routes: lis
     from bench.results.folder import write_json
     from bench.results.records import DbFigures
     from bench.results.requestlog import read_requests
-    from bench.run.digest import plot
+    from bench.run.digest import plotted_timeline
 
     read_s = 0.0
     timelines: dict[Path, Any] = {}
@@ -138,7 +138,7 @@ def _one_pass(run_dir: Path, pools: dict[str, dict[str, Any]], write_routes: lis
         quiet = Quiet.of(requests, period)
         quiet.events(app)
         acknowledged = _acknowledged(requests, write_routes)
-        timeline = plot(folder, log, timelines)
+        timeline = plotted_timeline(folder, log, timelines)
         assert timeline is not None, folder
         figures = summarize_app(requests=requests, pool=pool, db=DbFigures(samples=36_300),
                                 integrity=Integrity(acknowledged=acknowledged, written=acknowledged), pool_capacity=5,

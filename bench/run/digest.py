@@ -29,7 +29,7 @@ from bench.run.state import Outcome, RunState, ended_by
 def summarize(run: RunState, driven: Driven, *, plotted: bool = False) -> dict[str, Any]:
     """One app run's figures (summary.json's ``apps.<app>``) from its raw files and what the drive measured.
     ``plotted``: the report will plot this folder (an app's first run): its time line is made from the same reads
-    (``plot``) and kept in ``run.timelines`` for ``render_report``."""
+    (``plotted_timeline``) and kept in ``run.timelines`` for ``render_report``."""
     cfg = run.config
     log = read_requests(driven.files.root)
     requests = log.frame
@@ -38,7 +38,7 @@ def summarize(run: RunState, driven: Driven, *, plotted: bool = False) -> dict[s
     quiet = Quiet.of(requests, driven.load)  # for the stall events here and the summary's figures
     run.events.extend(quiet.events(driven.app))
     little = driven.pool is not None  # the pool's samples make Little's-law window
-    timeline = plot(driven.files.root, log, run.timelines) if plotted else None
+    timeline = plotted_timeline(driven.files.root, log, run.timelines) if plotted else None
     return summarize_app(requests=requests, pool=driven.pool, db=driven.db,
                          integrity=_integrity(run, driven, requests), pool_capacity=cfg.pool_size + cfg.max_overflow,
                          locust_stats=list(read_locust_json(driven.files.root).entries), app_log=app_log,
@@ -49,7 +49,7 @@ def summarize(run: RunState, driven: Driven, *, plotted: bool = False) -> dict[s
                          if little and timeline is None else None)
 
 
-def plot(root: Path, log: RequestLog, timelines: dict[Path, Timeline]) -> Timeline | None:
+def plotted_timeline(root: Path, log: RequestLog, timelines: dict[Path, Timeline]) -> Timeline | None:
     """The report's time line of an app folder, kept in ``timelines`` by folder: made from the request log the summary
     reads and one read of samples.jsonl, which also finds Little's-law window for the summary. None when samples.jsonl
     cannot be read: the report says why it has no time line, and the summary, reading it, fails as it would."""
