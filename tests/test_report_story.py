@@ -315,3 +315,16 @@ def test_the_terminal_names_the_route_idle_longest_with_its_time_per_request(tmp
     small = json.loads(json.dumps(summary))
     small["apps"]["bad"]["db"]["idle_in_tx_long_by_route"] = {route: 0.0014 * bad["endpoints"][route]["requests"]}
     assert "1.4 ms per request" in render_summary(small, tmp_path)
+
+
+def test_a_figure_that_is_not_0_never_reads_0(summary: dict[str, Any], tmp_path: Path) -> None:
+    """Good's pool wait p95 of 0.004 ms once read "0.0" in the headline beside a ratio of a million; a figure that
+    is not 0 gets two significant digits where its format would show none. The terminal's table likewise."""
+    from bench.render.report_tables import figure_text
+    from bench.render.terminal import render_summary
+
+    assert [figure_text(v, "{:.1f}") for v in (0.003967, 0.0, 6.64, -0.0004)] == ["0.004", "0.0", "6.6", "-0.0004"]
+    tiny = json.loads(json.dumps(summary))
+    tiny["apps"]["good"]["pool"]["wait_ms"]["p95"] = 0.003967
+    row = next(line for line in render_summary(tiny, tmp_path).splitlines() if "pool wait p95 (ms)" in line)
+    assert row.split()[4] == "0.004", row

@@ -133,8 +133,8 @@ def percentile_table(timelines: dict[str, Timeline]) -> Table:
               "request had). Pool wait: the checkouts whose wait ended inside Little's-law window, as `pool.wait_ms` "
               "counts them, from the samples' histograms (bucket midpoints, within 0.5%): one per checkout of the "
               "requests answered in it (an app that checks out twice a request ranks twice as many), give or take "
-              "the few holding a connection at either end. The requests Locust left queued at its stop are in "
-              "neither row. Where the samples make no window, every checkout.")]
+              "the requests under way at either end (holding a connection, or between two checkouts). The requests "
+              "Locust left queued at its stop are in neither row. Where the samples make no window, every checkout.")]
     if not any(t.wait_counts() for t in timelines.values()):
         notes.append("Pool wait: this run's samples carry no wait histograms (recorded before they did).")
     return Table("percentiles", "Percentiles", columns, tuple(rows), tuple(notes))
@@ -277,4 +277,13 @@ def _number(value: Any) -> float | None:
 
 
 def _fmt(value: float | None, fmt: str) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else fmt.format(value)
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else figure_text(value, fmt)
+
+
+def figure_text(value: float, fmt: str) -> str:
+    """``value`` in its metric's format, but never a bare 0 for a figure that is not 0: good's pool wait p95 of
+    0.004 ms read "0.0" beside a ratio of a million; two significant digits then."""
+    text = fmt.format(value)
+    if value and not any(digit in text for digit in "123456789"):
+        return f"{value:.2g}"
+    return text

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
@@ -57,8 +56,8 @@ class Console:
         self.err = err or sys.stderr
         self.quiet = quiet
         self.live = self.err.isatty()
-        self._last_line = 0.0
         self._phase: tuple[str, str] | None = None
+        self._lines_due = 0
         self._width = 0
 
     def info(self, message: str) -> None:
@@ -89,12 +88,13 @@ class Console:
     ) -> None:
         """The app's phase so far: one line redrawn in place on a terminal; else (a log, CI) a line every
         PROGRESS_EVERY_S of the phase and one at its end (``last``), the same lines for every app."""
-        now = time.monotonic()
+        due = int(elapsed // PROGRESS_EVERY_S)  # how many PROGRESS_EVERY_S of the phase have passed
         if (app, phase) != self._phase:
-            self._phase, self._last_line = (app, phase), now
-        if self.quiet or (not self.live and not last and now - self._last_line < PROGRESS_EVERY_S):
+            self._phase, self._lines_due = (app, phase), 0
+        # Past the phase's length, only its last line: the one the phase's end gives, with its final counts.
+        if self.quiet or (not self.live and not last and (due <= self._lines_due or elapsed >= total)):
             return
-        self._last_line = now
+        self._lines_due = due
         pool = collector.last_pool or {}
         gauges = pool.get("gauges", {})
         rate = tail.requests / elapsed if phase == "load" and elapsed > 0 else 0.0
@@ -102,7 +102,7 @@ class Console:
         line = (
             f"{app:>4} {phase:<9} {f'{elapsed:.1f}/{total:g}s':>11}  {tail.requests:>7} req"
             f"{f'  {rate:7.1f} req/s' if phase == 'load' else ' ' * 15}  {tail.failures} failed"
-            f"  pool {gauges.get('checked_out', '?')}/{gauges.get('size', '?')} out, {gauges.get('pending', 0)} waiting"
+            f"  pool {gauges.get('checked_out', '?'):>3}/{gauges.get('size', '?'):<3} out, {gauges.get('pending', 0):>4} waiting"
             f"  idle in tx past threshold {collector.figures.idle_in_tx_after_load}"
         )
         if self.live:
@@ -131,7 +131,7 @@ def render_summary(summary: dict[str, Any], folder: Path, report: Path | None = 
     from bench.analysis import littleslaw as littles_law
     from bench.render.hold_sites import terminal_lines as hold_site_lines
     from bench.render.lint_lines import terminal_lines as lint_lines
-    from bench.render.report_tables import check_figures, check_label, check_value
+    from bench.render.report_tables import check_figures, check_label, check_value, figure_text
 
     apps: dict[str, Any] = summary.get("apps", {})
     names = list(apps)
@@ -148,7 +148,7 @@ def render_summary(summary: dict[str, Any], folder: Path, report: Path | None = 
             values = [lookup(apps[n], path) for n in names]
             if path not in HEADLINE and not (path in SHOWN_WHEN_NONZERO and any(values)):
                 continue
-            cells = "".join(f"{fmt.format(v) if v is not None else '-':>12}" for v in values)
+            cells = "".join(f"{figure_text(v, fmt) if v is not None else '-':>12}" for v in values)
             if ratio:
                 cells += f"{_ratio_text(values[0], values[1]):>12}"
             lines.append(f"  {label:<{LABEL_WIDTH}}{cells}")
