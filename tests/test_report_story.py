@@ -72,7 +72,7 @@ def test_the_story_names_the_code_and_a_verdict_from_the_figures(run_dir: Path, 
         f"{good['pool']['hold_ms_per_request']:,.1f} ms) → pool at "
         f"{100 * bad['pool']['ceiling_utilisation']:.0f}% of its Little's-law ceiling "
         f"({bad['pool']['littles_law_ceiling_rps']:,.1f} req/s) → "
-        f"{good['throughput_rps'] / bad['throughput_rps']:.1f}x less throughput than good"
+        f"{_times(good['throughput_rps'] / bad['throughput_rps'])}x less throughput than good"
     )
     assert verdict in story and f"**Verdict:** {verdict}" in md
 
@@ -101,7 +101,7 @@ def test_a_mixed_runs_story_names_each_routes_anti_pattern(mixed_dir: Path) -> N
         f"{good['pool']['hold_ms_per_request']:,.1f} ms; {top} holds {100 * share:.0f}% of bad's connection "
         f"time) → bad leaks connections: {bad['pool']['reclaimed']} connections reclaimed by the GC, "
         f"{bad['db']['idle_in_tx_after_load']} idle in tx after load → {bad['pool']['timeouts']} checkout "
-        f"timeouts → {good['throughput_rps'] / bad['throughput_rps']:.1f}x less throughput than good"
+        f"timeouts → {_times(good['throughput_rps'] / bad['throughput_rps'])}x less throughput than good"
     ) in story
     assert "Little's-law ceiling" not in story
     counts = f"{bad['failures']} failures, {bad['integrity']['lost_writes']} lost writes"
@@ -122,7 +122,7 @@ def test_the_verdict_names_the_cause_the_figures_show() -> None:
     mixed = _apps("mixed-run")
     bad = mixed["bad"]
     reclaimed, timeouts = bad["pool"]["reclaimed"], bad["pool"]["timeouts"]
-    less = f"{mixed['good']['throughput_rps'] / bad['throughput_rps']:.1f}x less"
+    less = f"{_times(mixed['good']['throughput_rps'] / bad['throughput_rps'])}x less"
     assert reclaimed and timeouts and bad["db"]["idle_in_tx_after_load"]  # the fixture leaks, and times out
     text = verdict(_apps("mixed-run", ceiling_utilisation=0.35))
     assert f"leaks connections: {reclaimed} connections reclaimed by the GC" in text
@@ -144,9 +144,14 @@ def test_the_verdict_names_the_cause_the_figures_show() -> None:
     assert (
         f"→ pool at {100 * long['bad']['pool']['ceiling_utilisation']:.0f}% of its Little's-law ceiling "
         f"({long['bad']['pool']['littles_law_ceiling_rps']:,.1f} req/s) → "
-        f"{long['good']['throughput_rps'] / long['bad']['throughput_rps']:.1f}x less"
+        f"{_times(long['good']['throughput_rps'] / long['bad']['throughput_rps'])}x less"
     ) in text
     assert "timeouts" not in text
+
+
+def _times(value: float) -> str:
+    """A ratio as the story and the checks write it: 3 significant digits, whole from 1,000."""
+    return f"{value:,.3g}" if value < 1000 else f"{value:,.0f}"
 
 
 def _with_infinite_ratio(summary: dict[str, Any]) -> dict[str, Any]:

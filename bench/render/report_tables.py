@@ -14,7 +14,7 @@ from bench.analysis.distribution import LADDER, Ladder, bucket_ladder, failure_g
 from bench.analysis.loadperiod import STALL_EVENT
 from bench.render.page import Cell, Table
 from bench.results.metric import COUNT_UNITS, Metric, Shown
-from bench.results.metrics import SHOWN, find, ratio, value_at
+from bench.results.metrics import SHOWN, find, ratio, times, value_at
 from bench.results.summaryfile import RunFolder
 
 if TYPE_CHECKING:  # the terminal imports this before a run's load: the timeline's pandas loads with the report
@@ -97,7 +97,7 @@ def check_value(check: dict[str, Any]) -> str:
     if number is None:
         return "missing" if value is None else ("∞×" if str(value) == "inf" else str(value))
     if "/" in str(check.get("app", "")):
-        return f"{number:,.3g}×" if number < 1000 else f"{number:,.0f}×"
+        return f"{times(number)}×"
     return (metric.number_format if metric else "{:,.4g}").format(number)
 
 

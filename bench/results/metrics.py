@@ -54,6 +54,12 @@ def ratio(base: float | None, current: float | None) -> float | None:
     return current / base
 
 
+def times(value: float) -> str:
+    """A ratio as the checks and the story show it: 3 significant digits, whole numbers from 1,000 ("9.15",
+    "160", "371,800")."""
+    return f"{value:,.3g}" if value < 1000 else f"{value:,.0f}"
+
+
 def step_path(metric: Metric) -> str:
     """Where a capacity step figure sits inside one step of capacity.json (``latency_ms.p95``)."""
     return metric.path.removeprefix(STEP_PREFIX)

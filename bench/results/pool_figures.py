@@ -164,7 +164,8 @@ POOL: tuple[Metric, ...] = (
                        "along. In the fallback, the ended and open holds of the pool's last reading."),
     Metric(path="pool.littles_law.requests", label="Little's-law requests", unit="requests", direction=NEITHER,
            window=LOAD, coverage=ALL,
-           description="Requests whose response (or failure) came inside `littles_law.window_s`, failed ones "
+           description="Requests whose response (or failure) came inside `littles_law.window_s`, after its first "
+                       "sample and at or before its last (start + response time in the request log), failed ones "
                        "included: they hold connections too."),
     Metric(path="pool.littles_law.rps", label="Little's-law rate", unit="req/s", direction=NEITHER, window=LOAD,
            coverage=ALL, description="`littles_law.requests` / `littles_law.window_s`: requests answered per second."),

@@ -116,9 +116,11 @@ REQUESTS: tuple[Metric, ...] = (
                        "were waiting\"), and every run checks `<app>: stalls == 0`, so a stall fails it (exit 1)."),
     Metric(path="longest_stall_s", label="longest stretch without a response", unit="s", direction=LOWER,
            window=LOAD, coverage=ALL, noise=1.0,
-           description="Longest stretch of the load period with no response while a request was waiting (from "
-                       "a response, or the next request sent after it, to the next response or the load's end), "
-                       "long enough to be a stall or not; 0 when no request ever waited unanswered."),
+           description="Longest quiet stretch of the load period: a stretch with no response while a request "
+                       "was waiting, from a response (or the load's start), or from the next request sent after it "
+                       "when none was waiting, to the next response or the load's end. The stretch before the first "
+                       "response counts (its requests wait for it). Long enough to be a stall or not; 0 when no "
+                       "request ever waited unanswered. The stalls are the quiet stretches long enough."),
     *family("latency_ms", "latency", f"response time of every answered request in the per-request log, failed "
              f"ones included as Locust and k6 count them ({_RANK}), as Locust timed them; 0 when none was answered",
              LATENCY, unit="ms", direction=LOWER, window=LOAD, coverage=ALL,
