@@ -141,9 +141,11 @@ def test_pool_wait_is_over_littles_window(bad_run: tuple[dict[str, Any], Path]) 
         **{f"p{p}": waits.percentile(p) * 1000 for p in (50, 95, 99)},
         "max": waits.max * 1000, "mean": waits.mean * 1000, "count": waits.count}, abs=0.0011)
     # One checkout per request, held for the whole request, none timed out: the waits that ended inside the
-    # window are the requests answered in it, but for those holding a connection at either end of it.
+    # window are the requests answered in it, but for those holding a connection at either end of it, and the
+    # checkouts made while the collector's last pool read was under way (a sample's time is its reads' start).
+    # Measured +5 (every connection held at the last sample) in each run but one, +6 once in CI on a busy machine.
     assert pool["timeouts"] == 0 and pool["checkouts_per_request"] == pytest.approx(1.0, abs=0.01)
-    assert abs(pool["wait_ms"]["count"] - law["requests"]) <= pool["capacity"]
+    assert abs(pool["wait_ms"]["count"] - law["requests"]) <= pool["capacity"] + 2
     # A request's wait is a part of its latency; here it is a hold of about 105 ms short of it.
     assert pool["wait_ms"]["p95"] < bad["latency_ms"]["p95"]
     assert pool["wait_ms"]["count"] < pool["checkouts"]  # the cool-down's are not in it

@@ -46,7 +46,9 @@ POOL: tuple[Metric, ...] = (
                        "request for the whole request, with no timeout, it is `littles_law.requests` give or take "
                        "`capacity`: a request counted in one and not the other holds a connection at an end of the "
                        "window (a saturated app's reads `requests` + `capacity`: none held at the first sample, "
-                       "every connection at the last)."),
+                       "every connection at the last). Or one or two more: a sample's time is taken as the collector "
+                       "starts its reads, and a wait that ends while the app answers its pool read is in that "
+                       "sample's interval though its request came after the sample's time."),
     *family("pool.hold_ms", "pool hold", "time a connection stayed checked out, from checkout to its checkin, or "
              "to the detach that freed its slot when the garbage collector reclaimed a leaked connection (see "
              "`reclaimed`) or the app detached it; a connection still checked out is not in it",
